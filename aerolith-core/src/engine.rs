@@ -69,7 +69,8 @@ pub(crate) struct Inner {
     pub(crate) compaction: Mutex<()>,
     report: RecoveryReport,
     syncer: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
-    _lock: std::fs::File,
+    /// The directory lock, released by `close`.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// An open database. Cheap to clone; all clones share one engine. Safe to
@@ -107,7 +108,7 @@ impl Database {
             compaction: Mutex::new(()),
             report: recovered.report,
             syncer: Mutex::new(None),
-            _lock: recovered.lock,
+            lock: Mutex::new(Some(recovered.lock)),
         });
         if let Durability::Periodic(interval) = options.durability {
             let (stop_tx, stop_rx) = bounded::<()>(1);
@@ -150,11 +151,16 @@ impl Database {
             let _ = handle.join();
         }
         let w = self.inner.writer.lock();
-        self.inner.closed.store(true, Ordering::SeqCst);
+        let was_closed = self.inner.closed.swap(true, Ordering::SeqCst);
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Poisoned);
         }
-        w.active.sync()
+        if !was_closed {
+            w.active.sync()?;
+        }
+        // Releasing the lock lets this or another process open the directory.
+        self.inner.lock.lock().take();
+        Ok(())
     }
 
     /// Forces everything written so far to stable storage, whatever the durability.

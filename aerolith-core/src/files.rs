@@ -148,12 +148,27 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock directory", &path, e)),
+    // A child process forked by this one (by any thread) holds a copy of
+    // every descriptor until it calls exec, and with it our flock; so a lock
+    // just released by `close` can look taken for a moment. Retry briefly
+    // before calling the directory locked by someone else.
+    for attempt in 0..=LOCK_ATTEMPTS {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < LOCK_ATTEMPTS => {
+                std::thread::sleep(LOCK_RETRY_INTERVAL);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock directory", &path, e)),
+        }
     }
+    Err(Error::Locked { path: dir.to_path_buf() })
 }
+
+/// Attempts to take the directory lock before reporting it held.
+const LOCK_ATTEMPTS: u32 = 20;
+/// Pause between attempts (20 x 5 ms = 100 ms at most).
+const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
 
 #[cfg(test)]
 mod tests {
