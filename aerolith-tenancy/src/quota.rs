@@ -283,6 +283,26 @@ impl QuotaGauge {
         self.state.lock().reserved
     }
 
+    /// Committed use plus reservations in flight, read at one instant: the
+    /// amount the limits are checked against.
+    pub fn in_use(&self) -> QuotaUsage {
+        let state = self.state.lock();
+        QuotaUsage {
+            storage_bytes: state
+                .committed
+                .storage_bytes
+                .saturating_add(state.reserved.storage_bytes),
+            documents: state
+                .committed
+                .documents
+                .saturating_add(state.reserved.documents),
+            collections: state
+                .committed
+                .collections
+                .saturating_add(state.reserved.collections),
+        }
+    }
+
     /// Reserves the positive parts of the deltas, or refuses with the first
     /// limit (storage, then documents, then collections) they would pass.
     pub fn reserve(
