@@ -8,7 +8,7 @@
 
 use crate::ids::{KeyId, TenantId};
 use crate::quota::QuotaKind;
-use crate::role::Permission;
+use crate::role::{Permission, SuspensionReason};
 
 /// A tenant id or key id failed to parse from text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,13 +86,15 @@ impl Forbidden {
 
 /// The tenant is suspended (read-only) and the operation would change data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("tenant {tenant} is suspended: {permission} is not allowed until it is resumed")]
+#[error("tenant {tenant} is suspended ({reason}): {permission} is not allowed until it is resumed")]
 #[non_exhaustive]
 pub struct Suspended {
     /// The caller's own tenant.
     pub tenant: TenantId,
     /// The permission that was refused.
     pub permission: Permission,
+    /// Why the tenant is suspended.
+    pub reason: SuspensionReason,
 }
 
 /// An API key's text is not well formed. Never carries the key text.

@@ -9,7 +9,7 @@
 //!   time; short-lived session tokens `st_<payload>.<mac>` ([`TokenSigner`]).
 //! - **Authorization**: [`Role`] x [`Permission`] in one table ([`allows`]),
 //!   checked through [`Principal::authorize`]; read-only suspension
-//!   ([`check_suspension`]).
+//!   ([`TenantStatus::check`]).
 //! - **Limits**: plan [`QuotaLimits`] with per-tenant [`QuotaOverride`];
 //!   exact storage/document/collection enforcement by reservation
 //!   ([`QuotaGauge`], [`Reservation`]); API calls per hour with GCRA
@@ -21,6 +21,45 @@
 //! [`QuotaLimits`], ...) are serde types, and storage sits behind small
 //! traits with in-memory implementations, so the tenant registry can keep
 //! them in the engine's system database.
+//!
+//! One request, end to end (the tenant registry will wrap these steps):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use aerolith_core::ManualClock;
+//! use aerolith_tenancy::*;
+//!
+//! # fn main() -> Result<(), TenancyError> {
+//! let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+//! let keys = ApiKeys::new(MemoryApiKeyStore::new(), clock.clone());
+//! let tenant = TenantId::new(1);
+//! let created = keys.create(NewApiKey {
+//!     tenant,
+//!     slug: Slug::new("acme")?,
+//!     role: Role::Writer,
+//!     expires_unix_ms: None,
+//! })?;
+//!
+//! // Authenticate, authorize, check status, limits and quota, then write.
+//! let principal = keys.authenticate(created.secret.expose())?.principal();
+//! principal.authorize(tenant, Permission::WriteDocuments)?;
+//! TenantStatus::Active.check(tenant, Permission::WriteDocuments)?;
+//! let rate = RateLimiter::new(Some(RateLimit::new(3_600, 10)?));
+//! rate.check(tenant, std::time::Duration::ZERO)?;
+//! let in_flight = ConcurrencyLimiter::new(Some(8));
+//! let _permit = in_flight.acquire(tenant)?;
+//! let quota = QuotaGauge::new(QuotaLimits { documents_max: Some(100), ..QuotaLimits::UNLIMITED });
+//! let reservation = quota.reserve(512, 1, 0)?;
+//! // ... the engine write succeeds ...
+//! reservation.commit();
+//! assert_eq!(quota.usage().documents, 1);
+//!
+//! // A reader may not write.
+//! let reader = Principal::Tenant { tenant, role: Role::Reader, key_id: KeyId::from_u128(2) };
+//! assert!(reader.authorize(tenant, Permission::WriteDocuments).is_err());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Time always comes from an [`aerolith_core::Clock`]; errors are typed
 //! (one per area, all converting into [`TenancyError`]) and never carry a
@@ -59,7 +98,7 @@ pub use quota::{
     LimitOverride, QuotaGauge, QuotaKind, QuotaLimits, QuotaOverride, QuotaUsage, Reservation,
 };
 pub use rate_limit::{RateLimit, RateLimiter, CALLS_PER_HOUR_MAX, RATE_BURST_DIVISOR};
-pub use role::{allows, check_suspension, Permission, Principal, Role};
+pub use role::{allows, Permission, Principal, Role, SuspensionReason, TenantStatus};
 pub use token::{
     SessionClaims, SessionToken, TokenSigner, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_LIFETIME_MS_MAX,
     TOKEN_MAC_BYTES, TOKEN_MAC_CONTEXT, TOKEN_PAYLOAD_BYTES, TOKEN_PREFIX, TOKEN_VERSION,

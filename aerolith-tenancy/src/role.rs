@@ -247,17 +247,58 @@ impl Principal {
     }
 }
 
-/// Checks `permission` against a tenant's suspension state: a suspended
-/// tenant is read-only ([`Permission::allowed_while_suspended`]).
-pub fn check_suspension(
-    tenant: TenantId,
-    suspended: bool,
-    permission: Permission,
-) -> Result<(), Suspended> {
-    if suspended && !permission.allowed_while_suspended() {
-        Err(Suspended { tenant, permission })
-    } else {
-        Ok(())
+/// Why a tenant was suspended. The server maps [`SuspensionReason::NonPayment`]
+/// to "payment required" and the others to "forbidden".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SuspensionReason {
+    /// Dunning ran out: an invoice stayed unpaid past the grace period.
+    NonPayment,
+    /// The operator suspended the tenant (abuse, investigation).
+    Operator,
+    /// The tenant asked to be suspended.
+    Requested,
+}
+
+impl fmt::Display for SuspensionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SuspensionReason::NonPayment => "non-payment",
+            SuspensionReason::Operator => "operator action",
+            SuspensionReason::Requested => "requested by the tenant",
+        })
+    }
+}
+
+/// Whether a tenant may change data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
+pub enum TenantStatus {
+    /// Normal operation.
+    Active,
+    /// Read-only: see [`Permission::allowed_while_suspended`].
+    Suspended {
+        /// Why.
+        reason: SuspensionReason,
+    },
+}
+
+impl TenantStatus {
+    /// Checks `permission` against this status: a suspended tenant is
+    /// read-only ([`Permission::allowed_while_suspended`]).
+    pub fn check(self, tenant: TenantId, permission: Permission) -> Result<(), Suspended> {
+        match self {
+            TenantStatus::Suspended { reason } if !permission.allowed_while_suspended() => {
+                Err(Suspended {
+                    tenant,
+                    permission,
+                    reason,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod api_keys;
 mod audit;
 mod concurrency;
+mod errors;
 mod ids;
 mod quota;
 mod rate_limit;

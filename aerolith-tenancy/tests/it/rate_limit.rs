@@ -195,3 +195,61 @@ fn plan_limits_give_a_rate_limit_with_a_minute_of_burst() {
     };
     assert_eq!(zero.rate_limit(), Err(RateLimitConfigError::ZeroCalls));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The GCRA guarantee: over any interval `[a, b]` between two
+        /// allowed calls, at most `burst + floor((b - a) / T)` calls are
+        /// allowed, where `T` is the emission interval. And a refused call's
+        /// retry-after is honest: calling at `now + retry_after` succeeds.
+        #[test]
+        fn allowed_calls_never_exceed_burst_plus_rate(
+            calls_per_hour in 1u64..100_000,
+            burst in 1u32..20,
+            gaps_us in proptest::collection::vec(0u64..2_000_000, 1..300),
+        ) {
+            let limit = RateLimit::new(calls_per_hour, burst).expect("valid");
+            let interval_ns = 3_600_000_000_000u64.div_ceil(calls_per_hour);
+            let limiter = RateLimiter::new(Some(limit));
+            let mut now_ns = 0u64;
+            let mut allowed_at: Vec<u64> = Vec::new();
+            for gap_us in gaps_us {
+                now_ns += gap_us * 1_000;
+                match limiter.check(TENANT, Duration::from_nanos(now_ns)) {
+                    Ok(()) => allowed_at.push(now_ns),
+                    Err(error) => {
+                        prop_assert!(error.retry_after_ms >= 1);
+                        // Probing would count a call, so only check
+                        // that the wait is at most one interval, rounded up.
+                        prop_assert!(error.retry_after_ms <= interval_ns.div_ceil(1_000_000));
+                    }
+                }
+            }
+            for (i, start) in allowed_at.iter().enumerate() {
+                for (j, end) in allowed_at.iter().enumerate().skip(i) {
+                    let count = (j - i + 1) as u64;
+                    let bound = u64::from(burst) + (end - start) / interval_ns;
+                    prop_assert!(count <= bound, "{count} calls in {} ns", end - start);
+                }
+            }
+        }
+
+        #[test]
+        fn waiting_exactly_retry_after_is_enough(
+            calls_per_hour in 1u64..100_000,
+            burst in 1u32..5,
+        ) {
+            let limiter = RateLimiter::new(Some(RateLimit::new(calls_per_hour, burst).expect("valid")));
+            let mut now = Duration::from_secs(1);
+            for _ in 0..burst {
+                prop_assert!(limiter.check(TENANT, now).is_ok());
+            }
+            let retry_after_ms = limiter.check(TENANT, now).expect_err("limited").retry_after_ms;
+            now += Duration::from_millis(retry_after_ms);
+            prop_assert!(limiter.check(TENANT, now).is_ok());
+        }
+    }
+}

@@ -1,5 +1,6 @@
 use aerolith_tenancy::{
-    allows, check_suspension, Forbidden, KeyId, Permission, Principal, Role, Suspended, TenantId,
+    allows, Forbidden, KeyId, Permission, Principal, Role, Suspended, SuspensionReason, TenantId,
+    TenantStatus,
 };
 
 /// The expected table, written out independently of `allows`. Columns in the
@@ -182,17 +183,24 @@ fn suspended_tenant_can_read_but_not_write() {
     use Permission as P;
     let tenant = TenantId::new(5);
     let blocked = [P::WriteDocuments, P::ManageCollections, P::ManageIndexes];
+    let suspended = TenantStatus::Suspended {
+        reason: SuspensionReason::NonPayment,
+    };
     for permission in Permission::ALL {
-        assert_eq!(check_suspension(tenant, false, permission), Ok(()));
-        let result = check_suspension(tenant, true, permission);
+        assert_eq!(TenantStatus::Active.check(tenant, permission), Ok(()));
+        let result = suspended.check(tenant, permission);
         if blocked.contains(&permission) {
             match result {
                 Err(Suspended {
                     tenant: t,
                     permission: p,
+                    reason,
                     ..
                 }) => {
-                    assert_eq!((t, p), (tenant, permission));
+                    assert_eq!(
+                        (t, p, reason),
+                        (tenant, permission, SuspensionReason::NonPayment)
+                    );
                 }
                 other => panic!("{permission}: expected Suspended, got {other:?}"),
             }
@@ -200,6 +208,19 @@ fn suspended_tenant_can_read_but_not_write() {
             assert_eq!(result, Ok(()), "{permission}");
         }
     }
+}
+
+#[test]
+fn tenant_status_has_a_stable_json_form() {
+    let status = TenantStatus::Suspended {
+        reason: SuspensionReason::Operator,
+    };
+    let json = serde_json::to_string(&status).expect("serializes");
+    assert_eq!(json, r#"{"status":"suspended","reason":"operator"}"#);
+    assert_eq!(
+        serde_json::from_str::<TenantStatus>(&json).expect("parses"),
+        status
+    );
 }
 
 #[test]

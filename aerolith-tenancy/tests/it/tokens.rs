@@ -263,3 +263,31 @@ fn token_errors_never_echo_the_token() {
     let text = format!("{error} {error:?} {signer:?}");
     assert!(!text.contains(payload) && !text.contains(mac), "{text}");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn claims_round_trip_for_any_tenant_key_and_role(
+            tenant in any::<u64>(),
+            key in any::<u128>(),
+            role_index in 0usize..4,
+            lifetime_ms in 1..=TOKEN_LIFETIME_MS_MAX,
+        ) {
+            let (signer, _) = signer();
+            let role = Role::ALL[role_index];
+            let (token, claims) = signer
+                .issue(TenantId::new(tenant), KeyId::from_u128(key), role, lifetime_ms)
+                .expect("issued");
+            prop_assert_eq!(signer.verify(token.expose(), Some(TenantId::new(tenant))), Ok(claims));
+        }
+
+        #[test]
+        fn arbitrary_text_never_verifies(text in "st_[A-Za-z0-9_.-]{0,120}") {
+            let (signer, _) = signer();
+            prop_assert!(signer.verify(&text, None).is_err());
+        }
+    }
+}
