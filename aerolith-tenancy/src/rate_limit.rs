@@ -119,7 +119,9 @@ struct Bucket {
 }
 
 /// GCRA rate limiter keyed by tenant. Tenants without an explicit limit use
-/// the default given at construction (`None` = unlimited).
+/// the default given at construction (`None` = unlimited). One bucket (two
+/// words) is kept per tenant seen; only authenticated tenants reach the
+/// limiter, and [`RateLimiter::remove`] forgets a deleted one.
 pub struct RateLimiter {
     default_limit: Option<RateLimit>,
     buckets: TenantShards<Bucket>,
@@ -143,7 +145,9 @@ impl RateLimiter {
     }
 
     /// Sets `tenant`'s limit (`None` = unlimited). Calls already counted
-    /// stay counted: the TAT carries over.
+    /// stay counted: the TAT carries over. A call racing with the change may
+    /// be counted against the old bucket only; limit changes are rare (plan
+    /// changes), so this is accepted rather than locking the hot path.
     pub fn set_limit(&self, tenant: TenantId, limit: Option<RateLimit>) {
         self.buckets.update(tenant, |previous| Bucket {
             limit,

@@ -5,7 +5,8 @@
 //! check it with [`Principal::authorize`] before touching data. The operator
 //! (the holder of the admin key) is above tenants and may do everything; a
 //! tenant principal may act only on its own tenant, within its role.
-//! Suspension is a separate, later check: [`Permission::allowed_while_suspended`].
+//! Suspension is a separate check on the tenant's [`TenantStatus`]: a
+//! suspended tenant is read-only ([`Permission::allowed_while_suspended`]).
 
 use std::fmt;
 
