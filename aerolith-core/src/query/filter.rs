@@ -1,7 +1,7 @@
 //! Filters: parsing a MongoDB-style filter document into a [`Filter`],
 //! matching documents against it, and listing the conditions a secondary index
 //! could serve ([`Filter::index_predicates`]). The language itself is described
-//! in the [module docs](crate::query).
+//! in the `query` module documentation.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -15,6 +15,17 @@ use super::{QueryError, FILTER_DEPTH_MAX, IN_OPERAND_LEN_MAX, OPERAND_DEPTH_MAX}
 
 /// A parsed filter. Parse once with [`Filter::parse`], then test documents
 /// with [`Filter::matches`].
+///
+/// The language, in short (the `query` module documentation has the details):
+/// `{"path": value}` is equality; `{"path": {"$op": operand, ...}}` applies
+/// `$eq $ne $gt $gte $lt $lte $in $nin $exists $not`; `$and`, `$or` (non-empty
+/// arrays of filters) and `$not` (a filter) combine filters. Dotted paths walk
+/// nested objects and arrays of objects, and a condition on an array field
+/// holds if it holds for the array or for one of its elements. Comparisons
+/// only match values of the operand's type bracket (see [`compare_values`]),
+/// and all comparison operators of one operator object must hold for the same
+/// element. `null` equals a missing field; `$ne` and `$nin` hold when no value
+/// is equal.
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Node,
@@ -77,7 +88,7 @@ const AT_TOP_LEVEL: &str = "at the top level of a filter";
 const ON_A_FIELD: &str = "on a field";
 
 impl Filter {
-    /// Parses a filter document. See the [module docs](crate::query) for the
+    /// Parses a filter document. See the `query` module documentation for the
     /// language and [`QueryError`] for what is refused.
     pub fn parse(filter: &Value) -> Result<Filter, QueryError> {
         Ok(Filter {
@@ -143,7 +154,9 @@ fn parse_filter_object(
                 }
                 Node::Not(Box::new(parse_filter_object(value, depth + 1, "filter")?))
             }
-            operator if operator.starts_with('$') => return Err(operator_error(operator, AT_TOP_LEVEL)),
+            operator if operator.starts_with('$') => {
+                return Err(operator_error(operator, AT_TOP_LEVEL))
+            }
             path => Node::Field(parse_field_condition(path, value, depth)?),
         });
     }
@@ -185,8 +198,7 @@ fn parse_logical(
 /// The error for a `$` key that is not valid where it was found.
 fn operator_error(operator: &str, position: &'static str) -> QueryError {
     const KNOWN: [&str; 12] = [
-        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$and", "$or",
-        "$not",
+        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$and", "$or", "$not",
     ];
     if KNOWN.contains(&operator) {
         QueryError::MisplacedOperator {
@@ -434,7 +446,9 @@ fn index_scan(op: &FieldOp) -> Option<IndexScan> {
         FieldOp::In(set) if set.values.iter().all(is_indexable_operand) => {
             // Sorted and deduplicated by compare_values, which IndexKey's
             // order agrees with.
-            Some(IndexScan::Keys(set.values.iter().map(IndexKey::from_value).collect()))
+            Some(IndexScan::Keys(
+                set.values.iter().map(IndexKey::from_value).collect(),
+            ))
         }
         FieldOp::Range(bounds) => range_scan(bounds),
         _ => None,
@@ -445,7 +459,10 @@ fn index_scan(op: &FieldOp) -> Option<IndexScan> {
 fn range_scan(bounds: &[RangeBound]) -> Option<IndexScan> {
     let first = bounds.first()?;
     let bracket = TypeBracket::of(&first.operand);
-    if bounds.iter().any(|b| TypeBracket::of(&b.operand) != bracket) {
+    if bounds
+        .iter()
+        .any(|b| TypeBracket::of(&b.operand) != bracket)
+    {
         // One candidate would have to be in two brackets at once.
         return Some(IndexScan::Keys(Vec::new()));
     }
@@ -474,7 +491,9 @@ fn range_scan(bounds: &[RangeBound]) -> Option<IndexScan> {
 /// the direction that narrows: `Greater` for lower bounds, `Less` for upper.
 fn tighter(current: Bound<IndexKey>, new: Bound<IndexKey>, inward: Ordering) -> Bound<IndexKey> {
     let (current_key, new_key) = match (&current, &new) {
-        (Bound::Included(c) | Bound::Excluded(c), Bound::Included(n) | Bound::Excluded(n)) => (c, n),
+        (Bound::Included(c) | Bound::Excluded(c), Bound::Included(n) | Bound::Excluded(n)) => {
+            (c, n)
+        }
         _ => return new,
     };
     match new_key.cmp(current_key) {
@@ -488,7 +507,9 @@ fn tighter(current: Bound<IndexKey>, new: Bound<IndexKey>, inward: Ordering) -> 
 fn range_is_empty(lower: &Bound<IndexKey>, upper: &Bound<IndexKey>) -> bool {
     match (lower, upper) {
         (Bound::Included(l), Bound::Included(u)) => l > u,
-        (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => l >= u,
+        (Bound::Included(l) | Bound::Excluded(l), Bound::Included(u) | Bound::Excluded(u)) => {
+            l >= u
+        }
         _ => false,
     }
 }
@@ -536,8 +557,14 @@ mod tests {
         assert!(!matches(json!({"a": 1}), json!({"a": 2})));
         assert!(!matches(json!({"a": 1}), json!({"a": "1"})));
         assert!(!matches(json!({"a": 1}), json!({"b": 1})));
-        assert!(matches(json!({"a": 1, "b": "x"}), json!({"a": 1, "b": "x"})));
-        assert!(!matches(json!({"a": 1, "b": "x"}), json!({"a": 1, "b": "y"})));
+        assert!(matches(
+            json!({"a": 1, "b": "x"}),
+            json!({"a": 1, "b": "x"})
+        ));
+        assert!(!matches(
+            json!({"a": 1, "b": "x"}),
+            json!({"a": 1, "b": "y"})
+        ));
     }
 
     #[test]
@@ -554,7 +581,10 @@ mod tests {
     #[test]
     fn object_without_operators_is_an_exact_match_on_the_object() {
         assert!(matches(json!({"a": {"b": 1}}), json!({"a": {"b": 1}})));
-        assert!(!matches(json!({"a": {"b": 1}}), json!({"a": {"b": 1, "c": 2}})));
+        assert!(!matches(
+            json!({"a": {"b": 1}}),
+            json!({"a": {"b": 1, "c": 2}})
+        ));
         assert!(!matches(
             json!({"a": {"b": 1, "c": 2}}),
             json!({"a": {"c": 2, "b": 1}})
@@ -567,10 +597,16 @@ mod tests {
     fn numbers_are_compared_exactly_across_representations() {
         let doc = json!({"n": 9007199254740993_u64});
         assert!(!matches(json!({"n": 9007199254740992.0}), doc.clone()));
-        assert!(matches(json!({"n": {"$gt": 9007199254740992.0}}), doc.clone()));
+        assert!(matches(
+            json!({"n": {"$gt": 9007199254740992.0}}),
+            doc.clone()
+        ));
         assert!(matches(json!({"n": 9007199254740993_i64}), doc));
         assert!(matches(json!({"n": u64::MAX}), json!({"n": u64::MAX})));
-        assert!(!matches(json!({"n": u64::MAX}), json!({"n": 18446744073709551615.0_f64})));
+        assert!(!matches(
+            json!({"n": u64::MAX}),
+            json!({"n": 18446744073709551615.0_f64})
+        ));
     }
 
     #[test]
@@ -579,7 +615,10 @@ mod tests {
         assert!(matches(json!({"a": null}), json!({"b": 1})));
         assert!(!matches(json!({"a": null}), json!({"a": 0})));
         assert!(matches(json!({"a.b": null}), json!({"a": 5})));
-        assert!(matches(json!({"a.b": null}), json!({"a": [{"b": 1}, {"c": 1}]})));
+        assert!(matches(
+            json!({"a.b": null}),
+            json!({"a": [{"b": 1}, {"c": 1}]})
+        ));
         assert!(!matches(json!({"a.b": null}), json!({"a": [{"b": 1}]})));
         assert!(matches(json!({"a": null}), json!({"a": [1, null]})));
     }
@@ -610,7 +649,10 @@ mod tests {
         assert!(matches(json!({"a.1.b": 2}), doc.clone()));
         assert!(!matches(json!({"a.0.b": 2}), doc.clone()));
         assert!(matches(json!({"a.b": {"$gt": 1}}), doc));
-        assert!(matches(json!({"x.0": "first"}), json!({"x": ["first", "second"]})));
+        assert!(matches(
+            json!({"x.0": "first"}),
+            json!({"x": ["first", "second"]})
+        ));
     }
 
     // --- comparisons ------------------------------------------------------
@@ -715,7 +757,10 @@ mod tests {
             json!({"a.b": {"$exists": true}}),
             json!({"a": [{"c": 1}, {"b": 1}]})
         ));
-        assert!(!matches(json!({"a.b": {"$exists": true}}), json!({"a": [1, 2]})));
+        assert!(!matches(
+            json!({"a.b": {"$exists": true}}),
+            json!({"a": [1, 2]})
+        ));
     }
 
     // --- logical operators ------------------------------------------------
@@ -815,8 +860,14 @@ mod tests {
     #[test]
     fn wrong_operand_types_are_refused() {
         let invalid = |operator, expected| QueryError::InvalidOperand { operator, expected };
-        assert_eq!(parse_err(json!({"a": {"$in": 1}})), invalid("$in", "an array"));
-        assert_eq!(parse_err(json!({"a": {"$nin": {}}})), invalid("$nin", "an array"));
+        assert_eq!(
+            parse_err(json!({"a": {"$in": 1}})),
+            invalid("$in", "an array")
+        );
+        assert_eq!(
+            parse_err(json!({"a": {"$nin": {}}})),
+            invalid("$nin", "an array")
+        );
         assert_eq!(
             parse_err(json!({"a": {"$exists": 1}})),
             invalid("$exists", "a boolean")
@@ -841,7 +892,10 @@ mod tests {
             parse_err(json!({"$or": [1]})),
             invalid("$or", "a non-empty array of filter objects")
         );
-        assert_eq!(parse_err(json!({"$not": [1]})), invalid("$not", "a filter object"));
+        assert_eq!(
+            parse_err(json!({"$not": [1]})),
+            invalid("$not", "a filter object")
+        );
     }
 
     #[test]
@@ -1070,14 +1124,20 @@ mod tests {
             predicates(json!({"a": {"$gte": 3, "$lt": 7}})),
             vec![(
                 "a".into(),
-                range(Bound::Included(key(json!(3))), Bound::Excluded(key(json!(7))))
+                range(
+                    Bound::Included(key(json!(3))),
+                    Bound::Excluded(key(json!(7)))
+                )
             )]
         );
         assert_eq!(
             predicates(json!({"a": {"$gte": 3, "$gt": 3, "$lte": 9, "$lt": 8}})),
             vec![(
                 "a".into(),
-                range(Bound::Excluded(key(json!(3))), Bound::Excluded(key(json!(8))))
+                range(
+                    Bound::Excluded(key(json!(3))),
+                    Bound::Excluded(key(json!(8)))
+                )
             )]
         );
     }
@@ -1100,7 +1160,10 @@ mod tests {
             predicates(json!({"a": {"$gte": 5, "$lte": 5}})),
             vec![(
                 "a".into(),
-                range(Bound::Included(key(json!(5))), Bound::Included(key(json!(5))))
+                range(
+                    Bound::Included(key(json!(5))),
+                    Bound::Included(key(json!(5)))
+                )
             )]
         );
     }

@@ -246,7 +246,10 @@ mod tests {
             assert_eq!(key(a.clone()), key(b.clone()), "{a} vs {b}");
             assert_eq!(hash_of(&key(a)), hash_of(&key(b)));
         }
-        assert_ne!(key(json!(9007199254740993_i64)), key(json!(9007199254740992.0)));
+        assert_ne!(
+            key(json!(9007199254740993_i64)),
+            key(json!(9007199254740992.0))
+        );
         assert!(key(json!(9007199254740993_i64)) > key(json!(9007199254740992.0)));
     }
 
@@ -285,7 +288,10 @@ mod tests {
             index_keys(&doc, "a.b"),
             vec![key(json!(1)), key(json!(2)), key(json!(3))]
         );
-        assert_eq!(index_keys(&doc, "a.1.b"), vec![key(json!(1)), key(json!(3))]);
+        assert_eq!(
+            index_keys(&doc, "a.1.b"),
+            vec![key(json!(1)), key(json!(3))]
+        );
         assert_eq!(index_keys(&doc, "o.p.q"), vec![key(json!("x"))]);
         assert_eq!(index_keys(&doc, "o.p"), vec![key(json!({"q": "x"}))]);
     }

@@ -108,10 +108,14 @@ fn cmp_int_float(int: i128, float: f64) -> Ordering {
     }
 }
 
-/// The one total order across JSON values: `null` < numbers < strings <
-/// objects < arrays < booleans (`false` < `true`); see the
-/// [module docs](crate::query) for the order within each bracket. Numbers
-/// compare exactly, so `compare_values(&json!(1), &json!(1.0))` is `Equal`.
+/// The one total order across JSON values, used for sorting, range operators
+/// and equality: `null` < numbers < strings < objects < arrays < booleans
+/// (`false` < `true`). Within a bracket, numbers compare by exact value
+/// across `i64`, `u64` and `f64` (so `1` equals `1.0`, and
+/// `9007199254740993` is greater than `9007199254740992.0`); strings by
+/// Unicode code point; arrays element by element, a proper prefix first;
+/// objects member by member in document order (name, then value), a proper
+/// prefix first. A missing field sorts as `null`.
 pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     let by_bracket = TypeBracket::of(a).cmp(&TypeBracket::of(b));
     if by_bracket != Ordering::Equal {
@@ -184,7 +188,10 @@ mod tests {
     fn integer_and_float_with_the_same_value_are_equal() {
         assert_eq!(cmp(json!(1), json!(1.0)), Ordering::Equal);
         assert_eq!(cmp(json!(-0.0), json!(0)), Ordering::Equal);
-        assert_eq!(cmp(json!(u64::MAX), json!(18446744073709551615.0_f64)), Ordering::Less);
+        assert_eq!(
+            cmp(json!(u64::MAX), json!(18446744073709551615.0_f64)),
+            Ordering::Less
+        );
     }
 
     #[test]
@@ -222,7 +229,10 @@ mod tests {
     fn objects_compare_member_by_member_in_document_order() {
         assert_eq!(cmp(json!({"a": 1}), json!({"b": 0})), Ordering::Less);
         assert_eq!(cmp(json!({"a": 1}), json!({"a": 2})), Ordering::Less);
-        assert_eq!(cmp(json!({"a": 1}), json!({"a": 1, "b": 0})), Ordering::Less);
+        assert_eq!(
+            cmp(json!({"a": 1}), json!({"a": 1, "b": 0})),
+            Ordering::Less
+        );
         assert_ne!(
             cmp(json!({"a": 1, "b": 2}), json!({"b": 2, "a": 1})),
             Ordering::Equal

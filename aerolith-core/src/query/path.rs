@@ -2,7 +2,7 @@
 //! path through a document with a callback, so that matching, sorting and
 //! index-key extraction visit the values a path reaches without building
 //! intermediate collections. The walking rules (objects, arrays, numeric
-//! segments, missing branches) are described in the [module docs](crate::query).
+//! segments, missing branches) are described in the `query` module documentation.
 
 use std::ops::ControlFlow;
 

@@ -95,7 +95,11 @@ impl Projection {
                 keep_id = include;
                 continue;
             }
-            let wanted = if include { Mode::Include } else { Mode::Exclude };
+            let wanted = if include {
+                Mode::Include
+            } else {
+                Mode::Exclude
+            };
             if *mode.get_or_insert(wanted) != wanted {
                 return Err(QueryError::MixedProjection { path: path.clone() });
             }
@@ -263,10 +267,7 @@ mod tests {
             project(json!({"e.d": 0, "_id": 0, "b": 0}), doc()),
             json!({"a": 1, "e": [{"c": 4}, {}, 7, [{"c": 8}]], "f": "x"})
         );
-        assert_eq!(
-            project(json!({"a.z": 0}), json!({"a": 1})),
-            json!({"a": 1})
-        );
+        assert_eq!(project(json!({"a.z": 0}), json!({"a": 1})), json!({"a": 1}));
     }
 
     #[test]
@@ -294,7 +295,12 @@ mod tests {
     #[test]
     fn member_order_of_the_document_is_kept() {
         let out = project(json!({"f": 1, "a": 1, "_id": 0}), doc());
-        let names: Vec<_> = out.as_object().expect("an object").keys().cloned().collect();
+        let names: Vec<_> = out
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(names, vec!["a", "f"]);
     }
 
@@ -316,7 +322,13 @@ mod tests {
             Projection::parse(&json!(["a"])).err(),
             Some(QueryError::NotAnObject { what: "projection" })
         );
-        for bad in [json!(2), json!("yes"), json!(null), json!({"$slice": 1}), json!(-1)] {
+        for bad in [
+            json!(2),
+            json!("yes"),
+            json!(null),
+            json!({"$slice": 1}),
+            json!(-1),
+        ] {
             assert_eq!(
                 Projection::parse(&json!({"a": bad})).err(),
                 Some(QueryError::InvalidProjectionValue { path: "a".into() })
@@ -333,9 +345,7 @@ mod tests {
 
     #[test]
     fn projection_size_is_limited_at_the_limit_and_one_past() {
-        let spec = |n: usize| {
-            Value::Object((0..n).map(|i| (format!("k{i}"), json!(1))).collect())
-        };
+        let spec = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(1))).collect());
         assert!(Projection::parse(&spec(PROJECTION_PATHS_MAX)).is_ok());
         assert_eq!(
             Projection::parse(&spec(PROJECTION_PATHS_MAX + 1)).err(),

@@ -12,13 +12,19 @@ use serde_json::{json, Map, Value};
 
 use super::{compare_values, index_keys, Filter, IndexKey, IndexScan, Projection, SortSpec};
 
-fn scalar() -> impl Strategy<Value = Value> {
+fn small_number() -> impl Strategy<Value = Value> {
     prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
         (-3_i64..=3).prop_map(|i| json!(i)),
         prop::sample::select(vec![-1.5, 0.0, 1.0, 2.5, 3.0]).prop_map(|f: f64| json!(f)),
-        prop::sample::select(vec!["", "a", "b", "ab"]).prop_map(|s: &str| json!(s)),
+    ]
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        1 => Just(Value::Null),
+        1 => any::<bool>().prop_map(Value::Bool),
+        3 => small_number(),
+        1 => prop::sample::select(vec!["", "a", "b", "ab"]).prop_map(|s: &str| json!(s)),
     ]
 }
 
@@ -27,9 +33,10 @@ fn member_name() -> impl Strategy<Value = String> {
 }
 
 fn value() -> impl Strategy<Value = Value> {
-    scalar().prop_recursive(3, 16, 3, |inner| {
+    scalar().prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(small_number(), 1..4).prop_map(Value::Array),
             prop::collection::vec((member_name(), inner), 0..3)
                 .prop_map(|members| Value::Object(members.into_iter().collect())),
         ]
@@ -38,65 +45,101 @@ fn value() -> impl Strategy<Value = Value> {
 
 fn doc() -> impl Strategy<Value = Value> {
     prop::collection::vec((prop::sample::select(vec!["a", "b", "c"]), value()), 0..3).prop_map(
-        |members| Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        |members| {
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            )
+        },
     )
 }
 
 fn path() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["a", "b", "a.b", "a.0", "b.a", "a.b.a", "a.0.b"])
+    prop_oneof![
+        3 => Just("a"),
+        1 => prop::sample::select(vec!["b", "a.b", "a.0", "b.a", "a.b.a", "a.0.b"]),
+    ]
 }
 
-/// One operator object (or a plain value for implicit equality).
+fn range_object(bounds: Vec<(&'static str, Value)>) -> Value {
+    Value::Object(
+        bounds
+            .into_iter()
+            .map(|(op, v)| (op.to_owned(), v))
+            .collect(),
+    )
+}
+
+/// One operator object (or a plain value for implicit equality), weighted
+/// towards the index-usable kinds.
 fn condition() -> impl Strategy<Value = Value> {
-    let range_op = prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]);
+    let range_op = || prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]);
     let leaf = prop_oneof![
-        value(),
-        value().prop_map(|v| json!({"$eq": v})),
-        value().prop_map(|v| json!({"$ne": v})),
-        prop::collection::vec(value(), 0..4).prop_map(|v| json!({"$in": v})),
-        prop::collection::vec(value(), 0..4).prop_map(|v| json!({"$nin": v})),
-        any::<bool>().prop_map(|b| json!({"$exists": b})),
-        prop::collection::vec((range_op, scalar()), 1..4).prop_map(|bounds| {
-            Value::Object(
-                bounds
-                    .into_iter()
-                    .map(|(op, v)| (op.to_owned(), v))
-                    .collect(),
-            )
-        }),
-        (value(), scalar()).prop_map(|(eq, gt)| json!({"$eq": eq, "$gte": gt})),
+        3 => scalar(),
+        1 => value(),
+        1 => value().prop_map(|v| json!({"$eq": v})),
+        1 => value().prop_map(|v| json!({"$ne": v})),
+        2 => prop::collection::vec(scalar(), 0..4).prop_map(|v| json!({"$in": v})),
+        1 => prop::collection::vec(value(), 0..4).prop_map(|v| json!({"$in": v})),
+        1 => prop::collection::vec(value(), 0..4).prop_map(|v| json!({"$nin": v})),
+        1 => any::<bool>().prop_map(|b| json!({"$exists": b})),
+        4 => prop::collection::vec((range_op(), small_number()), 1..3).prop_map(range_object),
+        1 => prop::collection::vec((range_op(), scalar()), 1..4).prop_map(range_object),
+        1 => (value(), scalar()).prop_map(|(eq, gt)| json!({"$eq": eq, "$gte": gt})),
     ];
-    leaf.prop_recursive(2, 4, 1, |inner| {
-        inner.prop_filter_map("$not needs an operator object", |op| match &op {
+    let negated = leaf
+        .clone()
+        .prop_filter_map("$not needs an operator object", |op| match &op {
             Value::Object(m) if !m.is_empty() && m.keys().all(|k| k.starts_with('$')) => {
                 Some(json!({"$not": op}))
             }
             _ => None,
-        })
-    })
+        });
+    prop_oneof![8 => leaf, 1 => negated]
 }
 
-fn filter() -> impl Strategy<Value = Value> {
-    let field = (path(), condition()).prop_map(|(p, c)| {
+fn field_filter() -> impl Strategy<Value = Value> {
+    (path(), condition()).prop_map(|(p, c)| {
         let mut m = Map::new();
         m.insert(p.to_owned(), c);
         Value::Object(m)
-    });
-    field.prop_recursive(3, 12, 3, |inner| {
+    })
+}
+
+/// Merges filter objects into one (an implicit `$and`; a repeated key keeps
+/// the last).
+fn merged(filters: Vec<Value>) -> Value {
+    let mut out = Map::new();
+    for f in filters {
+        if let Value::Object(m) = f {
+            out.extend(m);
+        }
+    }
+    Value::Object(out)
+}
+
+/// Any filter, logical operators included.
+fn nested_filter() -> impl Strategy<Value = Value> {
+    field_filter().prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 1..3).prop_map(|fs| json!({"$and": fs})),
             prop::collection::vec(inner.clone(), 1..3).prop_map(|fs| json!({"$or": fs})),
             inner.clone().prop_map(|f| json!({"$not": f})),
-            // Several fields in one object: an implicit $and.
-            prop::collection::vec(inner, 1..3).prop_map(|fs| {
-                let mut merged = Map::new();
-                for f in fs {
-                    if let Value::Object(m) = f {
-                        merged.extend(m);
-                    }
-                }
-                Value::Object(merged)
-            }),
+            prop::collection::vec(inner, 1..3).prop_map(merged),
+        ]
+    })
+}
+
+/// A filter whose top level is mostly plain field conditions, so that index
+/// predicates are common.
+fn filter() -> impl Strategy<Value = Value> {
+    let conjunct = prop_oneof![3 => field_filter(), 1 => nested_filter()];
+    prop::collection::vec(conjunct, 1..4).prop_flat_map(|conjuncts| {
+        prop_oneof![
+            Just(merged(conjuncts.clone())),
+            Just(json!({"$and": conjuncts})),
         ]
     })
 }
@@ -145,11 +188,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         .prop_map(str::to_owned),
         ".{0,6}",
     ];
-    let leaf = prop_oneof![
-        scalar(),
-        number(),
-        any::<String>().prop_map(Value::String),
-    ];
+    let leaf = prop_oneof![scalar(), number(), any::<String>().prop_map(Value::String),];
     leaf.prop_recursive(6, 48, 4, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),

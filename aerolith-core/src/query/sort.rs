@@ -47,13 +47,9 @@ impl SortSpec {
         for (path, direction) in members {
             let path_parsed = FieldPath::parse(path)?;
             let direction = match direction.as_f64() {
-                Some(d) if d == 1.0 => SortDirection::Ascending,
-                Some(d) if d == -1.0 => SortDirection::Descending,
-                _ => {
-                    return Err(QueryError::InvalidSortDirection {
-                        path: path.clone(),
-                    })
-                }
+                Some(1.0) => SortDirection::Ascending,
+                Some(-1.0) => SortDirection::Descending,
+                _ => return Err(QueryError::InvalidSortDirection { path: path.clone() }),
             };
             keys.push((path_parsed, direction));
         }
@@ -76,7 +72,10 @@ impl SortSpec {
     /// their elements; missing and empty arrays count as `null`).
     pub fn compare(&self, a: &Value, b: &Value) -> Ordering {
         for (path, direction) in &self.keys {
-            let ord = compare_values(sort_value(a, path, *direction), sort_value(b, path, *direction));
+            let ord = compare_values(
+                sort_value(a, path, *direction),
+                sort_value(b, path, *direction),
+            );
             let ord = match direction {
                 SortDirection::Ascending => ord,
                 SortDirection::Descending => ord.reverse(),
@@ -178,25 +177,57 @@ mod tests {
             .map(|d| d["id"].clone())
             .collect();
         // Missing and null tie (2 before 4, as given); 1 and 1.0 tie (3, 6).
-        assert_eq!(ids, vec![json!(2), json!(4), json!(3), json!(6), json!(1), json!(5), json!(7), json!(0)]);
+        assert_eq!(
+            ids,
+            vec![
+                json!(2),
+                json!(4),
+                json!(3),
+                json!(6),
+                json!(1),
+                json!(5),
+                json!(7),
+                json!(0)
+            ]
+        );
     }
 
     #[test]
     fn arrays_sort_by_their_smallest_or_largest_element() {
-        let docs = vec![json!({"id": "a", "v": [5, 1]}), json!({"id": "b", "v": [3, 4]})];
+        let docs = vec![
+            json!({"id": "a", "v": [5, 1]}),
+            json!({"id": "b", "v": [3, 4]}),
+        ];
         let ids = |v: Vec<Value>| v.iter().map(|d| d["id"].clone()).collect::<Vec<_>>();
-        assert_eq!(ids(sorted(json!({"v": 1}), docs.clone())), vec![json!("a"), json!("b")]);
-        assert_eq!(ids(sorted(json!({"v": -1}), docs)), vec![json!("a"), json!("b")]);
+        assert_eq!(
+            ids(sorted(json!({"v": 1}), docs.clone())),
+            vec![json!("a"), json!("b")]
+        );
+        assert_eq!(
+            ids(sorted(json!({"v": -1}), docs)),
+            vec![json!("a"), json!("b")]
+        );
         let with_empty = vec![json!({"id": "a", "v": [0]}), json!({"id": "b", "v": []})];
-        assert_eq!(ids(sorted(json!({"v": 1}), with_empty)), vec![json!("b"), json!("a")]);
+        assert_eq!(
+            ids(sorted(json!({"v": 1}), with_empty)),
+            vec![json!("b"), json!("a")]
+        );
     }
 
     #[test]
     fn sorts_by_dotted_paths() {
-        let docs = vec![json!({"a": {"b": 2}}), json!({"a": {"b": 1}}), json!({"a": [{"b": 0}]})];
+        let docs = vec![
+            json!({"a": {"b": 2}}),
+            json!({"a": {"b": 1}}),
+            json!({"a": [{"b": 0}]}),
+        ];
         assert_eq!(
             sorted(json!({"a.b": 1}), docs),
-            vec![json!({"a": [{"b": 0}]}), json!({"a": {"b": 1}}), json!({"a": {"b": 2}})]
+            vec![
+                json!({"a": [{"b": 0}]}),
+                json!({"a": {"b": 1}}),
+                json!({"a": {"b": 2}})
+            ]
         );
     }
 
@@ -204,7 +235,10 @@ mod tests {
     fn empty_spec_orders_nothing() {
         let spec = SortSpec::parse(&json!({})).expect("empty spec is valid");
         assert!(spec.is_empty());
-        assert_eq!(spec.compare(&json!({"a": 1}), &json!({"a": 2})), Ordering::Equal);
+        assert_eq!(
+            spec.compare(&json!({"a": 1}), &json!({"a": 2})),
+            Ordering::Equal
+        );
     }
 
     #[test]
@@ -212,7 +246,10 @@ mod tests {
         let spec = SortSpec::parse(&json!({"z": -1, "a": 1.0})).expect("valid");
         assert_eq!(
             spec.keys().collect::<Vec<_>>(),
-            vec![("z", SortDirection::Descending), ("a", SortDirection::Ascending)]
+            vec![
+                ("z", SortDirection::Descending),
+                ("a", SortDirection::Ascending)
+            ]
         );
     }
 
@@ -222,7 +259,14 @@ mod tests {
             SortSpec::parse(&json!([["a", 1]])).err(),
             Some(QueryError::NotAnObject { what: "sort" })
         );
-        for bad in [json!(0), json!(2), json!("asc"), json!(true), json!(null), json!(0.5)] {
+        for bad in [
+            json!(0),
+            json!(2),
+            json!("asc"),
+            json!(true),
+            json!(null),
+            json!(0.5),
+        ] {
             assert_eq!(
                 SortSpec::parse(&json!({"a": bad})).err(),
                 Some(QueryError::InvalidSortDirection { path: "a".into() })
@@ -239,9 +283,7 @@ mod tests {
 
     #[test]
     fn sort_key_count_is_limited_at_the_limit_and_one_past() {
-        let spec = |n: usize| {
-            Value::Object((0..n).map(|i| (format!("k{i}"), json!(1))).collect())
-        };
+        let spec = |n: usize| Value::Object((0..n).map(|i| (format!("k{i}"), json!(1))).collect());
         assert!(SortSpec::parse(&spec(SORT_KEYS_MAX)).is_ok());
         assert_eq!(
             SortSpec::parse(&spec(SORT_KEYS_MAX + 1)).err(),
