@@ -92,7 +92,7 @@ impl Filter {
     /// language and [`QueryError`] for what is refused.
     pub fn parse(filter: &Value) -> Result<Filter, QueryError> {
         Ok(Filter {
-            root: parse_filter_object(filter, 0, "filter")?,
+            root: parse_filter_object(filter, 0)?,
         })
     }
 
@@ -127,18 +127,15 @@ impl Filter {
     }
 }
 
-fn parse_filter_object(
-    filter: &Value,
-    depth: usize,
-    what: &'static str,
-) -> Result<Node, QueryError> {
+/// Parses a filter object found `depth` logical operators deep.
+fn parse_filter_object(filter: &Value, depth: usize) -> Result<Node, QueryError> {
     if depth > FILTER_DEPTH_MAX {
         return Err(QueryError::FilterTooDeep {
             depth_max: FILTER_DEPTH_MAX,
         });
     }
     let Value::Object(members) = filter else {
-        return Err(QueryError::NotAnObject { what });
+        return Err(QueryError::NotAnObject { what: "filter" });
     };
     let mut nodes = Vec::with_capacity(members.len());
     for (key, value) in members {
@@ -152,7 +149,7 @@ fn parse_filter_object(
                         expected: "a filter object",
                     });
                 }
-                Node::Not(Box::new(parse_filter_object(value, depth + 1, "filter")?))
+                Node::Not(Box::new(parse_filter_object(value, depth + 1)?))
             }
             operator if operator.starts_with('$') => {
                 return Err(operator_error(operator, AT_TOP_LEVEL))
@@ -190,7 +187,7 @@ fn parse_logical(
                     expected: "a non-empty array of filter objects",
                 });
             }
-            parse_filter_object(item, depth + 1, "filter")
+            parse_filter_object(item, depth + 1)
         })
         .collect()
 }

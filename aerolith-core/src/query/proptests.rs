@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
 use proptest::prelude::*;
@@ -223,26 +223,38 @@ proptest! {
     ) {
         let filter = Filter::parse(&filter_json)
             .map_err(|e| TestCaseError::fail(format!("{filter_json} refused: {e}")))?;
-        let predicates = filter.index_predicates();
-        for predicate in &predicates {
-            if let IndexScan::Range { lower, upper } = &predicate.scan {
-                // The scan must be usable as is: BTreeMap::range panics on an
-                // inverted or empty-exclusive range.
-                let index: BTreeMap<IndexKey, ()> = BTreeMap::new();
-                let _ = index.range((lower.clone(), upper.clone())).count();
+        let matching: BTreeSet<usize> = (0..docs.len()).filter(|&i| filter.matches(&docs[i])).collect();
+        for predicate in filter.index_predicates() {
+            // Serve the predicate the way an engine would: a BTreeMap index
+            // from key to document numbers, scanned with the predicate as is
+            // (BTreeMap::range panics on an inverted range, so this also
+            // checks that ranges are well formed).
+            let mut index: BTreeMap<IndexKey, BTreeSet<usize>> = BTreeMap::new();
+            for (i, doc) in docs.iter().enumerate() {
+                for key in index_keys(doc, &predicate.path) {
+                    index.entry(key).or_default().insert(i);
+                }
             }
-        }
-        for doc in &docs {
-            if !filter.matches(doc) {
-                continue;
-            }
-            for predicate in &predicates {
-                let keys = index_keys(doc, &predicate.path);
+            let found: BTreeSet<usize> = match &predicate.scan {
+                IndexScan::Keys(keys) => {
+                    prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys not ascending: {:?}", keys);
+                    keys.iter().filter_map(|k| index.get(k)).flatten().copied().collect()
+                }
+                IndexScan::Range { lower, upper } => index
+                    .range((lower.clone(), upper.clone()))
+                    .flat_map(|(_, docs)| docs.iter().copied())
+                    .collect(),
+            };
+            for i in &matching {
                 prop_assert!(
-                    keys.iter().any(|k| predicate.scan.contains(k)),
-                    "{} matches {} but predicate {:?} excludes its keys {:?}",
-                    filter_json, doc, predicate, keys
+                    found.contains(i),
+                    "{} matches {} but the scan {:?} on {} does not find it",
+                    filter_json, docs[*i], predicate.scan, predicate.path
                 );
+            }
+            for i in &found {
+                let keys = index_keys(&docs[*i], &predicate.path);
+                prop_assert!(keys.iter().any(|k| predicate.scan.contains(k)));
             }
         }
     }
