@@ -56,7 +56,7 @@ impl Query {
     /// every member is optional. Unknown members are an error.
     pub fn from_json(spec: &Value) -> Result<Query> {
         let Value::Object(map) = spec else {
-            return Err(QueryError::InvalidQuery { reason: "a query must be a JSON object".into() }.into());
+            return Err(QueryError::QueryNotAnObject.into());
         };
         let mut q = Query::default();
         for (key, value) in map {
@@ -66,9 +66,7 @@ impl Query {
                 "projection" => q.projection = Some(Projection::parse(value)?),
                 "skip" => q.skip = count_member("skip", value)?,
                 "limit" => q.limit = Some(count_member("limit", value)?),
-                other => {
-                    return Err(QueryError::InvalidQuery { reason: format!("unknown query member {other:?}") }.into())
-                }
+                other => return Err(QueryError::UnknownQueryMember { member: other.to_owned() }.into()),
             }
         }
         Ok(q)
@@ -81,11 +79,11 @@ impl Query {
     }
 }
 
-fn count_member(name: &str, value: &Value) -> Result<usize> {
+fn count_member(member: &'static str, value: &Value) -> Result<usize> {
     value
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| QueryError::InvalidQuery { reason: format!("{name} must be a non-negative integer") }.into())
+        .ok_or_else(|| QueryError::InvalidCount { member }.into())
 }
 
 /// How a query was (or would be) executed.
@@ -285,7 +283,7 @@ impl Snapshot {
     /// Counts the documents matching a query (skip and limit apply).
     pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
         let c = self.collection(collection)?;
-        if query.filter.is_empty() {
+        if query.filter.matches_everything() {
             let total = c.docs.len().saturating_sub(query.skip);
             return Ok(query.limit.map_or(total, |l| total.min(l)) as u64);
         }
