@@ -48,17 +48,34 @@ impl Database {
             let ids: Vec<u64> = w.manifest.segments[..w.manifest.segments.len() - 1].to_vec();
             let segments: Vec<_> = ids
                 .iter()
-                .map(|id| w.state.segments.get(id).cloned().expect("manifest segments are open"))
+                .map(|id| {
+                    w.state
+                        .segments
+                        .get(id)
+                        .cloned()
+                        .expect("manifest segments are open")
+                })
                 .collect();
-            (segments, Manifest { version: 1, segments: ids, next_segment_id: w.manifest.next_segment_id })
+            (
+                segments,
+                Manifest {
+                    version: 1,
+                    segments: ids,
+                    next_segment_id: w.manifest.next_segment_id,
+                },
+            )
         };
         if dest.exists() {
-            let mut entries = std::fs::read_dir(dest).map_err(|e| Error::io("list backup directory", dest, e))?;
+            let mut entries =
+                std::fs::read_dir(dest).map_err(|e| Error::io("list backup directory", dest, e))?;
             if entries.next().is_some() {
                 return Err(Error::io(
                     "back up",
                     dest,
-                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "destination is not empty"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "destination is not empty",
+                    ),
                 ));
             }
         }
@@ -69,29 +86,40 @@ impl Database {
         for segment in &segments {
             let map = segment.map()?;
             let path = dest.join(segment_file_name(segment.id));
-            let mut f = std::fs::File::create(&path).map_err(|e| Error::io("create backup segment", &path, e))?;
-            f.write_all(&map).map_err(|e| Error::io("write backup segment", &path, e))?;
-            f.sync_all().map_err(|e| Error::io("sync backup segment", &path, e))?;
+            let mut f = std::fs::File::create(&path)
+                .map_err(|e| Error::io("create backup segment", &path, e))?;
+            f.write_all(&map)
+                .map_err(|e| Error::io("write backup segment", &path, e))?;
+            f.sync_all()
+                .map_err(|e| Error::io("sync backup segment", &path, e))?;
             bytes += map.len() as u64;
         }
         write_manifest(dest, &manifest)?;
         sync_dir(dest)?;
-        Ok(BackupReport { segments: segments.len(), bytes })
+        Ok(BackupReport {
+            segments: segments.len(),
+            bytes,
+        })
     }
 
     /// Writes every document of `collection` as one JSON object per line,
     /// in id order, from one snapshot. Returns the number of documents.
     pub fn export_jsonl(&self, collection: &str, out: &mut dyn Write) -> Result<u64> {
         let snapshot = self.inner.snapshot_state();
-        let coll = snapshot
-            .collections
-            .get(collection)
-            .ok_or_else(|| Error::CollectionNotFound { collection: collection.to_owned() })?;
+        let coll =
+            snapshot
+                .collections
+                .get(collection)
+                .ok_or_else(|| Error::CollectionNotFound {
+                    collection: collection.to_owned(),
+                })?;
         let mut n = 0;
         for (_, entry) in coll.docs.iter() {
             let doc = read_doc(self.inner.cipher.as_ref(), &snapshot, entry.loc)?;
-            serde_json::to_writer(&mut *out, &doc).map_err(|e| Error::io("export", collection, e.into()))?;
-            out.write_all(b"\n").map_err(|e| Error::io("export", collection, e))?;
+            serde_json::to_writer(&mut *out, &doc)
+                .map_err(|e| Error::io("export", collection, e.into()))?;
+            out.write_all(b"\n")
+                .map_err(|e| Error::io("export", collection, e))?;
             n += 1;
         }
         Ok(n)
@@ -101,16 +129,22 @@ impl Database {
     /// every [`IMPORT_BATCH_LINES`] lines atomically. Blank lines are
     /// skipped. On a bad line the error names it; batches before it stay
     /// committed, the batch holding it does not. Returns documents written.
-    pub fn import_jsonl(&self, collection: &str, input: &mut dyn BufRead, mode: ImportMode) -> Result<u64> {
+    pub fn import_jsonl(
+        &self,
+        collection: &str,
+        input: &mut dyn BufRead,
+        mode: ImportMode,
+    ) -> Result<u64> {
         let mut batch = WriteBatch::new();
         let mut written = 0u64;
         let mut line_no = 0u64;
         let mut line = String::new();
         loop {
             line.clear();
-            let n = input
-                .read_line(&mut line)
-                .map_err(|e| Error::Import { line: line_no + 1, reason: e.to_string() })?;
+            let n = input.read_line(&mut line).map_err(|e| Error::Import {
+                line: line_no + 1,
+                reason: e.to_string(),
+            })?;
             if n == 0 {
                 break;
             }
@@ -118,13 +152,18 @@ impl Database {
             if line.trim().is_empty() {
                 continue;
             }
-            let doc: Value = serde_json::from_str(&line)
-                .map_err(|e| Error::Import { line: line_no, reason: format!("not JSON: {e}") })?;
+            let doc: Value = serde_json::from_str(&line).map_err(|e| Error::Import {
+                line: line_no,
+                reason: format!("not JSON: {e}"),
+            })?;
             let added = match mode {
                 ImportMode::Insert => batch.insert(collection, doc),
                 ImportMode::Upsert => batch.upsert(collection, doc),
             };
-            added.map_err(|e| Error::Import { line: line_no, reason: e.to_string() })?;
+            added.map_err(|e| Error::Import {
+                line: line_no,
+                reason: e.to_string(),
+            })?;
             if batch.len() >= IMPORT_BATCH_LINES {
                 written += self.flush_import(std::mem::take(&mut batch), line_no)?;
             }
@@ -138,9 +177,12 @@ impl Database {
     fn flush_import(&self, batch: WriteBatch, line_no: u64) -> Result<u64> {
         let n = batch.len() as u64;
         self.write(batch).map_err(|e| match e {
-            Error::DocumentExists { .. } | Error::UniqueViolation { .. } | Error::CollectionNotFound { .. } => {
-                Error::Import { line: line_no, reason: format!("batch ending at this line: {e}") }
-            }
+            Error::DocumentExists { .. }
+            | Error::UniqueViolation { .. }
+            | Error::CollectionNotFound { .. } => Error::Import {
+                line: line_no,
+                reason: format!("batch ending at this line: {e}"),
+            },
             other => other,
         })?;
         Ok(n)

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{InvalidInput, Result};
 use crate::limits::{
-    validate_collection_name, validate_document, validate_encoded_size, validate_id, validate_index_path,
-    BATCH_OPS_MAX, ID_FIELD,
+    validate_collection_name, validate_document, validate_encoded_size, validate_id,
+    validate_index_path, BATCH_OPS_MAX, ID_FIELD,
 };
 
 /// A validated document with its id and encoded bytes.
@@ -47,7 +47,9 @@ pub(crate) fn prepare_doc(mut doc: Value, id: Option<&str>) -> Result<PreparedDo
         (None, Some(own)) => own,
         (None, None) => generate_id(),
     };
-    let map = doc.as_object_mut().expect("validate_document checked it is an object");
+    let map = doc
+        .as_object_mut()
+        .expect("validate_document checked it is an object");
     if !map.contains_key(ID_FIELD) {
         // Put `_id` first so stored documents read naturally.
         let mut with_id = Map::with_capacity(map.len() + 1);
@@ -86,15 +88,42 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
 /// One operation of a batch.
 #[derive(Debug, Clone)]
 pub(crate) enum BatchOp {
-    Insert { coll: String, doc: PreparedDoc },
-    Upsert { coll: String, doc: PreparedDoc },
-    Replace { coll: String, doc: PreparedDoc },
-    Patch { coll: String, id: String, patch: Value },
-    Delete { coll: String, id: String },
-    CreateCollection { coll: String },
-    DropCollection { coll: String },
-    CreateIndex { coll: String, path: String, unique: bool },
-    DropIndex { coll: String, path: String },
+    Insert {
+        coll: String,
+        doc: PreparedDoc,
+    },
+    Upsert {
+        coll: String,
+        doc: PreparedDoc,
+    },
+    Replace {
+        coll: String,
+        doc: PreparedDoc,
+    },
+    Patch {
+        coll: String,
+        id: String,
+        patch: Value,
+    },
+    Delete {
+        coll: String,
+        id: String,
+    },
+    CreateCollection {
+        coll: String,
+    },
+    DropCollection {
+        coll: String,
+    },
+    CreateIndex {
+        coll: String,
+        path: String,
+        unique: bool,
+    },
+    DropIndex {
+        coll: String,
+        path: String,
+    },
 }
 
 /// An atomic group of writes, possibly across collections. Build it, then
@@ -139,7 +168,10 @@ impl WriteBatch {
         validate_collection_name(collection)?;
         let doc = prepare_doc(doc, None)?;
         let id = doc.id.to_string();
-        self.push(BatchOp::Insert { coll: collection.to_owned(), doc })?;
+        self.push(BatchOp::Insert {
+            coll: collection.to_owned(),
+            doc,
+        })?;
         Ok(id)
     }
 
@@ -148,7 +180,10 @@ impl WriteBatch {
         validate_collection_name(collection)?;
         let doc = prepare_doc(doc, None)?;
         let id = doc.id.to_string();
-        self.push(BatchOp::Upsert { coll: collection.to_owned(), doc })?;
+        self.push(BatchOp::Upsert {
+            coll: collection.to_owned(),
+            doc,
+        })?;
         Ok(id)
     }
 
@@ -156,7 +191,10 @@ impl WriteBatch {
     pub fn replace(&mut self, collection: &str, id: &str, doc: Value) -> Result<()> {
         validate_collection_name(collection)?;
         let doc = prepare_doc(doc, Some(id))?;
-        self.push(BatchOp::Replace { coll: collection.to_owned(), doc })
+        self.push(BatchOp::Replace {
+            coll: collection.to_owned(),
+            doc,
+        })
     }
 
     /// Merges `patch` into document `id` (RFC 7386: `null` removes a field).
@@ -191,16 +229,25 @@ impl WriteBatch {
     /// Creates an empty collection; the commit fails if it exists.
     pub fn create_collection(&mut self, collection: &str) -> Result<()> {
         validate_collection_name(collection)?;
-        self.push(BatchOp::CreateCollection { coll: collection.to_owned() })
+        self.push(BatchOp::CreateCollection {
+            coll: collection.to_owned(),
+        })
     }
 
     /// Drops a collection with all its documents and indexes.
     pub fn drop_collection(&mut self, collection: &str) -> Result<()> {
         validate_collection_name(collection)?;
-        self.push(BatchOp::DropCollection { coll: collection.to_owned() })
+        self.push(BatchOp::DropCollection {
+            coll: collection.to_owned(),
+        })
     }
 
-    pub(crate) fn create_index(&mut self, collection: &str, path: &str, unique: bool) -> Result<()> {
+    pub(crate) fn create_index(
+        &mut self,
+        collection: &str,
+        path: &str,
+        unique: bool,
+    ) -> Result<()> {
         validate_collection_name(collection)?;
         validate_index_path(path)?;
         self.push(BatchOp::CreateIndex {

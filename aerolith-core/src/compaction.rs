@@ -74,7 +74,11 @@ impl Database {
 
         // (2) Rewrite.
         let cipher = inner.cipher.as_ref();
-        let mut out = Output { segments: Vec::new(), buf: Vec::new(), len: 0 };
+        let mut out = Output {
+            segments: Vec::new(),
+            buf: Vec::new(),
+            len: 0,
+        };
         let mut moved: Vec<(String, Arc<str>, Loc, Loc)> = Vec::new();
         let mut start_segment = |out: &mut Output| -> Result<()> {
             if let Some(last) = out.segments.last() {
@@ -92,7 +96,8 @@ impl Database {
                 id
             };
             next_id += 1;
-            out.segments.push(Arc::new(Segment::create(&inner.dir, id)?));
+            out.segments
+                .push(Arc::new(Segment::create(&inner.dir, id)?));
             out.len = SEGMENT_HEADER_BYTES;
             Ok(())
         };
@@ -102,7 +107,15 @@ impl Database {
                 start_segment(out)?;
             }
             let start = out.buf.len();
-            encode_record(cipher, &OpRecord { txn: COMPACTION_TXN, commit: true, op }, &mut out.buf);
+            encode_record(
+                cipher,
+                &OpRecord {
+                    txn: COMPACTION_TXN,
+                    commit: true,
+                    op,
+                },
+                &mut out.buf,
+            );
             let frame_len = (out.buf.len() - start) as u64;
             let loc = Loc {
                 segment: out.segments.last().expect("a segment is open").id,
@@ -115,7 +128,14 @@ impl Database {
         for (name, coll) in state.collections.iter() {
             push(&mut out, Op::CreateCollection { coll: name })?;
             for (path, index) in coll.indexes.iter() {
-                push(&mut out, Op::CreateIndex { coll: name, path, unique: index.unique })?;
+                push(
+                    &mut out,
+                    Op::CreateIndex {
+                        coll: name,
+                        path,
+                        unique: index.unique,
+                    },
+                )?;
             }
             for (id, entry) in coll.docs.iter() {
                 if !sealed_set.contains(&entry.loc.segment) {
@@ -123,7 +143,14 @@ impl Database {
                 }
                 let doc = read_doc(cipher, &state, entry.loc)?;
                 let bytes = serde_json::to_vec(&doc).expect("serde_json::Value always serializes");
-                let new_loc = push(&mut out, Op::Put { coll: name, id, doc: &bytes })?;
+                let new_loc = push(
+                    &mut out,
+                    Op::Put {
+                        coll: name,
+                        id,
+                        doc: &bytes,
+                    },
+                )?;
                 moved.push((name.clone(), Arc::clone(id), entry.loc, new_loc));
             }
         }
@@ -149,7 +176,12 @@ impl Database {
                 w.state.segments.insert(s.id, Arc::clone(s));
             }
             for (coll, id, old, new) in &moved {
-                if let Some(entry) = w.state.collections.get_mut(coll).and_then(|c| c.docs.get_mut(id)) {
+                if let Some(entry) = w
+                    .state
+                    .collections
+                    .get_mut(coll)
+                    .and_then(|c| c.docs.get_mut(id))
+                {
                     if entry.loc == *old {
                         entry.loc = *new;
                     }

@@ -118,9 +118,11 @@ mod tests {
         let sealed = cipher.seal(b"secret document");
         assert_eq!(cipher.open(&sealed).unwrap(), b"secret document");
         assert!(RecordCipher::new(&key, b"salt-b").open(&sealed).is_err());
-        assert!(RecordCipher::new(&MasterKey::from_bytes([8; 32]), b"salt-a")
-            .open(&sealed)
-            .is_err());
+        assert!(
+            RecordCipher::new(&MasterKey::from_bytes([8; 32]), b"salt-a")
+                .open(&sealed)
+                .is_err()
+        );
     }
 
     #[test]

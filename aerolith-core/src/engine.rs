@@ -83,7 +83,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("dir", &self.inner.dir).finish()
+        f.debug_struct("Database")
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -117,7 +119,9 @@ impl Database {
                 .name("aerolith-sync".into())
                 .spawn(move || {
                     // Ends when told to stop or when the database is gone.
-                    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+                    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                        stop_rx.recv_timeout(interval)
+                    {
                         let Some(inner) = weak.upgrade() else { return };
                         inner.background_sync();
                     }
@@ -267,11 +271,14 @@ impl Drop for Inner {
 /// Reads the document stored at `loc`, verifying its checksum (and
 /// decrypting it). A record that fails is an error, never served.
 pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -> Result<Value> {
-    let segment = state.segments.get(&loc.segment).ok_or_else(|| Error::Corrupt {
-        path: PathBuf::from(crate::segment::segment_file_name(loc.segment)),
-        offset: loc.offset,
-        reason: "record points into a segment that is not open".into(),
-    })?;
+    let segment = state
+        .segments
+        .get(&loc.segment)
+        .ok_or_else(|| Error::Corrupt {
+            path: PathBuf::from(crate::segment::segment_file_name(loc.segment)),
+            offset: loc.offset,
+            reason: "record points into a segment that is not open".into(),
+        })?;
     let corrupt = |reason: String| Error::Corrupt {
         path: segment.path.clone(),
         offset: loc.offset,
@@ -282,13 +289,16 @@ pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -
         let plain;
         let payload: &[u8] = match cipher {
             Some(c) => {
-                plain = c.open(body).map_err(|_| corrupt("record fails authentication".into()))?;
+                plain = c
+                    .open(body)
+                    .map_err(|_| corrupt("record fails authentication".into()))?;
                 &plain
             }
             None => body,
         };
         match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
-            Op::Put { doc, .. } => serde_json::from_slice(doc).map_err(|e| corrupt(format!("document is not JSON: {e}"))),
+            Op::Put { doc, .. } => serde_json::from_slice(doc)
+                .map_err(|e| corrupt(format!("document is not JSON: {e}"))),
             _ => Err(corrupt("location does not hold a document".into())),
         }
     })?
@@ -306,22 +316,48 @@ pub(crate) fn encode_record(cipher: Option<&RecordCipher>, rec: &OpRecord<'_>, b
 
 /// An operation of a batch as it will be logged, before encoding.
 enum Logged {
-    Put { coll: String, id: Arc<str>, bytes: Vec<u8> },
-    Delete { coll: String, id: String },
-    CreateCollection { coll: String },
-    DropCollection { coll: String },
-    CreateIndex { coll: String, path: String, unique: bool },
-    DropIndex { coll: String, path: String },
+    Put {
+        coll: String,
+        id: Arc<str>,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        coll: String,
+        id: String,
+    },
+    CreateCollection {
+        coll: String,
+    },
+    DropCollection {
+        coll: String,
+    },
+    CreateIndex {
+        coll: String,
+        path: String,
+        unique: bool,
+    },
+    DropIndex {
+        coll: String,
+        path: String,
+    },
 }
 
 impl Logged {
     fn as_op(&self) -> Op<'_> {
         match self {
-            Logged::Put { coll, id, bytes } => Op::Put { coll, id, doc: bytes },
+            Logged::Put { coll, id, bytes } => Op::Put {
+                coll,
+                id,
+                doc: bytes,
+            },
             Logged::Delete { coll, id } => Op::Delete { coll, id },
             Logged::CreateCollection { coll } => Op::CreateCollection { coll },
             Logged::DropCollection { coll } => Op::DropCollection { coll },
-            Logged::CreateIndex { coll, path, unique } => Op::CreateIndex { coll, path, unique: *unique },
+            Logged::CreateIndex { coll, path, unique } => Op::CreateIndex {
+                coll,
+                path,
+                unique: *unique,
+            },
             Logged::DropIndex { coll, path } => Op::DropIndex { coll, path },
         }
     }
@@ -342,11 +378,19 @@ impl<'a> Builder<'a> {
         state
             .collections
             .get_mut(coll)
-            .ok_or_else(|| Error::CollectionNotFound { collection: coll.to_owned() })
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: coll.to_owned(),
+            })
     }
 
     /// The current version of a document that exists in `state`.
-    fn current(&self, state: &State, coll: &str, id: &Arc<str>, entry: DocEntry) -> Result<Arc<Value>> {
+    fn current(
+        &self,
+        state: &State,
+        coll: &str,
+        id: &Arc<str>,
+        entry: DocEntry,
+    ) -> Result<Arc<Value>> {
         if entry.loc.segment == PENDING_SEGMENT {
             let doc = self
                 .written
@@ -357,15 +401,27 @@ impl<'a> Builder<'a> {
         read_doc(self.cipher, state, entry.loc).map(Arc::new)
     }
 
-    fn put(&mut self, state: &mut State, coll: &str, doc: crate::batch::PreparedDoc, must: Existence) -> Result<()> {
+    fn put(
+        &mut self,
+        state: &mut State,
+        coll: &str,
+        doc: crate::batch::PreparedDoc,
+        must: Existence,
+    ) -> Result<()> {
         let c = Self::collection(state, coll)?;
         let existing = c.docs.get(&doc.id).copied();
         match (must, existing) {
             (Existence::MustNotExist, Some(_)) => {
-                return Err(Error::DocumentExists { collection: coll.to_owned(), id: doc.id.to_string() })
+                return Err(Error::DocumentExists {
+                    collection: coll.to_owned(),
+                    id: doc.id.to_string(),
+                })
             }
             (Existence::MustExist, None) => {
-                return Err(Error::DocumentNotFound { collection: coll.to_owned(), id: doc.id.to_string() })
+                return Err(Error::DocumentNotFound {
+                    collection: coll.to_owned(),
+                    id: doc.id.to_string(),
+                })
             }
             _ => {}
         }
@@ -377,34 +433,59 @@ impl<'a> Builder<'a> {
             });
         }
         let old = match existing {
-            Some(entry) if !c.indexes.is_empty() => Some(self.current(state, coll, &doc.id, entry)?),
+            Some(entry) if !c.indexes.is_empty() => {
+                Some(self.current(state, coll, &doc.id, entry)?)
+            }
             _ => None,
         };
-        let size_bytes = u32::try_from(doc.bytes.len()).expect("documents are bounded by DOC_SIZE_BYTES_MAX");
+        let size_bytes =
+            u32::try_from(doc.bytes.len()).expect("documents are bounded by DOC_SIZE_BYTES_MAX");
         let c = Self::collection(state, coll)?;
         c.reindex(&doc.id, old.as_deref(), Some(&doc.value));
-        let placeholder = Loc { segment: PENDING_SEGMENT, offset: self.logged.len() as u64, len: 0 };
-        c.put_entry(Arc::clone(&doc.id), DocEntry { loc: placeholder, size_bytes });
+        let placeholder = Loc {
+            segment: PENDING_SEGMENT,
+            offset: self.logged.len() as u64,
+            len: 0,
+        };
+        c.put_entry(
+            Arc::clone(&doc.id),
+            DocEntry {
+                loc: placeholder,
+                size_bytes,
+            },
+        );
         let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
         self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
         self.outcome.documents_delta += i64::from(existing.is_none());
-        self.outcome.ops.push(OpOutcome::Written { id: doc.id.to_string(), created: existing.is_none() });
-        self.written.insert((coll.to_owned(), Arc::clone(&doc.id)), Arc::new(doc.value));
-        self.logged.push(Logged::Put { coll: coll.to_owned(), id: doc.id, bytes: doc.bytes });
+        self.outcome.ops.push(OpOutcome::Written {
+            id: doc.id.to_string(),
+            created: existing.is_none(),
+        });
+        self.written
+            .insert((coll.to_owned(), Arc::clone(&doc.id)), Arc::new(doc.value));
+        self.logged.push(Logged::Put {
+            coll: coll.to_owned(),
+            id: doc.id,
+            bytes: doc.bytes,
+        });
         Ok(())
     }
 
     fn patch(&mut self, state: &mut State, coll: &str, id: &str, patch: &Value) -> Result<()> {
         let c = Self::collection(state, coll)?;
         let Some((id, entry)) = c.docs.get_key_value(id).map(|(k, v)| (Arc::clone(k), *v)) else {
-            return Err(Error::DocumentNotFound { collection: coll.to_owned(), id: id.to_owned() });
+            return Err(Error::DocumentNotFound {
+                collection: coll.to_owned(),
+                id: id.to_owned(),
+            });
         };
         let mut merged = (*self.current(state, coll, &id, entry)?).clone();
         merge_patch(&mut merged, patch);
         let doc = prepare_doc(merged, Some(&id))?;
         let result = doc.value.clone();
         self.put(state, coll, doc, Existence::MustExist)?;
-        *self.outcome.ops.last_mut().expect("put pushed an outcome") = OpOutcome::Patched { doc: result };
+        *self.outcome.ops.last_mut().expect("put pushed an outcome") =
+            OpOutcome::Patched { doc: result };
         Ok(())
     }
 
@@ -414,23 +495,40 @@ impl<'a> Builder<'a> {
             self.outcome.ops.push(OpOutcome::Deleted { existed: false });
             return Ok(());
         };
-        let old = if c.indexes.is_empty() { None } else { Some(self.current(state, coll, &id, entry)?) };
+        let old = if c.indexes.is_empty() {
+            None
+        } else {
+            Some(self.current(state, coll, &id, entry)?)
+        };
         let c = Self::collection(state, coll)?;
         c.reindex(&id, old.as_deref(), None);
         c.remove_entry(&id);
         self.outcome.live_bytes_delta -= i64::from(entry.size_bytes);
         self.outcome.documents_delta -= 1;
         self.outcome.ops.push(OpOutcome::Deleted { existed: true });
-        self.logged.push(Logged::Delete { coll: coll.to_owned(), id: id.to_string() });
+        self.logged.push(Logged::Delete {
+            coll: coll.to_owned(),
+            id: id.to_string(),
+        });
         Ok(())
     }
 
-    fn create_index(&mut self, state: &mut State, coll: &str, path: &str, unique: bool) -> Result<()> {
+    fn create_index(
+        &mut self,
+        state: &mut State,
+        coll: &str,
+        path: &str,
+        unique: bool,
+    ) -> Result<()> {
         let c = Self::collection(state, coll)?;
         if c.indexes.contains_key(path) {
-            return Err(Error::IndexExists { collection: coll.to_owned(), path: path.to_owned() });
+            return Err(Error::IndexExists {
+                collection: coll.to_owned(),
+                path: path.to_owned(),
+            });
         }
-        let entries: Vec<(Arc<str>, DocEntry)> = c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
+        let entries: Vec<(Arc<str>, DocEntry)> =
+            c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
         let mut index = IndexState::new(unique);
         for (id, entry) in entries {
             let doc = self.current(state, coll, &id, entry)?;
@@ -446,9 +544,15 @@ impl<'a> Builder<'a> {
             }
             index.insert(&keys, &id);
         }
-        Self::collection(state, coll)?.indexes.insert(path.to_owned(), index);
+        Self::collection(state, coll)?
+            .indexes
+            .insert(path.to_owned(), index);
         self.outcome.ops.push(OpOutcome::Schema);
-        self.logged.push(Logged::CreateIndex { coll: coll.to_owned(), path: path.to_owned(), unique });
+        self.logged.push(Logged::CreateIndex {
+            coll: coll.to_owned(),
+            path: path.to_owned(),
+            unique,
+        });
         Ok(())
     }
 
@@ -463,7 +567,9 @@ impl<'a> Builder<'a> {
                 if state.collections.contains_key(&coll) {
                     return Err(Error::CollectionExists { collection: coll });
                 }
-                state.collections.insert(coll.clone(), CollectionState::default());
+                state
+                    .collections
+                    .insert(coll.clone(), CollectionState::default());
                 self.outcome.collections_delta += 1;
                 self.outcome.ops.push(OpOutcome::Schema);
                 self.logged.push(Logged::CreateCollection { coll });
@@ -480,11 +586,16 @@ impl<'a> Builder<'a> {
                 self.logged.push(Logged::DropCollection { coll });
                 Ok(())
             }
-            BatchOp::CreateIndex { coll, path, unique } => self.create_index(state, &coll, &path, unique),
+            BatchOp::CreateIndex { coll, path, unique } => {
+                self.create_index(state, &coll, &path, unique)
+            }
             BatchOp::DropIndex { coll, path } => {
                 let c = Self::collection(state, &coll)?;
                 if c.indexes.remove(&path).is_none() {
-                    return Err(Error::IndexNotFound { collection: coll, path });
+                    return Err(Error::IndexNotFound {
+                        collection: coll,
+                        path,
+                    });
                 }
                 self.outcome.ops.push(OpOutcome::Schema);
                 self.logged.push(Logged::DropIndex { coll, path });
@@ -495,14 +606,32 @@ impl<'a> Builder<'a> {
 
     /// Encodes the logged operations as one transaction starting at
     /// `offset` of `segment`, and replaces placeholder locations in `state`.
-    fn encode(self, state: &mut State, txn: u64, segment: u64, offset: u64) -> (Vec<u8>, CommitOutcome) {
+    fn encode(
+        self,
+        state: &mut State,
+        txn: u64,
+        segment: u64,
+        offset: u64,
+    ) -> (Vec<u8>, CommitOutcome) {
         let mut buf = Vec::new();
         let last = self.logged.len().saturating_sub(1);
         for (i, logged) in self.logged.iter().enumerate() {
             let start = buf.len();
-            encode_record(self.cipher, &OpRecord { txn, commit: i == last, op: logged.as_op() }, &mut buf);
+            encode_record(
+                self.cipher,
+                &OpRecord {
+                    txn,
+                    commit: i == last,
+                    op: logged.as_op(),
+                },
+                &mut buf,
+            );
             if let Logged::Put { coll, id, .. } = logged {
-                let placeholder = Loc { segment: PENDING_SEGMENT, offset: i as u64, len: 0 };
+                let placeholder = Loc {
+                    segment: PENDING_SEGMENT,
+                    offset: i as u64,
+                    len: 0,
+                };
                 if let Some(c) = state.collections.get_mut(coll) {
                     if let Some(entry) = c.docs.get_mut(id) {
                         if entry.loc == placeholder {
@@ -546,7 +675,10 @@ impl Inner {
 
     fn commit(&self, batch: WriteBatch) -> Result<CommitOutcome> {
         self.check_open()?;
-        let slot = Arc::new(Slot { batch: Mutex::new(Some(batch)), result: Mutex::new(None) });
+        let slot = Arc::new(Slot {
+            batch: Mutex::new(Some(batch)),
+            result: Mutex::new(None),
+        });
         let mut queue = self.queue.lock();
         queue.pending.push(Arc::clone(&slot));
         loop {
@@ -578,7 +710,9 @@ impl Inner {
         let mut wrote_any = false;
         for slot in group {
             let batch = slot.batch.lock().take().expect("each slot is led once");
-            let result = self.check_open().and_then(|()| self.commit_one(&mut w, batch));
+            let result = self
+                .check_open()
+                .and_then(|()| self.commit_one(&mut w, batch));
             if let Ok(outcome) = &result {
                 wrote_any |= outcome.log_bytes_written > 0;
             }
@@ -593,7 +727,11 @@ impl Inner {
                         self.poison();
                         let reason = e.to_string();
                         for r in results.iter_mut().filter(|r| r.is_ok()) {
-                            *r = Err(Error::io("sync segment", &w.active.path, std::io::Error::other(reason.clone())));
+                            *r = Err(Error::io(
+                                "sync segment",
+                                &w.active.path,
+                                std::io::Error::other(reason.clone()),
+                            ));
                         }
                     }
                 }

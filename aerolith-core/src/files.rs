@@ -59,7 +59,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -85,8 +85,10 @@ pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         .truncate(true)
         .open(&tmp)
         .map_err(|e| Error::io("create temp file", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("write temp file", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("sync temp file", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("write temp file", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| Error::io("sync temp file", &tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
     sync_dir(dir)
 }
@@ -101,7 +103,10 @@ fn write_checked<T: Serialize>(dir: &Path, name: &str, body: &T) -> Result<()> {
     replace_file(dir, name, &bytes)
 }
 
-fn read_checked<T: Serialize + for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<Option<T>> {
+fn read_checked<T: Serialize + for<'de> Deserialize<'de>>(
+    dir: &Path,
+    name: &str,
+) -> Result<Option<T>> {
     let path = dir.join(name);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -159,10 +164,14 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
                 std::thread::sleep(LOCK_RETRY_INTERVAL);
             }
             Err(std::fs::TryLockError::WouldBlock) => break,
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock directory", &path, e)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock directory", &path, e))
+            }
         }
     }
-    Err(Error::Locked { path: dir.to_path_buf() })
+    Err(Error::Locked {
+        path: dir.to_path_buf(),
+    })
 }
 
 /// Attempts to take the directory lock before reporting it held.
@@ -185,13 +194,20 @@ mod tests {
     #[test]
     fn a_tampered_manifest_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Manifest { version: 1, segments: vec![1, 2], next_segment_id: 3 };
+        let m = Manifest {
+            version: 1,
+            segments: vec![1, 2],
+            next_segment_id: 3,
+        };
         write_manifest(dir.path(), &m).unwrap();
         assert_eq!(read_manifest(dir.path()).unwrap(), Some(m));
         let path = dir.path().join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).unwrap().replace("2", "9");
         std::fs::write(&path, text).unwrap();
-        assert!(matches!(read_manifest(dir.path()), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            read_manifest(dir.path()),
+            Err(Error::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub use engine::Database;
 pub use error::{Error, InvalidInput, Result};
 pub use options::{Durability, Options, RecoveryMode, SEGMENT_SIZE_BYTES_DEFAULT};
 pub use query::{
-    compare_values, index_keys, FieldPath, Filter, IndexKey, IndexPredicate, IndexScan, PathError, Projection,
-    QueryError, SortDirection, SortSpec, TypeBracket, FILTER_DEPTH_MAX, IN_OPERAND_LEN_MAX, OPERAND_DEPTH_MAX,
-    PATH_SEGMENTS_MAX, PROJECTION_PATHS_MAX, SORT_KEYS_MAX,
+    compare_values, index_keys, FieldPath, Filter, IndexKey, IndexPredicate, IndexScan, PathError,
+    Projection, QueryError, SortDirection, SortSpec, TypeBracket, FILTER_DEPTH_MAX,
+    IN_OPERAND_LEN_MAX, OPERAND_DEPTH_MAX, PATH_SEGMENTS_MAX, PROJECTION_PATHS_MAX, SORT_KEYS_MAX,
 };
 pub use read::{CollectionStats, DatabaseStats, Explain, IndexInfo, Query, Snapshot};
 pub use recovery::{RecoveryReport, TruncatedTail};

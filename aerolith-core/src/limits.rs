@@ -189,7 +189,9 @@ mod tests {
 
     #[test]
     fn collection_names_that_look_like_paths_are_refused() {
-        for name in ["", "..", ".hidden", "a..b", "a/b", "a\\b", "a\0b", "a b", "ü", "a~b"] {
+        for name in [
+            "", "..", ".hidden", "a..b", "a/b", "a\\b", "a\0b", "a b", "ü", "a~b",
+        ] {
             assert!(validate_collection_name(name).is_err(), "{name:?} accepted");
         }
         for name in ["users", "t.abc.users", "Users_2", "a-b"] {

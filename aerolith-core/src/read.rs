@@ -49,7 +49,10 @@ impl Default for Query {
 impl Query {
     /// A query for documents matching `filter`.
     pub fn filter(filter: &Value) -> Result<Query> {
-        Ok(Query { filter: Filter::parse(filter)?, ..Query::default() })
+        Ok(Query {
+            filter: Filter::parse(filter)?,
+            ..Query::default()
+        })
     }
 
     /// Parses `{"filter":{..},"sort":{..},"skip":n,"limit":n,"projection":{..}}`;
@@ -66,7 +69,12 @@ impl Query {
                 "projection" => q.projection = Some(Projection::parse(value)?),
                 "skip" => q.skip = count_member("skip", value)?,
                 "limit" => q.limit = Some(count_member("limit", value)?),
-                other => return Err(QueryError::UnknownQueryMember { member: other.to_owned() }.into()),
+                other => {
+                    return Err(QueryError::UnknownQueryMember {
+                        member: other.to_owned(),
+                    }
+                    .into())
+                }
             }
         }
         Ok(q)
@@ -146,7 +154,9 @@ pub struct Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("collections", &self.state.collections.len()).finish()
+        f.debug_struct("Snapshot")
+            .field("collections", &self.state.collections.len())
+            .finish()
     }
 }
 
@@ -159,7 +169,10 @@ enum Plan {
 impl Database {
     /// A snapshot of the current committed state.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { inner: Arc::clone(&self.inner), state: self.inner.snapshot_state() }
+        Snapshot {
+            inner: Arc::clone(&self.inner),
+            state: self.inner.snapshot_state(),
+        }
     }
 
     /// Reads one document.
@@ -208,7 +221,9 @@ impl Snapshot {
         self.state
             .collections
             .get(name)
-            .ok_or_else(|| Error::CollectionNotFound { collection: name.to_owned() })
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: name.to_owned(),
+            })
     }
 
     /// Reads one document.
@@ -231,7 +246,12 @@ impl Snapshot {
     }
 
     /// Up to `limit` document ids in id order, starting after `after`.
-    pub fn list_ids(&self, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    pub fn list_ids(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let c = self.collection(collection)?;
         let lower = match after {
             Some(a) => Bound::Excluded(Arc::<str>::from(a)),
@@ -247,7 +267,11 @@ impl Snapshot {
     /// Accounting for one collection.
     pub fn collection_stats(&self, collection: &str) -> Result<CollectionStats> {
         let c = self.collection(collection)?;
-        Ok(CollectionStats { documents: c.docs.len() as u64, live_bytes: c.live_bytes, indexes: c.indexes.len() })
+        Ok(CollectionStats {
+            documents: c.docs.len() as u64,
+            live_bytes: c.live_bytes,
+            indexes: c.indexes.len(),
+        })
     }
 
     /// Accounting for the whole database.
@@ -258,7 +282,12 @@ impl Snapshot {
         }
         Ok(DatabaseStats {
             collections: self.state.collections.len() as u64,
-            documents: self.state.collections.values().map(|c| c.docs.len() as u64).sum(),
+            documents: self
+                .state
+                .collections
+                .values()
+                .map(|c| c.docs.len() as u64)
+                .sum(),
             live_bytes: self.state.collections.values().map(|c| c.live_bytes).sum(),
             segments: self.state.segments.len() as u64,
             disk_bytes,
@@ -271,7 +300,11 @@ impl Snapshot {
             .collection(collection)?
             .indexes
             .iter()
-            .map(|(path, ix)| IndexInfo { path: path.clone(), unique: ix.unique, keys: ix.entries.len() as u64 })
+            .map(|(path, ix)| IndexInfo {
+                path: path.clone(),
+                unique: ix.unique,
+                keys: ix.entries.len() as u64,
+            })
             .collect())
     }
 
@@ -287,7 +320,11 @@ impl Snapshot {
             let total = c.docs.len().saturating_sub(query.skip);
             return Ok(query.limit.map_or(total, |l| total.min(l)) as u64);
         }
-        let counting = Query { sort: None, projection: None, ..query.clone() };
+        let counting = Query {
+            sort: None,
+            projection: None,
+            ..query.clone()
+        };
         Ok(self.execute(collection, &counting)?.0.len() as u64)
     }
 
@@ -299,7 +336,9 @@ impl Snapshot {
     fn plan(c: &CollectionState, filter: &Filter) -> Plan {
         let mut best: Option<(u8, String, IndexScan)> = None;
         for predicate in filter.index_predicates() {
-            let Some(index) = c.indexes.get(&predicate.path) else { continue };
+            let Some(index) = c.indexes.get(&predicate.path) else {
+                continue;
+            };
             // Point look-ups on a unique index beat point look-ups, which beat ranges.
             let rank = match (&predicate.scan, index.unique) {
                 (IndexScan::Keys(_), true) => 0,
@@ -333,39 +372,45 @@ impl Snapshot {
             Ok(())
         };
         let plan = Self::plan(c, &query.filter);
-        let (plan_name, index_path, ids): (&'static str, Option<String>, Box<dyn Iterator<Item = Arc<str>> + '_>) =
-            match &plan {
-                Plan::FullScan => ("full_scan", None, Box::new(c.docs.keys().cloned())),
-                Plan::Index { path, scan } => {
-                    let index = c.indexes.get(path).expect("planned from this collection's indexes");
-                    let mut seen: HashSet<Arc<str>> = HashSet::new();
-                    let mut ids: Vec<Arc<str>> = Vec::new();
-                    let mut take = |set: &imbl::OrdSet<Arc<str>>| {
-                        for id in set.iter() {
-                            if seen.insert(Arc::clone(id)) {
-                                ids.push(Arc::clone(id));
-                            }
+        let (plan_name, index_path, ids): (
+            &'static str,
+            Option<String>,
+            Box<dyn Iterator<Item = Arc<str>> + '_>,
+        ) = match &plan {
+            Plan::FullScan => ("full_scan", None, Box::new(c.docs.keys().cloned())),
+            Plan::Index { path, scan } => {
+                let index = c
+                    .indexes
+                    .get(path)
+                    .expect("planned from this collection's indexes");
+                let mut seen: HashSet<Arc<str>> = HashSet::new();
+                let mut ids: Vec<Arc<str>> = Vec::new();
+                let mut take = |set: &imbl::OrdSet<Arc<str>>| {
+                    for id in set.iter() {
+                        if seen.insert(Arc::clone(id)) {
+                            ids.push(Arc::clone(id));
                         }
-                    };
-                    let name = match scan {
-                        IndexScan::Keys(keys) => {
-                            for key in keys {
-                                if let Some(set) = index.entries.get(key) {
-                                    take(set);
-                                }
-                            }
-                            "index_keys"
-                        }
-                        IndexScan::Range { lower, upper } => {
-                            for (_, set) in index.entries.range((lower.clone(), upper.clone())) {
+                    }
+                };
+                let name = match scan {
+                    IndexScan::Keys(keys) => {
+                        for key in keys {
+                            if let Some(set) = index.entries.get(key) {
                                 take(set);
                             }
-                            "index_range"
                         }
-                    };
-                    (name, Some(path.clone()), Box::new(ids.into_iter()))
-                }
-            };
+                        "index_keys"
+                    }
+                    IndexScan::Range { lower, upper } => {
+                        for (_, set) in index.entries.range((lower.clone(), upper.clone())) {
+                            take(set);
+                        }
+                        "index_range"
+                    }
+                };
+                (name, Some(path.clone()), Box::new(ids.into_iter()))
+            }
+        };
         // Without a sort, stop as soon as skip + limit documents matched.
         let stop_after = match (&query.sort, query.limit) {
             (None, Some(limit)) => Some(query.skip.saturating_add(limit)),
@@ -398,7 +443,12 @@ impl Snapshot {
                 None => doc,
             })
             .collect();
-        let explain = Explain { plan: plan_name, index: index_path, documents_examined: examined, returned: results.len() as u64 };
+        let explain = Explain {
+            plan: plan_name,
+            index: index_path,
+            documents_examined: examined,
+            returned: results.len() as u64,
+        };
         Ok((results, explain))
     }
 }

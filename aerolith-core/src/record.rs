@@ -68,7 +68,10 @@ fn checksum(body_len: [u8; 4], body: &[u8]) -> [u8; CHECKSUM_BYTES] {
 /// Appends a frame holding `body` to `out`.
 pub(crate) fn encode_frame(body: &[u8], out: &mut Vec<u8>) {
     let len = u32::try_from(body.len()).expect("bodies are bounded by FRAME_BODY_BYTES_MAX");
-    assert!(body.len() <= FRAME_BODY_BYTES_MAX, "frame body over the limit");
+    assert!(
+        body.len() <= FRAME_BODY_BYTES_MAX,
+        "frame body over the limit"
+    );
     let len_bytes = len.to_le_bytes();
     out.extend_from_slice(&FRAME_MAGIC);
     out.extend_from_slice(&len_bytes);
@@ -200,7 +203,9 @@ impl<'a> Reader<'a> {
     }
 
     fn u64(&mut self) -> Result<u64, PayloadError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("slice of 8")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("slice of 8"),
+        ))
     }
 
     fn str(&mut self) -> Result<&'a str, PayloadError> {
@@ -242,7 +247,10 @@ pub(crate) fn decode_op(payload: &[u8]) -> Result<OpRecord<'_>, PayloadError> {
             };
             Op::CreateIndex { coll, path, unique }
         }
-        KIND_DROP_INDEX => Op::DropIndex { coll, path: r.str()? },
+        KIND_DROP_INDEX => Op::DropIndex {
+            coll,
+            path: r.str()?,
+        },
         _ => return Err(PayloadError("unknown operation kind")),
     };
     r.finish()?;
@@ -256,12 +264,50 @@ mod tests {
 
     fn sample_ops() -> Vec<OpRecord<'static>> {
         vec![
-            OpRecord { txn: 1, commit: false, op: Op::CreateCollection { coll: "users" } },
-            OpRecord { txn: 1, commit: true, op: Op::Put { coll: "users", id: "a", doc: br#"{"x":1}"# } },
-            OpRecord { txn: 2, commit: true, op: Op::Delete { coll: "users", id: "a" } },
-            OpRecord { txn: 3, commit: true, op: Op::CreateIndex { coll: "users", path: "x.y", unique: true } },
-            OpRecord { txn: 4, commit: true, op: Op::DropIndex { coll: "users", path: "x.y" } },
-            OpRecord { txn: u64::MAX, commit: true, op: Op::DropCollection { coll: "users" } },
+            OpRecord {
+                txn: 1,
+                commit: false,
+                op: Op::CreateCollection { coll: "users" },
+            },
+            OpRecord {
+                txn: 1,
+                commit: true,
+                op: Op::Put {
+                    coll: "users",
+                    id: "a",
+                    doc: br#"{"x":1}"#,
+                },
+            },
+            OpRecord {
+                txn: 2,
+                commit: true,
+                op: Op::Delete {
+                    coll: "users",
+                    id: "a",
+                },
+            },
+            OpRecord {
+                txn: 3,
+                commit: true,
+                op: Op::CreateIndex {
+                    coll: "users",
+                    path: "x.y",
+                    unique: true,
+                },
+            },
+            OpRecord {
+                txn: 4,
+                commit: true,
+                op: Op::DropIndex {
+                    coll: "users",
+                    path: "x.y",
+                },
+            },
+            OpRecord {
+                txn: u64::MAX,
+                commit: true,
+                op: Op::DropCollection { coll: "users" },
+            },
         ]
     }
 
@@ -288,7 +334,10 @@ mod tests {
             for bit in 0..8 {
                 let mut damaged = frame.clone();
                 damaged[byte] ^= 1 << bit;
-                assert!(decode_frame(&damaged).is_err(), "flip at {byte}:{bit} passed");
+                assert!(
+                    decode_frame(&damaged).is_err(),
+                    "flip at {byte}:{bit} passed"
+                );
             }
         }
     }
@@ -308,7 +357,10 @@ mod tests {
         let mut frame = FRAME_MAGIC.to_vec();
         frame.extend_from_slice(&u32::MAX.to_le_bytes());
         frame.extend_from_slice(&[0; 16]);
-        assert_eq!(decode_frame(&frame), Err(FrameError::TooLarge(u32::MAX as u64)));
+        assert_eq!(
+            decode_frame(&frame),
+            Err(FrameError::TooLarge(u32::MAX as u64))
+        );
     }
 
     proptest! {

@@ -18,14 +18,14 @@ use crate::crypto::RecordCipher;
 use crate::engine::{read_doc, WriteSide};
 use crate::error::{Error, Result};
 use crate::files::{
-    hex, lock_dir, read_manifest, read_meta, unhex, write_manifest, write_meta, EncryptionMeta, Manifest, Meta,
-    TMP_SUFFIX,
+    hex, lock_dir, read_manifest, read_meta, unhex, write_manifest, write_meta, EncryptionMeta,
+    Manifest, Meta, TMP_SUFFIX,
 };
 use crate::options::{Options, RecoveryMode};
 use crate::query::index_keys;
 use crate::record::{decode_frame, decode_op, Op, FRAME_MAGIC};
 use crate::segment::{parse_segment_file_name, Segment, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
-use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
+use crate::state::{DocEntry, IndexState, Loc, State};
 
 const META_FORMAT: &str = "aerolith-core";
 const CIPHER_NAME: &str = "xchacha20poly1305-blake3kdf";
@@ -86,13 +86,18 @@ fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryRepor
             return Err(Error::Corrupt {
                 path: dir.join(crate::files::META_FILE),
                 offset: 0,
-                reason: format!("unsupported format {:?} version {}", meta.format, meta.version),
+                reason: format!(
+                    "unsupported format {:?} version {}",
+                    meta.format, meta.version
+                ),
             });
         }
         return Ok(meta);
     }
     if !options.create_if_missing {
-        return Err(Error::NotFound { path: dir.to_path_buf() });
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
     }
     let has_segments = std::fs::read_dir(dir)
         .map_err(|e| Error::io("list directory", dir, e))?
@@ -128,8 +133,12 @@ fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryRepor
 fn cipher_for(dir: &Path, meta: &Meta, options: &Options) -> Result<Option<RecordCipher>> {
     match (&meta.encryption, &options.master_key) {
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(Error::NotEncrypted { path: dir.to_path_buf() }),
-        (Some(_), None) => Err(Error::KeyRequired { path: dir.to_path_buf() }),
+        (None, Some(_)) => Err(Error::NotEncrypted {
+            path: dir.to_path_buf(),
+        }),
+        (Some(_), None) => Err(Error::KeyRequired {
+            path: dir.to_path_buf(),
+        }),
         (Some(enc), Some(key)) => {
             let salt = unhex(&enc.salt_hex).ok_or_else(|| Error::Corrupt {
                 path: dir.join(crate::files::META_FILE),
@@ -138,7 +147,9 @@ fn cipher_for(dir: &Path, meta: &Meta, options: &Options) -> Result<Option<Recor
             })?;
             let cipher = RecordCipher::new(key, &salt);
             if hex(&cipher.key_check()) != enc.key_check_hex {
-                return Err(Error::WrongKey { path: dir.to_path_buf() });
+                return Err(Error::WrongKey {
+                    path: dir.to_path_buf(),
+                });
             }
             Ok(Some(cipher))
         }
@@ -162,12 +173,30 @@ fn remove_orphans(dir: &Path, manifest: &Manifest, report: &mut RecoveryReport) 
 
 /// An operation read from the log, waiting for its transaction's commit.
 enum Replayed {
-    Put { coll: String, id: Arc<str>, entry: DocEntry },
-    Delete { coll: String, id: String },
-    CreateCollection { coll: String },
-    DropCollection { coll: String },
-    CreateIndex { coll: String, path: String, unique: bool },
-    DropIndex { coll: String, path: String },
+    Put {
+        coll: String,
+        id: Arc<str>,
+        entry: DocEntry,
+    },
+    Delete {
+        coll: String,
+        id: String,
+    },
+    CreateCollection {
+        coll: String,
+    },
+    DropCollection {
+        coll: String,
+    },
+    CreateIndex {
+        coll: String,
+        path: String,
+        unique: bool,
+    },
+    DropIndex {
+        coll: String,
+        path: String,
+    },
 }
 
 fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), String> {
@@ -183,14 +212,16 @@ fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), St
             }
         }
         Replayed::CreateCollection { coll } => {
-            state.collections.entry(coll).or_insert_with(CollectionState::default);
+            state.collections.entry(coll).or_default();
         }
         Replayed::DropCollection { coll } => {
             state.collections.remove(&coll);
         }
         Replayed::CreateIndex { coll, path, unique } => {
             if let Some(c) = state.collections.get_mut(&coll) {
-                c.indexes.entry(path).or_insert_with(|| IndexState::new(unique));
+                c.indexes
+                    .entry(path)
+                    .or_insert_with(|| IndexState::new(unique));
             }
         }
         Replayed::DropIndex { coll, path } => {
@@ -207,7 +238,9 @@ fn valid_frames_after(bytes: &[u8], from: usize) -> u64 {
     let mut count = 0;
     let mut pos = from;
     while pos + FRAME_MAGIC.len() <= bytes.len() {
-        let Some(found) = bytes[pos..].iter().position(|&b| b == FRAME_MAGIC[0]) else { break };
+        let Some(found) = bytes[pos..].iter().position(|&b| b == FRAME_MAGIC[0]) else {
+            break;
+        };
         let at = pos + found;
         if let Ok((_, len)) = decode_frame(&bytes[at..]) {
             count += 1;
@@ -232,7 +265,10 @@ struct Replayer<'a> {
 enum SegmentEnd {
     Clean,
     /// Damage at this offset, for this reason.
-    Damaged { offset: u64, reason: String },
+    Damaged {
+        offset: u64,
+        reason: String,
+    },
 }
 
 impl Replayer<'_> {
@@ -244,36 +280,72 @@ impl Replayer<'_> {
         while offset < bytes.len() {
             let (body, len) = match decode_frame(&bytes[offset..]) {
                 Ok(found) => found,
-                Err(e) => return Ok((SegmentEnd::Damaged { offset: offset as u64, reason: e.to_string() }, txn_start as u64)),
+                Err(e) => {
+                    return Ok((
+                        SegmentEnd::Damaged {
+                            offset: offset as u64,
+                            reason: e.to_string(),
+                        },
+                        txn_start as u64,
+                    ))
+                }
             };
-            let corrupt = |reason: String| Error::Corrupt { path: segment.path.clone(), offset: offset as u64, reason };
+            let corrupt = |reason: String| Error::Corrupt {
+                path: segment.path.clone(),
+                offset: offset as u64,
+                reason,
+            };
             let plain;
             let payload: &[u8] = match self.cipher {
                 Some(c) => {
-                    plain = c.open(body).map_err(|_| corrupt("record fails authentication".into()))?;
+                    plain = c
+                        .open(body)
+                        .map_err(|_| corrupt("record fails authentication".into()))?;
                     &plain
                 }
                 None => body,
             };
             let rec = decode_op(payload).map_err(|e| corrupt(e.0.into()))?;
             match self.pending_txn {
-                Some(t) if t != rec.txn => return Err(corrupt(format!("transaction {t} never committed before transaction {}", rec.txn))),
+                Some(t) if t != rec.txn => {
+                    return Err(corrupt(format!(
+                        "transaction {t} never committed before transaction {}",
+                        rec.txn
+                    )))
+                }
                 Some(_) => {}
                 None => txn_start = offset,
             }
             self.pending_txn = Some(rec.txn);
-            let loc = Loc { segment: segment.id, offset: offset as u64, len: len as u32 };
+            let loc = Loc {
+                segment: segment.id,
+                offset: offset as u64,
+                len: len as u32,
+            };
             self.pending.push(match rec.op {
                 Op::Put { coll, id, doc } => Replayed::Put {
                     coll: coll.into(),
                     id: Arc::from(id),
-                    entry: DocEntry { loc, size_bytes: doc.len() as u32 },
+                    entry: DocEntry {
+                        loc,
+                        size_bytes: doc.len() as u32,
+                    },
                 },
-                Op::Delete { coll, id } => Replayed::Delete { coll: coll.into(), id: id.into() },
+                Op::Delete { coll, id } => Replayed::Delete {
+                    coll: coll.into(),
+                    id: id.into(),
+                },
                 Op::CreateCollection { coll } => Replayed::CreateCollection { coll: coll.into() },
                 Op::DropCollection { coll } => Replayed::DropCollection { coll: coll.into() },
-                Op::CreateIndex { coll, path, unique } => Replayed::CreateIndex { coll: coll.into(), path: path.into(), unique },
-                Op::DropIndex { coll, path } => Replayed::DropIndex { coll: coll.into(), path: path.into() },
+                Op::CreateIndex { coll, path, unique } => Replayed::CreateIndex {
+                    coll: coll.into(),
+                    path: path.into(),
+                    unique,
+                },
+                Op::DropIndex { coll, path } => Replayed::DropIndex {
+                    coll: coll.into(),
+                    path: path.into(),
+                },
             });
             self.report.records += 1;
             if rec.commit {
@@ -293,7 +365,9 @@ impl Replayer<'_> {
 pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     if !dir.exists() {
         if !options.create_if_missing {
-            return Err(Error::NotFound { path: dir.to_path_buf() });
+            return Err(Error::NotFound {
+                path: dir.to_path_buf(),
+            });
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
     }
@@ -301,7 +375,11 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
     let meta = load_or_create_meta(dir, options, &mut report)?;
     let cipher = cipher_for(dir, &meta, options)?;
-    let mut manifest = read_manifest(dir)?.unwrap_or(Manifest { version: 1, segments: Vec::new(), next_segment_id: 1 });
+    let mut manifest = read_manifest(dir)?.unwrap_or(Manifest {
+        version: 1,
+        segments: Vec::new(),
+        next_segment_id: 1,
+    });
     remove_orphans(dir, &manifest, &mut report)?;
 
     let mut replayer = Replayer {
@@ -322,7 +400,11 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         let (end, txn_start) = replayer.replay_segment(&segment)?;
         let (cut_at, reason, records_dropped) = match end {
             SegmentEnd::Clean if replayer.pending.is_empty() => continue,
-            SegmentEnd::Clean => (txn_start, "transaction without its commit record".to_string(), 0),
+            SegmentEnd::Clean => (
+                txn_start,
+                "transaction without its commit record".to_string(),
+                0,
+            ),
             SegmentEnd::Damaged { offset, reason } => {
                 let map = segment.map()?;
                 let later = valid_frames_after(&map, offset as usize + 1);
@@ -331,10 +413,17 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     return Err(Error::Corrupt {
                         path: segment.path.clone(),
                         offset,
-                        reason: format!("{reason}; {later} valid records and {} segments follow", ids.len() - i - 1),
+                        reason: format!(
+                            "{reason}; {later} valid records and {} segments follow",
+                            ids.len() - i - 1
+                        ),
                     });
                 }
-                let cut = if replayer.pending.is_empty() { offset } else { txn_start };
+                let cut = if replayer.pending.is_empty() {
+                    offset
+                } else {
+                    txn_start
+                };
                 (cut, reason, later)
             }
         };
@@ -372,10 +461,21 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             (segment, SEGMENT_HEADER_BYTES)
         }
     };
-    let Replayer { mut state, max_txn, report, .. } = replayer;
+    let Replayer {
+        mut state,
+        max_txn,
+        report,
+        ..
+    } = replayer;
     build_indexes(cipher.as_ref(), &mut state)?;
     Ok(Recovered {
-        write_side: WriteSide { state, active, active_len, manifest, next_txn: max_txn + 1 },
+        write_side: WriteSide {
+            state,
+            active,
+            active_len,
+            manifest,
+            next_txn: max_txn + 1,
+        },
         cipher,
         report,
         lock,
@@ -391,7 +491,11 @@ fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()>
         .map(|(n, _)| n.clone())
         .collect();
     for name in names {
-        let coll = state.collections.get(&name).expect("name from this map").clone();
+        let coll = state
+            .collections
+            .get(&name)
+            .expect("name from this map")
+            .clone();
         let mut indexes = coll.indexes.clone();
         let paths: Vec<String> = indexes.keys().cloned().collect();
         for (id, entry) in coll.docs.iter() {
@@ -401,7 +505,11 @@ fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()>
                 index.insert(&index_keys(&doc, path), id);
             }
         }
-        state.collections.get_mut(&name).expect("name from this map").indexes = indexes;
+        state
+            .collections
+            .get_mut(&name)
+            .expect("name from this map")
+            .indexes = indexes;
     }
     Ok(())
 }

@@ -58,7 +58,10 @@ pub(crate) struct Segment {
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segment").field("id", &self.id).field("path", &self.path).finish()
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -84,7 +87,8 @@ impl Segment {
             .map_err(|e| Error::io("create segment", &path, e))?;
         file.write_all_at(&header_bytes(id), 0)
             .map_err(|e| Error::io("write segment header", &path, e))?;
-        file.sync_all().map_err(|e| Error::io("sync segment", &path, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("sync segment", &path, e))?;
         let map = map_file(&file, &path)?;
         Ok(Segment {
             id,
@@ -103,16 +107,18 @@ impl Segment {
             .open(&path)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
-        file.read_exact_at(&mut header, 0).map_err(|_| Error::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: "segment header is missing or cut short".into(),
-        })?;
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: "segment header is missing or cut short".into(),
+            })?;
         if header != header_bytes(id) {
             return Err(Error::Corrupt {
                 path,
                 offset: 0,
-                reason: "segment header does not match (wrong magic, version, id or checksum)".into(),
+                reason: "segment header does not match (wrong magic, version, id or checksum)"
+                    .into(),
             });
         }
         let map = map_file(&file, &path)?;
@@ -149,8 +155,15 @@ impl Segment {
 
     /// Calls `f` with `len` bytes at `offset`, remapping if the current map
     /// is too short (the active segment grows).
-    pub(crate) fn with_bytes<R>(&self, offset: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let end = offset.checked_add(len).ok_or_else(|| self.out_of_range(offset))?;
+    pub(crate) fn with_bytes<R>(
+        &self,
+        offset: u64,
+        len: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| self.out_of_range(offset))?;
         let map = {
             let guard = self.map.read();
             if guard.len() as u64 >= end {
@@ -223,7 +236,10 @@ mod tests {
         let seg = Segment::create(dir.path(), 7).unwrap();
         seg.write_at(&[0xFF], 3).unwrap();
         drop(seg);
-        assert!(matches!(Segment::open(dir.path(), 7), Err(Error::Corrupt { offset: 0, .. })));
+        assert!(matches!(
+            Segment::open(dir.path(), 7),
+            Err(Error::Corrupt { offset: 0, .. })
+        ));
     }
 
     #[test]
@@ -231,7 +247,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seg = Segment::create(dir.path(), 1).unwrap();
         seg.write_at(b"hello", SEGMENT_HEADER_BYTES).unwrap();
-        let got = seg.with_bytes(SEGMENT_HEADER_BYTES, 5, |b| b.to_vec()).unwrap();
+        let got = seg
+            .with_bytes(SEGMENT_HEADER_BYTES, 5, |b| b.to_vec())
+            .unwrap();
         assert_eq!(got, b"hello");
         assert!(seg.with_bytes(SEGMENT_HEADER_BYTES, 6, |_| ()).is_err());
     }

@@ -54,7 +54,10 @@ impl IndexState {
 
     pub(crate) fn insert(&mut self, keys: &[IndexKey], id: &Arc<str>) {
         for k in keys {
-            self.entries.entry(k.clone()).or_default().insert(Arc::clone(id));
+            self.entries
+                .entry(k.clone())
+                .or_default()
+                .insert(Arc::clone(id));
         }
     }
 
@@ -102,7 +105,10 @@ impl CollectionState {
     pub(crate) fn reindex(&mut self, id: &Arc<str>, old: Option<&Value>, new: Option<&Value>) {
         let paths: Vec<String> = self.indexes.keys().cloned().collect();
         for path in paths {
-            let index = self.indexes.get_mut(&path).expect("path taken from this map");
+            let index = self
+                .indexes
+                .get_mut(&path)
+                .expect("path taken from this map");
             if let Some(old) = old {
                 index.remove(&index_keys(old, &path), id);
             }
@@ -117,7 +123,10 @@ impl CollectionState {
         self.indexes
             .iter()
             .filter(|(_, ix)| ix.unique)
-            .find_map(|(path, ix)| ix.conflict(&index_keys(doc, path), id).map(|other| (path.clone(), other)))
+            .find_map(|(path, ix)| {
+                ix.conflict(&index_keys(doc, path), id)
+                    .map(|other| (path.clone(), other))
+            })
     }
 }
 

@@ -7,12 +7,16 @@ use crate::{fast, fresh};
 fn insert_get_replace_patch_delete_round_trip() {
     let (_dir, db) = fresh();
     db.create_collection("users").unwrap();
-    let id = db.insert("users", json!({"name": "Ada", "age": 36})).unwrap();
+    let id = db
+        .insert("users", json!({"name": "Ada", "age": 36}))
+        .unwrap();
     assert_eq!(db.get("users", &id).unwrap().unwrap()["name"], "Ada");
     db.replace("users", &id, json!({"name": "Ada L."})).unwrap();
     let doc = db.get("users", &id).unwrap().unwrap();
     assert_eq!(doc, json!({"_id": id, "name": "Ada L."}));
-    let patched = db.patch("users", &id, json!({"age": 37, "name": null})).unwrap();
+    let patched = db
+        .patch("users", &id, json!({"age": 37, "name": null}))
+        .unwrap();
     assert_eq!(patched, json!({"_id": id, "age": 37}));
     assert!(db.delete("users", &id).unwrap());
     assert!(!db.delete("users", &id).unwrap());
@@ -25,7 +29,10 @@ fn insert_of_an_existing_id_is_refused_and_changes_nothing() {
     db.create_collection("c").unwrap();
     db.insert("c", json!({"_id": "a", "v": 1})).unwrap();
     let err = db.insert("c", json!({"_id": "a", "v": 2})).unwrap_err();
-    assert!(matches!(err, Error::DocumentExists { ref id, .. } if id == "a"), "{err}");
+    assert!(
+        matches!(err, Error::DocumentExists { ref id, .. } if id == "a"),
+        "{err}"
+    );
     assert_eq!(db.get("c", "a").unwrap().unwrap()["v"], 1);
 }
 
@@ -43,15 +50,27 @@ fn upsert_creates_then_replaces() {
 fn replace_and_patch_of_a_missing_document_fail() {
     let (_dir, db) = fresh();
     db.create_collection("c").unwrap();
-    assert!(matches!(db.replace("c", "x", json!({})), Err(Error::DocumentNotFound { .. })));
-    assert!(matches!(db.patch("c", "x", json!({})), Err(Error::DocumentNotFound { .. })));
+    assert!(matches!(
+        db.replace("c", "x", json!({})),
+        Err(Error::DocumentNotFound { .. })
+    ));
+    assert!(matches!(
+        db.patch("c", "x", json!({})),
+        Err(Error::DocumentNotFound { .. })
+    ));
 }
 
 #[test]
 fn writes_to_a_missing_collection_fail() {
     let (_dir, db) = fresh();
-    assert!(matches!(db.insert("nope", json!({})), Err(Error::CollectionNotFound { .. })));
-    assert!(matches!(db.get("nope", "a"), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(
+        db.insert("nope", json!({})),
+        Err(Error::CollectionNotFound { .. })
+    ));
+    assert!(matches!(
+        db.get("nope", "a"),
+        Err(Error::CollectionNotFound { .. })
+    ));
 }
 
 #[test]
@@ -59,14 +78,24 @@ fn collections_are_created_listed_and_dropped() {
     let (_dir, db) = fresh();
     db.create_collection("b").unwrap();
     db.create_collection("a").unwrap();
-    assert!(matches!(db.create_collection("a"), Err(Error::CollectionExists { .. })));
+    assert!(matches!(
+        db.create_collection("a"),
+        Err(Error::CollectionExists { .. })
+    ));
     assert_eq!(db.list_collections(), vec!["a", "b"]);
     db.insert("a", json!({"_id": "x"})).unwrap();
     db.drop_collection("a").unwrap();
     assert_eq!(db.list_collections(), vec!["b"]);
-    assert!(matches!(db.drop_collection("a"), Err(Error::CollectionNotFound { .. })));
+    assert!(matches!(
+        db.drop_collection("a"),
+        Err(Error::CollectionNotFound { .. })
+    ));
     db.create_collection("a").unwrap();
-    assert_eq!(db.get("a", "x").unwrap(), None, "a dropped collection's documents do not come back");
+    assert_eq!(
+        db.get("a", "x").unwrap(),
+        None,
+        "a dropped collection's documents do not come back"
+    );
 }
 
 #[test]
@@ -99,8 +128,14 @@ fn a_batch_across_collections_is_atomic_and_reports_accounting() {
     assert_eq!(outcome.documents_delta, 1);
     let doc = db.get("a", "1").unwrap().unwrap();
     assert_eq!(doc, json!({"_id": "1", "v": "x", "w": 2}));
-    assert_eq!(outcome.live_bytes_delta, serde_json::to_vec(&doc).unwrap().len() as i64);
-    assert!(matches!(outcome.ops[5], OpOutcome::Deleted { existed: true }));
+    assert_eq!(
+        outcome.live_bytes_delta,
+        serde_json::to_vec(&doc).unwrap().len() as i64
+    );
+    assert!(matches!(
+        outcome.ops[5],
+        OpOutcome::Deleted { existed: true }
+    ));
     assert_eq!(db.get("b", "2").unwrap(), None);
 }
 
@@ -119,8 +154,14 @@ fn bad_documents_are_typed_errors() {
         assert!(format!("{err:?}").contains(want), "{err:?} is not {want}");
     }
     let big = json!({"blob": "x".repeat(aerolith_core::limits::DOC_SIZE_BYTES_MAX)});
-    assert!(matches!(db.insert("c", big), Err(Error::Invalid(InvalidInput::DocumentTooLarge { .. }))));
-    assert!(matches!(db.create_collection("../etc"), Err(Error::Invalid(InvalidInput::InvalidCollectionName { .. }))));
+    assert!(matches!(
+        db.insert("c", big),
+        Err(Error::Invalid(InvalidInput::DocumentTooLarge { .. }))
+    ));
+    assert!(matches!(
+        db.create_collection("../etc"),
+        Err(Error::Invalid(InvalidInput::InvalidCollectionName { .. }))
+    ));
     assert_eq!(db.collection_stats("c").unwrap().documents, 0);
 }
 
@@ -128,7 +169,9 @@ fn bad_documents_are_typed_errors() {
 fn a_document_at_the_size_limit_is_stored() {
     let (_dir, db) = fresh();
     db.create_collection("c").unwrap();
-    let overhead = serde_json::to_vec(&json!({"_id": "big", "blob": ""})).unwrap().len();
+    let overhead = serde_json::to_vec(&json!({"_id": "big", "blob": ""}))
+        .unwrap()
+        .len();
     let blob = "x".repeat(aerolith_core::limits::DOC_SIZE_BYTES_MAX - overhead);
     db.insert("c", json!({"_id": "big", "blob": blob})).unwrap();
     assert_eq!(
@@ -145,7 +188,8 @@ fn data_survives_close_and_reopen() {
         db.create_collection("c").unwrap();
         db.create_index("c", "n", false).unwrap();
         for i in 0..100 {
-            db.insert("c", json!({"_id": format!("d{i}"), "n": i % 7})).unwrap();
+            db.insert("c", json!({"_id": format!("d{i}"), "n": i % 7}))
+                .unwrap();
         }
         db.delete("c", "d5").unwrap();
         db.close().unwrap();
@@ -160,14 +204,20 @@ fn data_survives_close_and_reopen() {
 #[test]
 fn a_second_open_of_the_same_directory_is_refused() {
     let (dir, _db) = fresh();
-    assert!(matches!(Database::open(dir.path(), fast()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Database::open(dir.path(), fast()),
+        Err(Error::Locked { .. })
+    ));
 }
 
 #[test]
 fn opening_a_missing_database_without_create_fails() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing-here");
-    assert!(matches!(Database::open(&missing, fast().must_exist()), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        Database::open(&missing, fast().must_exist()),
+        Err(Error::NotFound { .. })
+    ));
 }
 
 #[test]

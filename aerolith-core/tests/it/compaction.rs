@@ -13,7 +13,11 @@ fn compaction_reclaims_space_and_keeps_every_live_document() {
     db.create_index("c", "n", false).unwrap();
     for round in 0..10 {
         for i in 0..100 {
-            db.upsert("c", json!({"_id": format!("d{i}"), "n": i % 5, "round": round, "pad": "x".repeat(200)})).unwrap();
+            db.upsert(
+                "c",
+                json!({"_id": format!("d{i}"), "n": i % 5, "round": round, "pad": "x".repeat(200)}),
+            )
+            .unwrap();
         }
     }
     for i in 0..50 {
@@ -23,15 +27,26 @@ fn compaction_reclaims_space_and_keeps_every_live_document() {
     let report = db.compact().unwrap();
     let after = db.stats().unwrap();
     assert!(report.segments_compacted > 1);
-    assert!(after.disk_bytes * 5 < before.disk_bytes, "{before:?} -> {after:?}");
+    assert!(
+        after.disk_bytes * 5 < before.disk_bytes,
+        "{before:?} -> {after:?}"
+    );
     assert_eq!(before.live_bytes, after.live_bytes);
     assert_eq!(after.documents, 50);
     assert_eq!(db.get("c", "d77").unwrap().unwrap()["round"], 9);
-    assert_eq!(db.count("c", &Query::filter(&json!({"n": 3})).unwrap()).unwrap(), 10);
+    assert_eq!(
+        db.count("c", &Query::filter(&json!({"n": 3})).unwrap())
+            .unwrap(),
+        10
+    );
     drop(db);
     let db = Database::open(dir.path(), fast()).unwrap();
     assert_eq!(db.stats().unwrap().live_bytes, after.live_bytes);
-    assert_eq!(db.count("c", &Query::filter(&json!({"n": 3})).unwrap()).unwrap(), 10);
+    assert_eq!(
+        db.count("c", &Query::filter(&json!({"n": 3})).unwrap())
+            .unwrap(),
+        10
+    );
     assert_eq!(db.get("c", "d10").unwrap(), None);
 }
 
@@ -41,7 +56,8 @@ fn reads_and_writes_continue_during_compaction() {
     let db = Database::open(dir.path(), fast().segment_size_bytes_max(32 * 1024)).unwrap();
     db.create_collection("c").unwrap();
     for i in 0..500 {
-        db.insert("c", json!({"_id": format!("old{i}"), "v": i})).unwrap();
+        db.insert("c", json!({"_id": format!("old{i}"), "v": i}))
+            .unwrap();
     }
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -53,9 +69,14 @@ fn reads_and_writes_continue_during_compaction() {
         });
         let mut i = 0;
         while !done.load(Ordering::SeqCst) || i < 200 {
-            db.insert("c", json!({"_id": format!("new{i}"), "v": i})).unwrap();
-            db.upsert("c", json!({"_id": format!("old{}", i % 500), "v": -1})).unwrap();
-            assert!(db.get("c", &format!("old{}", (i * 7) % 500)).unwrap().is_some());
+            db.insert("c", json!({"_id": format!("new{i}"), "v": i}))
+                .unwrap();
+            db.upsert("c", json!({"_id": format!("old{}", i % 500), "v": -1}))
+                .unwrap();
+            assert!(db
+                .get("c", &format!("old{}", (i * 7) % 500))
+                .unwrap()
+                .is_some());
             i += 1;
         }
         let total = db.collection_stats("c").unwrap().documents;

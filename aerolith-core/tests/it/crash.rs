@@ -17,8 +17,13 @@ const WRITER_THREADS: usize = 4;
 /// The child's body: runs only when the parent re-executes this test binary.
 #[test]
 fn crash_child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let cycle: u64 = std::env::var("AEROLITH_CRASH_CYCLE").unwrap().parse().unwrap();
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let cycle: u64 = std::env::var("AEROLITH_CRASH_CYCLE")
+        .unwrap()
+        .parse()
+        .unwrap();
     let db = Database::open(&dir, Options::default()).unwrap();
     if !db.list_collections().contains(&"acked".to_string()) {
         db.create_collection("acked").unwrap();
@@ -44,7 +49,10 @@ fn crash_child_writer() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let cycles: u64 = std::env::var("AEROLITH_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let cycles: u64 = std::env::var("AEROLITH_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
@@ -53,7 +61,12 @@ fn acknowledged_writes_survive_sigkill() {
     for cycle in 0..cycles {
         let kill_after: usize = rng.random_range(1..120);
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash::crash_child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash::crash_child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("AEROLITH_CRASH_CYCLE", cycle.to_string())
             .stdout(Stdio::piped())
@@ -80,7 +93,10 @@ fn acknowledged_writes_survive_sigkill() {
             truncations += 1;
         }
         for id in &acked {
-            let doc = db.get("acked", id).unwrap().unwrap_or_else(|| panic!("cycle {cycle}: acknowledged {id} lost"));
+            let doc = db
+                .get("acked", id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged {id} lost"));
             assert_eq!(doc["_id"], id.as_str());
         }
         db.close().unwrap();

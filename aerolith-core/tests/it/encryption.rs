@@ -32,26 +32,57 @@ fn no_plaintext_document_bytes_reach_the_disk() {
     db.backup_to(dir.path().join("backup")).unwrap();
     db.close().unwrap();
     let bytes = all_file_bytes(dir.path());
-    for needle in [&b"SSN-SECRET"[..], b"confidential-diagnosis", b"pid-1", b"patients", b"ssn"] {
-        assert!(!contains(&bytes, needle), "plaintext {:?} on disk", String::from_utf8_lossy(needle));
+    for needle in [
+        &b"SSN-SECRET"[..],
+        b"confidential-diagnosis",
+        b"pid-1",
+        b"patients",
+        b"ssn",
+    ] {
+        assert!(
+            !contains(&bytes, needle),
+            "plaintext {:?} on disk",
+            String::from_utf8_lossy(needle)
+        );
     }
-    assert!(!contains(&all_file_bytes(&dir.path().join("backup")), b"SSN-SECRET"));
+    assert!(!contains(
+        &all_file_bytes(&dir.path().join("backup")),
+        b"SSN-SECRET"
+    ));
     let db = Database::open(dir.path(), fast().master_key(key)).unwrap();
-    assert_eq!(db.get("patients", "pid-7").unwrap().unwrap()["ssn"], "SSN-SECRET-007");
-    let found = db.find("patients", &Query::filter(&json!({"ssn": "SSN-SECRET-003"})).unwrap()).unwrap();
+    assert_eq!(
+        db.get("patients", "pid-7").unwrap().unwrap()["ssn"],
+        "SSN-SECRET-007"
+    );
+    let found = db
+        .find(
+            "patients",
+            &Query::filter(&json!({"ssn": "SSN-SECRET-003"})).unwrap(),
+        )
+        .unwrap();
     assert_eq!(found.len(), 1);
 }
 
 #[test]
 fn the_wrong_key_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), fast().master_key(MasterKey::from_bytes([1; 32]))).unwrap();
+    let db = Database::open(
+        dir.path(),
+        fast().master_key(MasterKey::from_bytes([1; 32])),
+    )
+    .unwrap();
     db.create_collection("c").unwrap();
     db.close().unwrap();
     drop(db);
-    let wrong = Database::open(dir.path(), fast().master_key(MasterKey::from_bytes([2; 32])));
+    let wrong = Database::open(
+        dir.path(),
+        fast().master_key(MasterKey::from_bytes([2; 32])),
+    );
     assert!(matches!(wrong, Err(Error::WrongKey { .. })));
-    assert!(matches!(Database::open(dir.path(), fast()), Err(Error::KeyRequired { .. })));
+    assert!(matches!(
+        Database::open(dir.path(), fast()),
+        Err(Error::KeyRequired { .. })
+    ));
 }
 
 #[test]
@@ -75,5 +106,8 @@ fn databases_sharing_a_master_key_use_different_record_keys() {
     // Swap segment files: b's records must not open under a's salt.
     let seg = "seg-0000000000000001.aero";
     std::fs::copy(b.path().join(seg), a.path().join(seg)).unwrap();
-    assert!(matches!(Database::open(a.path(), fast().master_key(key)), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        Database::open(a.path(), fast().master_key(key)),
+        Err(Error::Corrupt { .. })
+    ));
 }

@@ -39,7 +39,10 @@ fn step() -> impl Strategy<Value = Step> {
 type Model = BTreeMap<String, BTreeMap<String, Value>>;
 
 fn check(db: &Database, model: &Model) {
-    assert_eq!(db.list_collections(), model.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        db.list_collections(),
+        model.keys().cloned().collect::<Vec<_>>()
+    );
     let mut total_docs = 0;
     let mut total_bytes = 0;
     for (name, docs) in model {
@@ -52,15 +55,28 @@ fn check(db: &Database, model: &Model) {
             bytes += serde_json::to_vec(&stored).unwrap().len() as u64;
         }
         assert_eq!(stats.live_bytes, bytes);
-        assert_eq!(db.snapshot().list_ids(name, None, 100).unwrap(), docs.keys().cloned().collect::<Vec<_>>());
-        assert_eq!(db.count(name, &Query::default()).unwrap(), docs.len() as u64);
+        assert_eq!(
+            db.snapshot().list_ids(name, None, 100).unwrap(),
+            docs.keys().cloned().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            db.count(name, &Query::default()).unwrap(),
+            docs.len() as u64
+        );
         let odd = docs.values().filter(|d| d["parity"] == json!(1)).count() as u64;
-        assert_eq!(db.count(name, &Query::filter(&json!({"parity": 1})).unwrap()).unwrap(), odd);
+        assert_eq!(
+            db.count(name, &Query::filter(&json!({"parity": 1})).unwrap())
+                .unwrap(),
+            odd
+        );
         total_docs += docs.len() as u64;
         total_bytes += bytes;
     }
     let stats = db.stats().unwrap();
-    assert_eq!((stats.documents, stats.live_bytes), (total_docs, total_bytes));
+    assert_eq!(
+        (stats.documents, stats.live_bytes),
+        (total_docs, total_bytes)
+    );
 }
 
 fn run(steps: Vec<Step>) {
@@ -68,7 +84,9 @@ fn run(steps: Vec<Step>) {
     let open = || {
         let db = Database::open(dir.path(), fast().segment_size_bytes_max(2048)).unwrap();
         for c in ["c0", "c1"] {
-            if db.list_collections().iter().any(|n| n == c) && db.list_indexes(c).unwrap().is_empty() {
+            if db.list_collections().iter().any(|n| n == c)
+                && db.list_indexes(c).unwrap().is_empty()
+            {
                 db.create_index(c, "parity", false).unwrap();
             }
         }
@@ -103,7 +121,11 @@ fn run(steps: Vec<Step>) {
                 let id = format!("d{i}");
                 let doc = json!({"_id": id, "v": v, "parity": v.rem_euclid(2)});
                 let upsert = matches!(step, Step::Upsert(..));
-                let r = if upsert { db.upsert(&name, doc.clone()) } else { db.insert(&name, doc.clone()) };
+                let r = if upsert {
+                    db.upsert(&name, doc.clone())
+                } else {
+                    db.insert(&name, doc.clone())
+                };
                 match model.get_mut(&name) {
                     None => assert!(matches!(r, Err(Error::CollectionNotFound { .. }))),
                     Some(docs) if !upsert && docs.contains_key(&id) => {

@@ -22,7 +22,8 @@ fn populate(dir: &Path, docs: usize) {
     let db = Database::open(dir, fast()).unwrap();
     db.create_collection("c").unwrap();
     for i in 0..docs {
-        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i})).unwrap();
+        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
+            .unwrap();
     }
     db.close().unwrap();
 }
@@ -35,10 +36,15 @@ fn a_torn_tail_is_truncated_and_reported() {
     let len = std::fs::metadata(&seg).unwrap().len();
     // A half-written record: the start of a frame, then nothing.
     let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-    f.write_all(&[0xA7, b'L', b'R', b'1', 200, 0, 0, 0, 1, 2, 3]).unwrap();
+    f.write_all(&[0xA7, b'L', b'R', b'1', 200, 0, 0, 0, 1, 2, 3])
+        .unwrap();
     drop(f);
     let db = Database::open(dir.path(), fast()).unwrap();
-    let cut = db.recovery_report().truncated.clone().expect("tail reported");
+    let cut = db
+        .recovery_report()
+        .truncated
+        .clone()
+        .expect("tail reported");
     assert_eq!(cut.path, seg);
     assert_eq!(cut.offset, len);
     assert_eq!(cut.bytes_removed, 11);
@@ -117,7 +123,10 @@ fn random_byte_flips_never_yield_unwritten_documents() {
                     for id in ids {
                         let i: usize = id[1..].parse().unwrap();
                         assert!(i < 25, "round {round}: unknown id {id}");
-                        assert_eq!(db.get("c", &id).unwrap().unwrap(), json!({"_id": id, "i": i}));
+                        assert_eq!(
+                            db.get("c", &id).unwrap().unwrap(),
+                            json!({"_id": id, "i": i})
+                        );
                     }
                 }
             }
@@ -131,13 +140,22 @@ fn a_damaged_record_is_never_served_by_a_read() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), fast()).unwrap();
     db.create_collection("c").unwrap();
-    db.insert("c", json!({"_id": "victim", "secret": "original-value"})).unwrap();
+    db.insert("c", json!({"_id": "victim", "secret": "original-value"}))
+        .unwrap();
     // Damage the record on disk while the database is open (bit rot).
     let seg = segment_files(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
-    let pos = bytes.windows(14).position(|w| w == b"original-value").unwrap();
+    let pos = bytes
+        .windows(14)
+        .position(|w| w == b"original-value")
+        .unwrap();
     bytes[pos] = b'X';
-    OpenOptions::new().write(true).open(&seg).unwrap().write_all(&bytes).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
     assert!(matches!(db.get("c", "victim"), Err(Error::Corrupt { .. })));
 }
 
@@ -146,7 +164,10 @@ fn a_missing_segment_listed_in_the_manifest_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), 3);
     std::fs::remove_file(segment_files(dir.path()).pop().unwrap()).unwrap();
-    assert!(matches!(Database::open(dir.path(), fast()), Err(Error::Io { .. })));
+    assert!(matches!(
+        Database::open(dir.path(), fast()),
+        Err(Error::Io { .. })
+    ));
 }
 
 #[test]

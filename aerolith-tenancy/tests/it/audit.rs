@@ -27,7 +27,7 @@ fn record(index: usize) -> AuditRecord {
         AuditAction::RoleChanged,
     ];
     AuditRecord {
-        actor: if index % 3 == 0 {
+        actor: if index.is_multiple_of(3) {
             Principal::Operator
         } else {
             owner()
