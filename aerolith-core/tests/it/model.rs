@@ -99,12 +99,15 @@ fn run(steps: Vec<Step>) {
             Step::Create(c) => {
                 let name = format!("c{c}");
                 let r = db.create_collection(&name);
-                if model.contains_key(&name) {
-                    assert!(matches!(r, Err(Error::CollectionExists { .. })));
-                } else {
-                    r.unwrap();
-                    db.create_index(&name, "parity", false).unwrap();
-                    model.insert(name, BTreeMap::new());
+                match model.entry(name.clone()) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        assert!(matches!(r, Err(Error::CollectionExists { .. })))
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        r.unwrap();
+                        db.create_index(&name, "parity", false).unwrap();
+                        slot.insert(BTreeMap::new());
+                    }
                 }
             }
             Step::Drop(c) => {
