@@ -1,0 +1,5 @@
+//! Integration tests of aerolith-billing (one binary, one module per area).
+
+mod catalog;
+mod money;
+mod price;
