@@ -65,7 +65,7 @@ fn amounts_beyond_i64_are_out_of_range() {
 fn display_shows_symbol_and_sign() {
     assert_eq!(usd(1234).to_string(), "$12.34");
     assert_eq!(usd(-5).to_string(), "-$0.05");
-    assert_eq!(usd(100_000_00).to_string(), "$100,000.00");
+    assert_eq!(usd(10_000_000).to_string(), "$100,000.00");
 }
 
 #[test]
