@@ -1,5 +1,8 @@
 //! Invoices: worked examples with hand-written lines, coupons, tax, credit,
 //! the lifecycle, immutability and the totals invariant.
+//!
+//! Amounts in cents are written `dollars_cents` (`100_50` is $100.50).
+#![allow(clippy::inconsistent_digit_grouping)]
 
 use aerolith_billing::invoice::INVOICE_COUPONS_MAX;
 use aerolith_billing::{
