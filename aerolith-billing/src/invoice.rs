@@ -48,6 +48,7 @@ pub use numbering::{
     utc_year, InMemoryInvoiceNumberSequence, InvoiceNumber, InvoiceNumberSequence, InvoicePrefix,
     NumberingError, PREFIX_LENGTH_MAX, SEQUENCE_DIGITS,
 };
+pub use render::TEXT_WIDTH;
 
 use crate::catalog::{BillingInterval, IncludedQuantity, MetricId, Plan, PlanId};
 use crate::money::{Currency, Money, MoneyError};

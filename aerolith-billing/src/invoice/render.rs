@@ -16,11 +16,12 @@ use crate::money::{Currency, Money};
 
 /// Width of the text invoice, in columns.
 pub const TEXT_WIDTH: usize = 78;
-const DESCRIPTION_WIDTH: usize = 34;
-const QUANTITY_WIDTH: usize = 12;
-const UNIT_PRICE_WIDTH: usize = 14;
-const AMOUNT_WIDTH: usize = 15;
+const DESCRIPTION_WIDTH: usize = 39;
+const QUANTITY_WIDTH: usize = 11;
+const UNIT_PRICE_WIDTH: usize = 12;
+const AMOUNT_WIDTH: usize = 13;
 const TOTALS_LABEL_WIDTH: usize = 20;
+const CONTINUATION_INDENT: &str = "  ";
 
 /// A quantity with thousands separators and its significant decimals
 /// (`150000` -> `150,000`, `12.50` -> `12.5`).
@@ -130,27 +131,33 @@ fn quantity_and_unit_cells(line: &InvoiceLine, currency: Currency) -> (String, S
 }
 
 fn push_row(out: &mut String, description: &str, quantity: &str, unit: &str, amount: &str) {
-    let _ = writeln!(
-        out,
+    let row = format!(
         "{description:<DESCRIPTION_WIDTH$} {quantity:>QUANTITY_WIDTH$} {unit:>UNIT_PRICE_WIDTH$} {amount:>AMOUNT_WIDTH$}"
     );
+    let _ = writeln!(out, "{}", row.trim_end());
 }
 
 fn push_line(out: &mut String, line: &InvoiceLine, currency: Currency) {
     let (quantity, unit) = quantity_and_unit_cells(line, currency);
     let description = wrap(&line.description, DESCRIPTION_WIDTH);
-    let mut rows = description.iter();
-    let first = rows.next().map_or("", String::as_str);
+    let (first, rest) = description
+        .split_first()
+        .map_or(("", &[][..]), |(first, rest)| (first.as_str(), rest));
     push_row(out, first, &quantity, &unit, &line.amount.to_string());
-    for more in rows {
-        push_row(out, more, "", "", "");
+    // Continuation rows are indented, so they are re-wrapped to the narrower width.
+    let rest = wrap(
+        &rest.join(" "),
+        DESCRIPTION_WIDTH - CONTINUATION_INDENT.len(),
+    );
+    for more in rest.iter().filter(|more| !more.is_empty()) {
+        push_row(out, &format!("{CONTINUATION_INDENT}{more}"), "", "", "");
     }
     for component in &line.pricing {
         let tier = component
             .tier_index
-            .map_or_else(String::new, |index| format!("tier {} ", index + 1));
+            .map_or_else(String::new, |index| format!("tier {}: ", index + 1));
         let mut text = format!(
-            "  {tier}{} x {}",
+            "{CONTINUATION_INDENT}{tier}{} x {}",
             format_quantity(component.quantity),
             currency.format_decimal(component.unit_price)
         );

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 
 use aerolith_billing::catalog::{BYTES_PER_GB, DEFAULT_TRIAL_DAYS};
 use aerolith_billing::{
-    BillingInterval, Catalog, CatalogError, Currency, IncludedQuantity, MetricId, PriceError, PriceModel,
+    BillingInterval, Catalog, CatalogError, Currency, IncludedQuantity, MetricId, PriceError,
+    PriceModel,
 };
 use rust_decimal_macros::dec;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name)
 }
 
 /// A one-metric, one-plan catalog with `plan_extra` appended to the plan.
@@ -44,13 +47,31 @@ fn default_catalog_has_the_issue_prices_allowances_and_limits() {
     let catalog = Catalog::default_catalog();
     assert_eq!(catalog.currency, Currency::USD);
     let expected = [
-        ("starter", dec!(29), dec!(5), Some(dec!(100_000)), 10, 10_000),
-        ("professional", dec!(99), dec!(100), Some(dec!(5_000_000)), 100, 100_000),
+        (
+            "starter",
+            dec!(29),
+            dec!(5),
+            Some(dec!(100_000)),
+            10,
+            10_000,
+        ),
+        (
+            "professional",
+            dec!(99),
+            dec!(100),
+            Some(dec!(5_000_000)),
+            100,
+            100_000,
+        ),
         ("enterprise", dec!(499), dec!(1000), None, 1_000, 1_000_000),
     ];
     for (id, monthly, storage_gb, calls, collections, calls_per_hour) in expected {
         let plan = catalog.plan(id).expect("plan exists");
-        assert_eq!(plan.base_price_for(BillingInterval::Monthly), Some(monthly), "{id}");
+        assert_eq!(
+            plan.base_price_for(BillingInterval::Monthly),
+            Some(monthly),
+            "{id}"
+        );
         assert_eq!(plan.base_price_for(BillingInterval::Yearly), None, "{id}");
         assert_eq!(
             plan.included_for(&MetricId::storage_gb_month()),
@@ -59,10 +80,17 @@ fn default_catalog_has_the_issue_prices_allowances_and_limits() {
         );
         let calls = calls.map_or(IncludedQuantity::Unlimited, IncludedQuantity::Limited);
         assert_eq!(plan.included_for(&MetricId::api_calls()), calls, "{id}");
-        assert_eq!(plan.included_for(&MetricId::compute_hours()), IncludedQuantity::NONE, "{id}");
+        assert_eq!(
+            plan.included_for(&MetricId::compute_hours()),
+            IncludedQuantity::NONE,
+            "{id}"
+        );
         assert_eq!(plan.limits.collections_max, Some(collections), "{id}");
         assert_eq!(plan.limits.api_calls_per_hour, Some(calls_per_hour), "{id}");
-        assert_eq!(plan.limits.storage_bytes_max, None, "{id}: storage is billed beyond, not capped");
+        assert_eq!(
+            plan.limits.storage_bytes_max, None,
+            "{id}: storage is billed beyond, not capped"
+        );
         assert_eq!(plan.trial_days, DEFAULT_TRIAL_DAYS);
         assert_eq!(plan.trial_days, 14);
         let per_unit = |metric: MetricId| match plan.overage_price(&metric) {
@@ -91,9 +119,15 @@ fn thousand_api_calls_cost_one_cent_in_the_default_catalog() {
 fn default_catalog_round_trips_through_toml_and_json() {
     let catalog = Catalog::default_catalog();
     let toml = catalog.to_toml_string().expect("catalog writes as TOML");
-    assert_eq!(Catalog::from_toml_str(&toml).expect("written TOML reads back"), catalog);
+    assert_eq!(
+        Catalog::from_toml_str(&toml).expect("written TOML reads back"),
+        catalog
+    );
     let json = catalog.to_json_string();
-    assert_eq!(Catalog::from_json_str(&json).expect("written JSON reads back"), catalog);
+    assert_eq!(
+        Catalog::from_json_str(&json).expect("written JSON reads back"),
+        catalog
+    );
 }
 
 #[test]
@@ -101,25 +135,34 @@ fn json_file_loads_by_extension() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("catalog.json");
     std::fs::write(&path, Catalog::default_catalog().to_json_string()).expect("write catalog");
-    assert_eq!(Catalog::from_path(&path).expect("json loads"), Catalog::default_catalog());
+    assert_eq!(
+        Catalog::from_path(&path).expect("json loads"),
+        Catalog::default_catalog()
+    );
 }
 
 #[test]
 fn unknown_extension_is_refused() {
     let error = Catalog::from_path("catalog.yaml").expect_err("yaml is not supported");
-    assert!(matches!(error, CatalogError::UnsupportedFormat { path } if path.as_path() == std::path::Path::new("catalog.yaml")));
+    assert!(
+        matches!(error, CatalogError::UnsupportedFormat { path } if path.as_path() == std::path::Path::new("catalog.yaml"))
+    );
 }
 
 #[test]
 fn missing_file_names_the_path() {
     let error = Catalog::from_path(fixture("no_such_catalog.toml")).expect_err("file is missing");
-    assert!(matches!(error, CatalogError::Read { path, .. } if path.ends_with("no_such_catalog.toml")));
+    assert!(
+        matches!(error, CatalogError::Read { path, .. } if path.ends_with("no_such_catalog.toml"))
+    );
 }
 
 #[test]
 fn duplicate_plan_id_is_named() {
     let mut text = small_catalog("");
-    text.push_str("\n[[plans]]\nid = \"starter\"\nname = \"Again\"\nbase_price = { monthly = 1 }\n");
+    text.push_str(
+        "\n[[plans]]\nid = \"starter\"\nname = \"Again\"\nbase_price = { monthly = 1 }\n",
+    );
     let error = Catalog::from_toml_str(&text).expect_err("duplicate plan");
     assert!(matches!(error, CatalogError::DuplicatePlanId { plan } if plan.as_str() == "starter"));
 }
@@ -131,7 +174,9 @@ fn duplicate_metric_id_is_named() {
         "[[metrics]]\nid = \"api_calls\"\ndisplay_name = \"Calls\"\nunit = \"call\"\n\n[[plans]]",
     );
     let error = Catalog::from_toml_str(&text).expect_err("duplicate metric");
-    assert!(matches!(error, CatalogError::DuplicateMetricId { metric } if metric.as_str() == "api_calls"));
+    assert!(
+        matches!(error, CatalogError::DuplicateMetricId { metric } if metric.as_str() == "api_calls")
+    );
 }
 
 #[test]
@@ -147,7 +192,8 @@ fn unknown_metric_in_included_is_named() {
 
 #[test]
 fn unknown_metric_in_overage_is_named() {
-    let text = small_catalog("overage = { gpu_hours = { model = \"per_unit\", unit_price = \"1\" } }");
+    let text =
+        small_catalog("overage = { gpu_hours = { model = \"per_unit\", unit_price = \"1\" } }");
     let error = Catalog::from_toml_str(&text).expect_err("gpu_hours is not defined");
     assert!(matches!(
         error,
@@ -171,7 +217,11 @@ tiers = [
     assert!(matches!(
         error,
         CatalogError::InvalidOveragePrice {
-            source: PriceError::TiersNotAscending { index: 1, up_to: 500, previous_up_to: 1000 },
+            source: PriceError::TiersNotAscending {
+                index: 1,
+                up_to: 500,
+                previous_up_to: 1000
+            },
             ..
         }
     ));
@@ -188,18 +238,25 @@ tiers = [{ up_to = 1000, unit_price = "0.001" }]"#,
     let error = Catalog::from_toml_str(&text).expect_err("last tier bounded");
     assert!(matches!(
         error,
-        CatalogError::InvalidOveragePrice { source: PriceError::LastTierBounded { up_to: 1000 }, .. }
+        CatalogError::InvalidOveragePrice {
+            source: PriceError::LastTierBounded { up_to: 1000 },
+            ..
+        }
     ));
 }
 
 #[test]
 fn negative_unit_price_is_refused() {
-    let text = small_catalog("overage = { api_calls = { model = \"per_unit\", unit_price = \"-0.01\" } }");
+    let text =
+        small_catalog("overage = { api_calls = { model = \"per_unit\", unit_price = \"-0.01\" } }");
     let error = Catalog::from_toml_str(&text).expect_err("negative price");
     assert!(matches!(
         error,
         CatalogError::InvalidOveragePrice {
-            source: PriceError::NegativePrice { field: "unit_price", .. },
+            source: PriceError::NegativePrice {
+                field: "unit_price",
+                ..
+            },
             ..
         }
     ));
@@ -219,7 +276,13 @@ fn negative_base_price_is_refused() {
 fn negative_yearly_price_is_refused() {
     let text = small_catalog("").replace("monthly = 29", "monthly = 29, yearly = \"-1\"");
     let error = Catalog::from_toml_str(&text).expect_err("negative yearly price");
-    assert!(matches!(error, CatalogError::NegativeBasePrice { interval: BillingInterval::Yearly, .. }));
+    assert!(matches!(
+        error,
+        CatalogError::NegativeBasePrice {
+            interval: BillingInterval::Yearly,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -231,16 +294,23 @@ fn negative_included_quantity_is_refused() {
 
 #[test]
 fn float_prices_are_refused_because_they_are_inexact() {
-    let text = small_catalog("overage = { api_calls = { model = \"per_unit\", unit_price = 0.1 } }");
+    let text =
+        small_catalog("overage = { api_calls = { model = \"per_unit\", unit_price = 0.1 } }");
     let error = Catalog::from_toml_str(&text).expect_err("float price");
     assert!(matches!(&error, CatalogError::Toml { .. }));
-    assert!(error.to_string().contains("decimal written as a string"), "{error}");
+    assert!(
+        error.to_string().contains("decimal written as a string"),
+        "{error}"
+    );
 }
 
 #[test]
 fn unknown_fields_are_refused() {
     let text = small_catalog("trial_dayz = 14");
-    assert!(matches!(Catalog::from_toml_str(&text), Err(CatalogError::Toml { .. })));
+    assert!(matches!(
+        Catalog::from_toml_str(&text),
+        Err(CatalogError::Toml { .. })
+    ));
 }
 
 #[test]
@@ -260,21 +330,29 @@ fn unknown_currency_is_refused() {
 #[test]
 fn catalog_without_plans_is_refused() {
     let text = "currency = \"USD\"\nplans = []\n";
-    assert!(matches!(Catalog::from_toml_str(text), Err(CatalogError::NoPlans)));
+    assert!(matches!(
+        Catalog::from_toml_str(text),
+        Err(CatalogError::NoPlans)
+    ));
 }
 
 #[test]
 fn malformed_json_is_a_json_error() {
-    assert!(matches!(Catalog::from_json_str("{\"currency\": "), Err(CatalogError::Json { .. })));
+    assert!(matches!(
+        Catalog::from_json_str("{\"currency\": "),
+        Err(CatalogError::Json { .. })
+    ));
 }
 
 #[test]
 fn custom_metrics_and_zero_package_size_are_checked() {
-    let text = small_catalog("overage = { gpu_seconds = { model = \"package\", package_size = 0, package_price = 1 } }")
-        .replace(
-            "[[plans]]",
-            "[[metrics]]\nid = \"gpu_seconds\"\ndisplay_name = \"GPU\"\nunit = \"second\"\n\n[[plans]]",
-        );
+    let text = small_catalog(
+        "overage = { gpu_seconds = { model = \"package\", package_size = 0, package_price = 1 } }",
+    )
+    .replace(
+        "[[plans]]",
+        "[[metrics]]\nid = \"gpu_seconds\"\ndisplay_name = \"GPU\"\nunit = \"second\"\n\n[[plans]]",
+    );
     let error = Catalog::from_toml_str(&text).expect_err("package size 0");
     assert!(matches!(
         error,

@@ -6,10 +6,10 @@
 
 use aerolith_billing::invoice::INVOICE_COUPONS_MAX;
 use aerolith_billing::{
-    BillingInterval, Catalog, Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption, Currency,
-    IncludedQuantity, InMemoryInvoiceNumberSequence, Invoice, InvoiceBuilder, InvoiceError, InvoiceId, InvoiceLine,
-    InvoiceLineKind, InvoiceNumberSequence, InvoicePeriod, InvoicePrefix, InvoiceStatus, MetricId, Money, MoneyError,
-    PriceModel, PriceTier,
+    BillingInterval, Catalog, Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption,
+    Currency, InMemoryInvoiceNumberSequence, IncludedQuantity, Invoice, InvoiceBuilder,
+    InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind, InvoiceNumberSequence, InvoicePeriod,
+    InvoicePrefix, InvoiceStatus, MetricId, Money, MoneyError, PriceModel, PriceTier,
 };
 use aerolith_core::ManualClock;
 use proptest::prelude::*;
@@ -34,7 +34,11 @@ pub fn november() -> InvoicePeriod {
 }
 
 pub fn percent_coupon(id: &str, percent: Decimal, duration: CouponDuration) -> Coupon {
-    Coupon { id: CouponId(id.to_owned()), kind: CouponKind::Percent { percent }, duration }
+    Coupon {
+        id: CouponId(id.to_owned()),
+        kind: CouponKind::Percent { percent },
+        duration,
+    }
 }
 
 /// (kind name, description, quantity, unit price, amount in cents) of each line.
@@ -44,11 +48,25 @@ pub fn summarize(invoice: &Invoice) -> Vec<LineSummary> {
     invoice
         .lines()
         .iter()
-        .map(|line| (line.kind.name(), line.description.clone(), line.quantity, line.unit_price, line.amount.amount_minor))
+        .map(|line| {
+            (
+                line.kind.name(),
+                line.description.clone(),
+                line.quantity,
+                line.unit_price,
+                line.amount.amount_minor,
+            )
+        })
         .collect()
 }
 
-fn line(kind: &'static str, description: &str, quantity: Decimal, unit_price: Option<Decimal>, cents: i64) -> LineSummary {
+fn line(
+    kind: &'static str,
+    description: &str,
+    quantity: Decimal,
+    unit_price: Option<Decimal>,
+    cents: i64,
+) -> LineSummary {
     (kind, description.to_owned(), quantity, unit_price, cents)
 }
 
@@ -56,31 +74,68 @@ fn line(kind: &'static str, description: &str, quantity: Decimal, unit_price: Op
 /// hours and 12.345 GB of bandwidth.
 pub fn starter_overage_month(catalog: &Catalog) -> InvoiceBuilder<'_> {
     let starter = catalog.plan("starter").expect("starter exists");
-    InvoiceBuilder::new(InvoiceId("inv_acme_2026_11".into()), "acme", catalog.currency, november())
-        .metric_names(catalog)
-        .base_fee(starter, BillingInterval::Monthly)
-        .usage(starter, MetricId::api_calls(), dec!(250_000))
-        .usage(starter, MetricId::storage_gb_month(), dec!(7.5))
-        .usage(starter, MetricId::compute_hours(), dec!(3))
-        .usage(starter, MetricId::bandwidth_gb(), dec!(12.345))
+    InvoiceBuilder::new(
+        InvoiceId("inv_acme_2026_11".into()),
+        "acme",
+        catalog.currency,
+        november(),
+    )
+    .metric_names(catalog)
+    .base_fee(starter, BillingInterval::Monthly)
+    .usage(starter, MetricId::api_calls(), dec!(250_000))
+    .usage(starter, MetricId::storage_gb_month(), dec!(7.5))
+    .usage(starter, MetricId::compute_hours(), dec!(3))
+    .usage(starter, MetricId::bandwidth_gb(), dec!(12.345))
 }
 
 #[test]
 fn overage_month_on_starter() {
     let catalog = Catalog::default_catalog();
-    let invoice = starter_overage_month(&catalog).build().expect("valid inputs");
+    let invoice = starter_overage_month(&catalog)
+        .build()
+        .expect("valid inputs");
     assert_eq!(
         summarize(&invoice),
         vec![
-            line("base_fee", "Starter plan (monthly)", dec!(1), Some(dec!(29)), 29_00),
+            line(
+                "base_fee",
+                "Starter plan (monthly)",
+                dec!(1),
+                Some(dec!(29)),
+                29_00
+            ),
             // 250,000 - 100,000 included = 150,000 × $0.00001 = $1.50
-            line("overage", "API calls overage: 250,000 used, 100,000 included", dec!(150_000), Some(dec!(0.00001)), 1_50),
+            line(
+                "overage",
+                "API calls overage: 250,000 used, 100,000 included",
+                dec!(150_000),
+                Some(dec!(0.00001)),
+                1_50
+            ),
             // 7.5 - 5 = 2.5 GB-months × $0.25 = $0.625 -> $0.62 (half-even)
-            line("overage", "Storage overage: 7.5 used, 5 included", dec!(2.5), Some(dec!(0.25)), 62),
+            line(
+                "overage",
+                "Storage overage: 7.5 used, 5 included",
+                dec!(2.5),
+                Some(dec!(0.25)),
+                62
+            ),
             // 3 × $0.10 = $0.30 (nothing included)
-            line("overage", "Compute overage: 3 used, 0 included", dec!(3), Some(dec!(0.10)), 30),
+            line(
+                "overage",
+                "Compute overage: 3 used, 0 included",
+                dec!(3),
+                Some(dec!(0.10)),
+                30
+            ),
             // 12.345 × $0.09 = $1.11105 -> $1.11
-            line("overage", "Bandwidth overage: 12.345 used, 0 included", dec!(12.345), Some(dec!(0.09)), 1_11),
+            line(
+                "overage",
+                "Bandwidth overage: 12.345 used, 0 included",
+                dec!(12.345),
+                Some(dec!(0.09)),
+                1_11
+            ),
         ]
     );
     assert_eq!(invoice.subtotal(), usd(32_53));
@@ -119,7 +174,11 @@ fn enterprise_calls_are_unlimited() {
 #[test]
 fn overage_without_a_price_is_an_error() {
     let mut catalog = Catalog::default_catalog();
-    let starter = catalog.plans.iter_mut().find(|plan| plan.id.as_str() == "starter").expect("starter");
+    let starter = catalog
+        .plans
+        .iter_mut()
+        .find(|plan| plan.id.as_str() == "starter")
+        .expect("starter");
     starter.overage.remove(&MetricId::bandwidth_gb());
     let starter = catalog.plan("starter").expect("starter");
     let error = InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::USD, november())
@@ -148,7 +207,13 @@ fn missing_yearly_price_is_an_error() {
         .base_fee(starter, BillingInterval::Yearly)
         .build()
         .expect_err("no yearly price");
-    assert!(matches!(error, InvoiceError::NoBasePrice { interval: BillingInterval::Yearly, .. }));
+    assert!(matches!(
+        error,
+        InvoiceError::NoBasePrice {
+            interval: BillingInterval::Yearly,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -161,23 +226,47 @@ fn graduated_and_volume_prices_on_the_same_usage() {
     let metric = MetricId::new("search_queries").expect("valid metric id");
     let build = |price: PriceModel| {
         InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::USD, november())
-            .priced_usage(metric.clone(), dec!(250_000), IncludedQuantity::Limited(dec!(1_000)), price)
+            .priced_usage(
+                metric.clone(),
+                dec!(250_000),
+                IncludedQuantity::Limited(dec!(1_000)),
+                price,
+            )
             .build()
             .expect("valid")
     };
     // Overage 249,000: graduated = 10,000 × 0.001 + 90,000 × 0.0005 + 149,000 × 0.0002
     //                            = 10 + 45 + 29.80 = $84.80
-    let graduated = build(PriceModel::Graduated { tiers: tiers.clone() });
+    let graduated = build(PriceModel::Graduated {
+        tiers: tiers.clone(),
+    });
     let line = &graduated.lines()[0];
     assert_eq!(line.quantity, dec!(249_000));
-    assert_eq!(line.unit_price, None, "three rates: explained by the components");
+    assert_eq!(
+        line.unit_price, None,
+        "three rates: explained by the components"
+    );
     assert_eq!(line.amount, usd(84_80));
-    let parts: Vec<(Decimal, Decimal)> = line.pricing.iter().map(|part| (part.quantity, part.unit_price)).collect();
-    assert_eq!(parts, vec![(dec!(10_000), dec!(0.001)), (dec!(90_000), dec!(0.0005)), (dec!(149_000), dec!(0.0002))]);
+    let parts: Vec<(Decimal, Decimal)> = line
+        .pricing
+        .iter()
+        .map(|part| (part.quantity, part.unit_price))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            (dec!(10_000), dec!(0.001)),
+            (dec!(90_000), dec!(0.0005)),
+            (dec!(149_000), dec!(0.0002))
+        ]
+    );
     // Volume: all 249,000 at the third tier's $0.0002 = $49.80
     let volume = build(PriceModel::Volume { tiers });
     let line = &volume.lines()[0];
-    assert_eq!((line.quantity, line.unit_price, line.amount), (dec!(249_000), Some(dec!(0.0002)), usd(49_80)));
+    assert_eq!(
+        (line.quantity, line.unit_price, line.amount),
+        (dec!(249_000), Some(dec!(0.0002)), usd(49_80))
+    );
     assert!(line.pricing.is_empty());
 }
 
@@ -186,25 +275,54 @@ fn coupon_plus_tax_plus_credit() {
     let catalog = Catalog::default_catalog();
     let professional = catalog.plan("professional").expect("professional");
     let coupon = percent_coupon("LAUNCH10", dec!(10), CouponDuration::Once);
-    let invoice = InvoiceBuilder::new(InvoiceId("inv_pro".into()), "acme", Currency::USD, november())
-        .metric_names(&catalog)
-        .base_fee(professional, BillingInterval::Monthly)
-        .usage(professional, MetricId::api_calls(), dec!(5_150_000))
-        .coupon(CouponRedemption::new(coupon, NOV_1_2026_UNIX_MS))
-        .tax_rate_percent(dec!(8.25))
-        .credit_available(usd(5_00))
-        .build()
-        .expect("valid");
+    let invoice = InvoiceBuilder::new(
+        InvoiceId("inv_pro".into()),
+        "acme",
+        Currency::USD,
+        november(),
+    )
+    .metric_names(&catalog)
+    .base_fee(professional, BillingInterval::Monthly)
+    .usage(professional, MetricId::api_calls(), dec!(5_150_000))
+    .coupon(CouponRedemption::new(coupon, NOV_1_2026_UNIX_MS))
+    .tax_rate_percent(dec!(8.25))
+    .credit_available(usd(5_00))
+    .build()
+    .expect("valid");
     assert_eq!(
         summarize(&invoice),
         vec![
-            line("base_fee", "Professional plan (monthly)", dec!(1), Some(dec!(99)), 99_00),
-            line("overage", "API calls overage: 5,150,000 used, 5,000,000 included", dec!(150_000), Some(dec!(0.00001)), 1_50),
+            line(
+                "base_fee",
+                "Professional plan (monthly)",
+                dec!(1),
+                Some(dec!(99)),
+                99_00
+            ),
+            line(
+                "overage",
+                "API calls overage: 5,150,000 used, 5,000,000 included",
+                dec!(150_000),
+                Some(dec!(0.00001)),
+                1_50
+            ),
             // 10% of $100.50 = $10.05
-            line("discount", "Coupon LAUNCH10 (10% off)", dec!(100.50), Some(dec!(-0.1)), -10_05),
+            line(
+                "discount",
+                "Coupon LAUNCH10 (10% off)",
+                dec!(100.50),
+                Some(dec!(-0.1)),
+                -10_05
+            ),
             // 8.25% of ($100.50 - $10.05 = $90.45) = $7.462125 -> $7.46
             line("tax", "Tax (8.25%)", dec!(90.45), Some(dec!(0.0825)), 7_46),
-            line("credit", "Account credit applied", dec!(1), Some(dec!(-5)), -5_00),
+            line(
+                "credit",
+                "Account credit applied",
+                dec!(1),
+                Some(dec!(-5)),
+                -5_00
+            ),
         ]
     );
     assert_eq!(invoice.subtotal(), usd(100_50));
@@ -218,25 +336,41 @@ fn coupon_plus_tax_plus_credit() {
 }
 
 fn adjustment_only(cents: i64) -> InvoiceBuilder<'static> {
-    InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::USD, november()).adjustment("Consulting", usd(cents))
+    InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::USD, november())
+        .adjustment("Consulting", usd(cents))
 }
 
 #[test]
 fn tax_rounds_half_even() {
     // $10.50 × 5% = $0.525 -> $0.52; $10.70 × 5% = $0.535 -> $0.54
-    let low = adjustment_only(10_50).tax_rate_percent(dec!(5)).build().expect("valid");
+    let low = adjustment_only(10_50)
+        .tax_rate_percent(dec!(5))
+        .build()
+        .expect("valid");
     assert_eq!(low.tax_total(), usd(52));
-    let high = adjustment_only(10_70).tax_rate_percent(dec!(5)).build().expect("valid");
+    let high = adjustment_only(10_70)
+        .tax_rate_percent(dec!(5))
+        .build()
+        .expect("valid");
     assert_eq!(high.tax_total(), usd(54));
 }
 
 #[test]
 fn tax_rate_must_be_a_percentage() {
     for rate in [dec!(-1), dec!(100.01)] {
-        let error = adjustment_only(100).tax_rate_percent(rate).build().expect_err("out of range");
-        assert_eq!(error, InvoiceError::TaxRateOutOfRange { rate_percent: rate });
+        let error = adjustment_only(100)
+            .tax_rate_percent(rate)
+            .build()
+            .expect_err("out of range");
+        assert_eq!(
+            error,
+            InvoiceError::TaxRateOutOfRange { rate_percent: rate }
+        );
     }
-    assert!(adjustment_only(100).tax_rate_percent(dec!(100)).build().is_ok());
+    assert!(adjustment_only(100)
+        .tax_rate_percent(dec!(100))
+        .build()
+        .is_ok());
 }
 
 #[test]
@@ -254,7 +388,10 @@ fn amount_coupon_never_makes_the_total_negative() {
     assert_eq!(invoice.discount_total(), usd(29_00));
     assert_eq!(invoice.tax_total(), usd(0));
     assert_eq!(invoice.total(), usd(0));
-    assert_eq!(invoice.lines()[1].description, "Coupon FIFTY ($50.00 off), capped at the remaining subtotal");
+    assert_eq!(
+        invoice.lines()[1].description,
+        "Coupon FIFTY ($50.00 off), capped at the remaining subtotal"
+    );
 }
 
 #[test]
@@ -266,18 +403,27 @@ fn stacked_percent_coupons_are_capped_at_the_subtotal() {
         .coupon(CouponRedemption::new(second, NOV_1_2026_UNIX_MS))
         .build()
         .expect("valid");
-    let discounts: Vec<i64> = invoice.lines()[1..].iter().map(|line| line.amount.amount_minor).collect();
+    let discounts: Vec<i64> = invoice.lines()[1..]
+        .iter()
+        .map(|line| line.amount.amount_minor)
+        .collect();
     assert_eq!(discounts, vec![-60_00, -40_00]);
     assert_eq!(invoice.total(), usd(0));
 }
 
 #[test]
 fn once_coupon_applies_to_the_first_invoice_only() {
-    let mut redemption = CouponRedemption::new(percent_coupon("ONCE", dec!(10), CouponDuration::Once), NOV_1_2026_UNIX_MS);
+    let mut redemption = CouponRedemption::new(
+        percent_coupon("ONCE", dec!(10), CouponDuration::Once),
+        NOV_1_2026_UNIX_MS,
+    );
     assert!(redemption.applies_to_period(NOV_1_2026_UNIX_MS));
     redemption.record_application();
     assert!(!redemption.applies_to_period(DEC_1_2026_UNIX_MS));
-    let invoice = adjustment_only(100_00).coupon(redemption).build().expect("valid");
+    let invoice = adjustment_only(100_00)
+        .coupon(redemption)
+        .build()
+        .expect("valid");
     assert_eq!(invoice.discount_total(), usd(0));
     assert!(invoice.applied_coupons().is_empty());
 }
@@ -299,7 +445,10 @@ fn repeating_coupon_covers_periods_starting_within_its_months() {
 
 #[test]
 fn forever_coupon_always_applies() {
-    let mut redemption = CouponRedemption::new(percent_coupon("ALWAYS", dec!(10), CouponDuration::Forever), NOV_1_2026_UNIX_MS);
+    let mut redemption = CouponRedemption::new(
+        percent_coupon("ALWAYS", dec!(10), CouponDuration::Forever),
+        NOV_1_2026_UNIX_MS,
+    );
     for _ in 0..100 {
         redemption.record_application();
     }
@@ -308,30 +457,53 @@ fn forever_coupon_always_applies() {
 
 #[test]
 fn invalid_coupons_are_refused() {
-    let build = |coupon: Coupon| adjustment_only(100).coupon(CouponRedemption::new(coupon, 0)).build();
+    let build = |coupon: Coupon| {
+        adjustment_only(100)
+            .coupon(CouponRedemption::new(coupon, 0))
+            .build()
+    };
     let zero = percent_coupon("ZERO", dec!(0), CouponDuration::Once);
-    assert!(matches!(build(zero), Err(InvoiceError::CouponPercentOutOfRange { .. })));
+    assert!(matches!(
+        build(zero),
+        Err(InvoiceError::CouponPercentOutOfRange { .. })
+    ));
     let over = percent_coupon("OVER", dec!(100.5), CouponDuration::Once);
-    assert!(matches!(build(over), Err(InvoiceError::CouponPercentOutOfRange { .. })));
+    assert!(matches!(
+        build(over),
+        Err(InvoiceError::CouponPercentOutOfRange { .. })
+    ));
     let euros = Coupon {
         id: CouponId("EUR".into()),
-        kind: CouponKind::Amount { amount: Money::new(500, Currency::EUR) },
+        kind: CouponKind::Amount {
+            amount: Money::new(500, Currency::EUR),
+        },
         duration: CouponDuration::Once,
     };
-    assert!(matches!(build(euros), Err(InvoiceError::InvalidCouponAmount { .. })));
+    assert!(matches!(
+        build(euros),
+        Err(InvoiceError::InvalidCouponAmount { .. })
+    ));
     let negative = Coupon {
         id: CouponId("NEG".into()),
         kind: CouponKind::Amount { amount: usd(-5) },
         duration: CouponDuration::Once,
     };
-    assert!(matches!(build(negative), Err(InvoiceError::InvalidCouponAmount { .. })));
+    assert!(matches!(
+        build(negative),
+        Err(InvoiceError::InvalidCouponAmount { .. })
+    ));
     let twice = percent_coupon("TWICE", dec!(5), CouponDuration::Once);
     let error = adjustment_only(100)
         .coupon(CouponRedemption::new(twice.clone(), 0))
         .coupon(CouponRedemption::new(twice, 0))
         .build()
         .expect_err("same coupon twice");
-    assert_eq!(error, InvoiceError::DuplicateCoupon { coupon: CouponId("TWICE".into()) });
+    assert_eq!(
+        error,
+        InvoiceError::DuplicateCoupon {
+            coupon: CouponId("TWICE".into())
+        }
+    );
 }
 
 #[test]
@@ -345,9 +517,18 @@ fn coupon_count_is_bounded() {
     }
     let mut invoice = builder.build().expect("at the limit");
     let error = invoice
-        .add_coupon(CouponRedemption::new(percent_coupon("ONE_MORE", dec!(1), CouponDuration::Forever), 0))
+        .add_coupon(CouponRedemption::new(
+            percent_coupon("ONE_MORE", dec!(1), CouponDuration::Forever),
+            0,
+        ))
         .expect_err("one past the limit");
-    assert_eq!(error, InvoiceError::TooMany { what: "coupons", max: INVOICE_COUPONS_MAX });
+    assert_eq!(
+        error,
+        InvoiceError::TooMany {
+            what: "coupons",
+            max: INVOICE_COUPONS_MAX
+        }
+    );
 }
 
 #[test]
@@ -366,10 +547,19 @@ fn credit_is_applied_after_tax_up_to_the_amount_due() {
 
 #[test]
 fn negative_credit_and_foreign_currency_credit_are_refused() {
-    let error = adjustment_only(100).credit_available(usd(-1)).build().expect_err("negative");
+    let error = adjustment_only(100)
+        .credit_available(usd(-1))
+        .build()
+        .expect_err("negative");
     assert_eq!(error, InvoiceError::NegativeCredit { credit: usd(-1) });
-    let error = adjustment_only(100).credit_available(Money::new(1, Currency::EUR)).build().expect_err("euros");
-    assert!(matches!(error, InvoiceError::Money(MoneyError::CurrencyMismatch { .. })));
+    let error = adjustment_only(100)
+        .credit_available(Money::new(1, Currency::EUR))
+        .build()
+        .expect_err("euros");
+    assert!(matches!(
+        error,
+        InvoiceError::Money(MoneyError::CurrencyMismatch { .. })
+    ));
 }
 
 #[test]
@@ -377,19 +567,51 @@ fn upgrade_on_day_ten_is_billed_from_proration_inputs() {
     // Proration amounts come from the subscription; the invoice lists them as given.
     let catalog = Catalog::default_catalog();
     let professional = catalog.plan("professional").expect("professional");
-    let rest = InvoicePeriod::new(NOV_1_2026_UNIX_MS + 9 * 86_400_000, DEC_1_2026_UNIX_MS).expect("valid");
-    let invoice = InvoiceBuilder::new(InvoiceId("inv_upgrade".into()), "acme", Currency::USD, november())
-        .proration("Unused time on Starter (21 of 30 days)", usd(-20_30), Some(rest))
-        .proration("Remaining time on Professional (21 of 30 days)", usd(69_30), Some(rest))
-        .base_fee(professional, BillingInterval::Monthly)
-        .build()
-        .expect("valid");
+    let rest =
+        InvoicePeriod::new(NOV_1_2026_UNIX_MS + 9 * 86_400_000, DEC_1_2026_UNIX_MS).expect("valid");
+    let invoice = InvoiceBuilder::new(
+        InvoiceId("inv_upgrade".into()),
+        "acme",
+        Currency::USD,
+        november(),
+    )
+    .proration(
+        "Unused time on Starter (21 of 30 days)",
+        usd(-20_30),
+        Some(rest),
+    )
+    .proration(
+        "Remaining time on Professional (21 of 30 days)",
+        usd(69_30),
+        Some(rest),
+    )
+    .base_fee(professional, BillingInterval::Monthly)
+    .build()
+    .expect("valid");
     assert_eq!(
         summarize(&invoice),
         vec![
-            line("proration", "Unused time on Starter (21 of 30 days)", dec!(1), Some(dec!(-20.30)), -20_30),
-            line("proration", "Remaining time on Professional (21 of 30 days)", dec!(1), Some(dec!(69.30)), 69_30),
-            line("base_fee", "Professional plan (monthly)", dec!(1), Some(dec!(99)), 99_00),
+            line(
+                "proration",
+                "Unused time on Starter (21 of 30 days)",
+                dec!(1),
+                Some(dec!(-20.30)),
+                -20_30
+            ),
+            line(
+                "proration",
+                "Remaining time on Professional (21 of 30 days)",
+                dec!(1),
+                Some(dec!(69.30)),
+                69_30
+            ),
+            line(
+                "base_fee",
+                "Professional plan (monthly)",
+                dec!(1),
+                Some(dec!(99)),
+                99_00
+            ),
         ]
     );
     assert_eq!(invoice.total(), usd(148_00));
@@ -398,7 +620,11 @@ fn upgrade_on_day_ten_is_billed_from_proration_inputs() {
 
 #[test]
 fn a_negative_subtotal_gets_no_tax_and_nothing_due() {
-    let invoice = adjustment_only(-10_00).tax_rate_percent(dec!(10)).credit_available(usd(5_00)).build().expect("valid");
+    let invoice = adjustment_only(-10_00)
+        .tax_rate_percent(dec!(10))
+        .credit_available(usd(5_00))
+        .build()
+        .expect("valid");
     assert_eq!(invoice.tax_total(), usd(0));
     assert_eq!(invoice.credit_applied(), usd(0));
     assert_eq!(invoice.total(), usd(-10_00));
@@ -414,14 +640,18 @@ fn editing_a_draft_recomputes_discount_tax_and_credit() {
         .build()
         .expect("valid");
     assert_eq!(invoice.total(), usd(108_00)); // 100 - 10 + 18
-    invoice.add_line(InvoiceLine::adjustment("Extra", usd(100_00))).expect("draft is editable");
+    invoice
+        .add_line(InvoiceLine::adjustment("Extra", usd(100_00)))
+        .expect("draft is editable");
     assert_eq!(invoice.discount_total(), usd(20_00));
     assert_eq!(invoice.tax_total(), usd(36_00));
     assert_eq!(invoice.total(), usd(216_00));
     let removed = invoice.remove_line(0).expect("charge line");
     assert_eq!(removed.description, "Consulting");
     assert_eq!(invoice.total(), usd(108_00));
-    invoice.remove_coupon(&CouponId("TEN".into())).expect("coupon is there");
+    invoice
+        .remove_coupon(&CouponId("TEN".into()))
+        .expect("coupon is there");
     invoice.set_tax_rate_percent(dec!(0)).expect("draft");
     invoice.set_credit_available(usd(30_00)).expect("draft");
     assert_eq!(invoice.total(), usd(70_00));
@@ -431,19 +661,39 @@ fn editing_a_draft_recomputes_discount_tax_and_credit() {
 
 #[test]
 fn computed_lines_cannot_be_added_or_removed_by_hand() {
-    let mut invoice = adjustment_only(100_00).tax_rate_percent(dec!(10)).build().expect("valid");
+    let mut invoice = adjustment_only(100_00)
+        .tax_rate_percent(dec!(10))
+        .build()
+        .expect("valid");
     let mut tax = invoice.lines()[1].clone();
-    assert_eq!(invoice.remove_line(1), Err(InvoiceError::ComputedLine { kind: "tax" }));
+    assert_eq!(
+        invoice.remove_line(1),
+        Err(InvoiceError::ComputedLine { kind: "tax" })
+    );
     tax.kind = InvoiceLineKind::Credit;
-    assert_eq!(invoice.add_line(tax), Err(InvoiceError::ComputedLine { kind: "credit" }));
-    assert_eq!(invoice.remove_line(9), Err(InvoiceError::NoSuchLine { index: 9, len: 2 }));
+    assert_eq!(
+        invoice.add_line(tax),
+        Err(InvoiceError::ComputedLine { kind: "credit" })
+    );
+    assert_eq!(
+        invoice.remove_line(9),
+        Err(InvoiceError::NoSuchLine { index: 9, len: 2 })
+    );
 }
 
 #[test]
 fn lines_in_another_currency_are_refused() {
     let mut invoice = adjustment_only(100).build().expect("valid");
-    let error = invoice.add_line(InvoiceLine::adjustment("Euros", Money::new(1, Currency::EUR))).expect_err("euros");
-    assert!(matches!(error, InvoiceError::Money(MoneyError::CurrencyMismatch { .. })));
+    let error = invoice
+        .add_line(InvoiceLine::adjustment(
+            "Euros",
+            Money::new(1, Currency::EUR),
+        ))
+        .expect_err("euros");
+    assert!(matches!(
+        error,
+        InvoiceError::Money(MoneyError::CurrencyMismatch { .. })
+    ));
     assert_eq!(invoice.lines().len(), 1, "a failed edit changes nothing");
 }
 
@@ -452,16 +702,29 @@ fn empty_descriptions_and_reversed_periods_are_refused() {
     let mut invoice = adjustment_only(100).build().expect("valid");
     assert_eq!(
         invoice.add_line(InvoiceLine::adjustment("", usd(1))),
-        Err(InvoiceError::TextLength { field: "description", len_bytes: 0 })
+        Err(InvoiceError::TextLength {
+            field: "description",
+            len_bytes: 0
+        })
     );
     assert_eq!(
         InvoicePeriod::new(DEC_1_2026_UNIX_MS, NOV_1_2026_UNIX_MS),
-        Err(InvoiceError::InvalidPeriod { start_unix_ms: DEC_1_2026_UNIX_MS, end_unix_ms: NOV_1_2026_UNIX_MS })
+        Err(InvoiceError::InvalidPeriod {
+            start_unix_ms: DEC_1_2026_UNIX_MS,
+            end_unix_ms: NOV_1_2026_UNIX_MS
+        })
     );
 }
 
-fn finalized(invoice: &mut Invoice, numbers: &dyn InvoiceNumberSequence, clock: &ManualClock) -> String {
-    invoice.finalize(numbers, &InvoicePrefix::invoices(), clock).expect("draft finalizes").to_string()
+fn finalized(
+    invoice: &mut Invoice,
+    numbers: &dyn InvoiceNumberSequence,
+    clock: &ManualClock,
+) -> String {
+    invoice
+        .finalize(numbers, &InvoicePrefix::invoices(), clock)
+        .expect("draft finalizes")
+        .to_string()
 }
 
 #[test]
@@ -477,7 +740,10 @@ fn finalize_assigns_sequential_numbers_per_year() {
     assert_eq!(first.issued_at_unix_ms(), Some(ISSUE_UNIX_MS));
     clock.set_unix_ms(JAN_1_2027_UNIX_MS);
     let mut next_year = adjustment_only(100).build().expect("valid");
-    assert_eq!(finalized(&mut next_year, &numbers, &clock), "AER-2027-000001");
+    assert_eq!(
+        finalized(&mut next_year, &numbers, &clock),
+        "AER-2027-000001"
+    );
 }
 
 #[test]
@@ -487,27 +753,51 @@ fn every_edit_of_a_finalized_invoice_is_refused() {
     let mut invoice = adjustment_only(100_00).build().expect("valid");
     finalized(&mut invoice, &numbers, &clock);
     let before = invoice.clone();
-    let immutable = |status| InvoiceError::Immutable { id: InvoiceId("inv".into()), status };
+    let immutable = |status| InvoiceError::Immutable {
+        id: InvoiceId("inv".into()),
+        status,
+    };
     for status in [InvoiceStatus::Finalized, InvoiceStatus::Paid] {
-        assert_eq!(invoice.add_line(InvoiceLine::adjustment("More", usd(1))), Err(immutable(status)));
-        assert_eq!(invoice.remove_line(0).map(|_| ()), Err(immutable(status)));
-        assert_eq!(invoice.set_tax_rate_percent(dec!(5)), Err(immutable(status)));
         assert_eq!(
-            invoice.add_coupon(CouponRedemption::new(percent_coupon("X", dec!(5), CouponDuration::Once), 0)),
+            invoice.add_line(InvoiceLine::adjustment("More", usd(1))),
             Err(immutable(status))
         );
-        assert_eq!(invoice.remove_coupon(&CouponId("X".into())).map(|_| ()), Err(immutable(status)));
+        assert_eq!(invoice.remove_line(0).map(|_| ()), Err(immutable(status)));
+        assert_eq!(
+            invoice.set_tax_rate_percent(dec!(5)),
+            Err(immutable(status))
+        );
+        assert_eq!(
+            invoice.add_coupon(CouponRedemption::new(
+                percent_coupon("X", dec!(5), CouponDuration::Once),
+                0
+            )),
+            Err(immutable(status))
+        );
+        assert_eq!(
+            invoice.remove_coupon(&CouponId("X".into())).map(|_| ()),
+            Err(immutable(status))
+        );
         assert_eq!(invoice.set_credit_available(usd(1)), Err(immutable(status)));
         assert_eq!(
-            invoice.finalize(&numbers, &InvoicePrefix::invoices(), &clock).map(|_| ()),
+            invoice
+                .finalize(&numbers, &InvoicePrefix::invoices(), &clock)
+                .map(|_| ()),
             Err(immutable(status))
         );
         if status == InvoiceStatus::Finalized {
             assert_eq!(invoice, before, "refused edits change nothing");
-            invoice.pay("pay_1", &clock).expect("finalized invoice can be paid");
+            invoice
+                .pay("pay_1", &clock)
+                .expect("finalized invoice can be paid");
         }
     }
-    assert_eq!(numbers.last_number(&InvoicePrefix::invoices(), 2026).map(|number| number.sequence()), Some(1));
+    assert_eq!(
+        numbers
+            .last_number(&InvoicePrefix::invoices(), 2026)
+            .map(|number| number.sequence()),
+        Some(1)
+    );
 }
 
 #[test]
@@ -533,35 +823,63 @@ fn status_transitions_outside_the_lifecycle_are_refused() {
     let mut draft = adjustment_only(100).build().expect("valid");
     assert_eq!(
         draft.pay("ref", &clock),
-        Err(InvoiceError::InvalidTransition { id: id(), from: InvoiceStatus::Draft, to: InvoiceStatus::Paid })
+        Err(InvoiceError::InvalidTransition {
+            id: id(),
+            from: InvoiceStatus::Draft,
+            to: InvoiceStatus::Paid
+        })
     );
     assert_eq!(
         draft.void("mistake", &clock),
-        Err(InvoiceError::InvalidTransition { id: id(), from: InvoiceStatus::Draft, to: InvoiceStatus::Void })
+        Err(InvoiceError::InvalidTransition {
+            id: id(),
+            from: InvoiceStatus::Draft,
+            to: InvoiceStatus::Void
+        })
     );
 
     let mut paid = adjustment_only(100).build().expect("valid");
     finalized(&mut paid, &numbers, &clock);
-    assert_eq!(paid.pay("", &clock), Err(InvoiceError::TextLength { field: "payment reference", len_bytes: 0 }));
+    assert_eq!(
+        paid.pay("", &clock),
+        Err(InvoiceError::TextLength {
+            field: "payment reference",
+            len_bytes: 0
+        })
+    );
     paid.pay("ref", &clock).expect("pay");
     assert_eq!(
         paid.void("too late", &clock),
-        Err(InvoiceError::InvalidTransition { id: id(), from: InvoiceStatus::Paid, to: InvoiceStatus::Void })
+        Err(InvoiceError::InvalidTransition {
+            id: id(),
+            from: InvoiceStatus::Paid,
+            to: InvoiceStatus::Void
+        })
     );
     assert_eq!(
         paid.pay("again", &clock),
-        Err(InvoiceError::InvalidTransition { id: id(), from: InvoiceStatus::Paid, to: InvoiceStatus::Paid })
+        Err(InvoiceError::InvalidTransition {
+            id: id(),
+            from: InvoiceStatus::Paid,
+            to: InvoiceStatus::Paid
+        })
     );
 
     let mut voided = adjustment_only(100).build().expect("valid");
     finalized(&mut voided, &numbers, &clock);
-    voided.void("issued twice by mistake", &clock).expect("unpaid invoice can be voided");
+    voided
+        .void("issued twice by mistake", &clock)
+        .expect("unpaid invoice can be voided");
     assert_eq!(voided.status(), InvoiceStatus::Void);
     assert_eq!(voided.amount_due(), usd(0));
     assert_eq!(voided.void_reason(), Some("issued twice by mistake"));
     assert_eq!(
         voided.pay("ref", &clock),
-        Err(InvoiceError::InvalidTransition { id: id(), from: InvoiceStatus::Void, to: InvoiceStatus::Paid })
+        Err(InvoiceError::InvalidTransition {
+            id: id(),
+            from: InvoiceStatus::Void,
+            to: InvoiceStatus::Paid
+        })
     );
 }
 
@@ -570,12 +888,22 @@ fn tampered_totals_fail_finalize_without_taking_a_number() {
     let numbers = InMemoryInvoiceNumberSequence::new();
     let clock = ManualClock::new(ISSUE_UNIX_MS);
     let invoice = adjustment_only(100_00).build().expect("valid");
-    let mut json: serde_json::Value = serde_json::from_str(&invoice.to_json()).expect("invoice JSON");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&invoice.to_json()).expect("invoice JSON");
     json["total"]["amount_minor"] = serde_json::json!(9_000);
     let mut tampered = Invoice::from_json(&json.to_string()).expect("still a well-formed invoice");
-    let error = tampered.finalize(&numbers, &InvoicePrefix::invoices(), &clock).expect_err("totals disagree");
-    assert!(matches!(error, InvoiceError::TotalsMismatch { .. }), "{error:?}");
-    assert_eq!(numbers.last_number(&InvoicePrefix::invoices(), 2026), None, "no number was taken");
+    let error = tampered
+        .finalize(&numbers, &InvoicePrefix::invoices(), &clock)
+        .expect_err("totals disagree");
+    assert!(
+        matches!(error, InvoiceError::TotalsMismatch { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        numbers.last_number(&InvoicePrefix::invoices(), 2026),
+        None,
+        "no number was taken"
+    );
     assert_eq!(tampered.status(), InvoiceStatus::Draft);
 }
 
@@ -585,7 +913,10 @@ fn json_round_trips_every_field() {
     let numbers = InMemoryInvoiceNumberSequence::new();
     let clock = ManualClock::new(ISSUE_UNIX_MS);
     let mut invoice = starter_overage_month(&catalog)
-        .coupon(CouponRedemption::new(percent_coupon("TEN", dec!(10), CouponDuration::Once), 0))
+        .coupon(CouponRedemption::new(
+            percent_coupon("TEN", dec!(10), CouponDuration::Once),
+            0,
+        ))
         .tax_rate_percent(dec!(8.25))
         .build()
         .expect("valid");

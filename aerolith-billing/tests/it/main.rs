@@ -1,6 +1,9 @@
 //! Integration tests of aerolith-billing (one binary, one module per area).
 
 mod catalog;
+mod credit_note;
 mod invoice;
 mod money;
+mod numbering;
 mod price;
+mod render;

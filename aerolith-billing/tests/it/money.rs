@@ -30,25 +30,50 @@ fn half_cent_rounds_to_the_even_cent() {
         (dec!(-0.005), 0),
     ];
     for (amount, cents) in cases {
-        assert_eq!(Money::from_decimal(amount, Currency::USD), Ok(usd(cents)), "{amount}");
+        assert_eq!(
+            Money::from_decimal(amount, Currency::USD),
+            Ok(usd(cents)),
+            "{amount}"
+        );
     }
 }
 
 #[test]
 fn values_off_the_midpoint_round_to_nearest() {
-    assert_eq!(Money::from_decimal(dec!(0.1250001), Currency::USD), Ok(usd(13)));
-    assert_eq!(Money::from_decimal(dec!(0.1349999), Currency::USD), Ok(usd(13)));
-    assert_eq!(Money::from_decimal(dec!(-0.1250001), Currency::USD), Ok(usd(-13)));
-    assert_eq!(Money::from_decimal(dec!(0.00001), Currency::USD), Ok(usd(0)));
+    assert_eq!(
+        Money::from_decimal(dec!(0.1250001), Currency::USD),
+        Ok(usd(13))
+    );
+    assert_eq!(
+        Money::from_decimal(dec!(0.1349999), Currency::USD),
+        Ok(usd(13))
+    );
+    assert_eq!(
+        Money::from_decimal(dec!(-0.1250001), Currency::USD),
+        Ok(usd(-13))
+    );
+    assert_eq!(
+        Money::from_decimal(dec!(0.00001), Currency::USD),
+        Ok(usd(0))
+    );
 }
 
 #[test]
 fn rounding_follows_the_currency_exponent() {
-    assert_eq!(Money::from_decimal(dec!(2.5), Currency::JPY), Ok(Money::new(2, Currency::JPY)));
-    assert_eq!(Money::from_decimal(dec!(3.5), Currency::JPY), Ok(Money::new(4, Currency::JPY)));
+    assert_eq!(
+        Money::from_decimal(dec!(2.5), Currency::JPY),
+        Ok(Money::new(2, Currency::JPY))
+    );
+    assert_eq!(
+        Money::from_decimal(dec!(3.5), Currency::JPY),
+        Ok(Money::new(4, Currency::JPY))
+    );
     let bhd = Currency::from_code("BHD").expect("BHD is known");
     assert_eq!(bhd.exponent(), 3);
-    assert_eq!(Money::from_decimal(dec!(1.0005), bhd), Ok(Money::new(1000, bhd)));
+    assert_eq!(
+        Money::from_decimal(dec!(1.0005), bhd),
+        Ok(Money::new(1000, bhd))
+    );
     assert_eq!(round_half_even(dec!(1.0015), bhd), dec!(1.002));
 }
 
@@ -73,9 +98,15 @@ fn mixing_currencies_is_an_error() {
     let euros = Money::new(100, Currency::EUR);
     assert_eq!(
         usd(100).checked_add(euros),
-        Err(MoneyError::CurrencyMismatch { left: Currency::USD, right: Currency::EUR })
+        Err(MoneyError::CurrencyMismatch {
+            left: Currency::USD,
+            right: Currency::EUR
+        })
     );
-    assert!(matches!(usd(100).checked_sub(euros), Err(MoneyError::CurrencyMismatch { .. })));
+    assert!(matches!(
+        usd(100).checked_sub(euros),
+        Err(MoneyError::CurrencyMismatch { .. })
+    ));
     assert!(matches!(
         Money::checked_sum(Currency::USD, [usd(1), euros]),
         Err(MoneyError::CurrencyMismatch { .. })
@@ -86,17 +117,33 @@ fn mixing_currencies_is_an_error() {
 fn overflow_is_an_error_not_a_panic() {
     assert_eq!(
         usd(i64::MAX).checked_add(usd(1)),
-        Err(MoneyError::Overflow { operation: MoneyOperation::Add })
+        Err(MoneyError::Overflow {
+            operation: MoneyOperation::Add
+        })
     );
     assert_eq!(
         usd(i64::MIN).checked_sub(usd(1)),
-        Err(MoneyError::Overflow { operation: MoneyOperation::Sub })
+        Err(MoneyError::Overflow {
+            operation: MoneyOperation::Sub
+        })
     );
-    assert_eq!(usd(i64::MIN).checked_neg(), Err(MoneyError::Overflow { operation: MoneyOperation::Neg }));
-    assert_eq!(usd(i64::MAX).checked_mul(2), Err(MoneyError::Overflow { operation: MoneyOperation::Mul }));
+    assert_eq!(
+        usd(i64::MIN).checked_neg(),
+        Err(MoneyError::Overflow {
+            operation: MoneyOperation::Neg
+        })
+    );
+    assert_eq!(
+        usd(i64::MAX).checked_mul(2),
+        Err(MoneyError::Overflow {
+            operation: MoneyOperation::Mul
+        })
+    );
     assert_eq!(
         Money::checked_sum(Currency::USD, [usd(i64::MAX), usd(1)]),
-        Err(MoneyError::Overflow { operation: MoneyOperation::Sum })
+        Err(MoneyError::Overflow {
+            operation: MoneyOperation::Sum
+        })
     );
 }
 
@@ -105,9 +152,18 @@ fn currency_codes_are_validated() {
     assert_eq!(Currency::from_code("USD"), Ok(Currency::USD));
     assert_eq!(Currency::USD.exponent(), 2);
     assert_eq!(Currency::default(), Currency::USD);
-    assert!(matches!(Currency::from_code("usd"), Err(MoneyError::InvalidCurrencyCode { .. })));
-    assert!(matches!(Currency::from_code("US"), Err(MoneyError::InvalidCurrencyCode { .. })));
-    assert!(matches!(Currency::from_code("XYZ"), Err(MoneyError::UnknownCurrency { .. })));
+    assert!(matches!(
+        Currency::from_code("usd"),
+        Err(MoneyError::InvalidCurrencyCode { .. })
+    ));
+    assert!(matches!(
+        Currency::from_code("US"),
+        Err(MoneyError::InvalidCurrencyCode { .. })
+    ));
+    assert!(matches!(
+        Currency::from_code("XYZ"),
+        Err(MoneyError::UnknownCurrency { .. })
+    ));
     let custom = Currency::with_exponent("XTS", 6).expect("custom currency");
     assert_eq!(custom.exponent(), 6);
     assert_eq!(
@@ -120,7 +176,10 @@ fn currency_codes_are_validated() {
 fn money_serializes_as_minor_units_and_code() {
     let json = serde_json::to_string(&usd(-1234)).expect("money serializes");
     assert_eq!(json, r#"{"amount_minor":-1234,"currency":"USD"}"#);
-    assert_eq!(serde_json::from_str::<Money>(&json).expect("reads back"), usd(-1234));
+    assert_eq!(
+        serde_json::from_str::<Money>(&json).expect("reads back"),
+        usd(-1234)
+    );
 }
 
 proptest! {

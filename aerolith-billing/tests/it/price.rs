@@ -24,7 +24,9 @@ fn flat_price_ignores_quantity() {
 
 #[test]
 fn per_unit_price_is_exact_for_sub_cent_prices() {
-    let model = PriceModel::PerUnit { unit_price: dec!(0.00001) };
+    let model = PriceModel::PerUnit {
+        unit_price: dec!(0.00001),
+    };
     assert_eq!(model.price_units(150_000), Ok(dec!(1.50)));
     assert_eq!(model.price_units(150_500), Ok(dec!(1.505)));
     assert_eq!(model.price(dec!(2.5)), Ok(dec!(0.000025)));
@@ -33,14 +35,20 @@ fn per_unit_price_is_exact_for_sub_cent_prices() {
 
 #[test]
 fn package_price_rounds_up_to_whole_packages() {
-    let model = PriceModel::Package { package_size: 1_000, package_price: dec!(0.01) };
+    let model = PriceModel::Package {
+        package_size: 1_000,
+        package_price: dec!(0.01),
+    };
     assert_eq!(model.price_units(150_000), Ok(dec!(1.50)));
     assert_eq!(model.price_units(150_001), Ok(dec!(1.51)));
     assert_eq!(model.price_units(1), Ok(dec!(0.01)));
     assert_eq!(model.price_units(0), Ok(dec!(0)));
     let parts = model.breakdown(dec!(150_001)).expect("valid model");
     assert_eq!(parts.len(), 1);
-    assert_eq!((parts[0].quantity, parts[0].unit_price), (dec!(151), dec!(0.01)));
+    assert_eq!(
+        (parts[0].quantity, parts[0].unit_price),
+        (dec!(151), dec!(0.01))
+    );
 }
 
 #[test]
@@ -87,69 +95,141 @@ fn fractional_quantities_are_priced_exactly() {
 
 #[test]
 fn negative_quantity_is_refused() {
-    let model = PriceModel::PerUnit { unit_price: dec!(1) };
-    assert_eq!(model.price(dec!(-1)), Err(PriceError::NegativeQuantity { quantity: dec!(-1) }));
+    let model = PriceModel::PerUnit {
+        unit_price: dec!(1),
+    };
+    assert_eq!(
+        model.price(dec!(-1)),
+        Err(PriceError::NegativeQuantity { quantity: dec!(-1) })
+    );
 }
 
 #[test]
 fn invalid_models_are_refused_with_typed_errors() {
     let cases = [
-        (PriceModel::Flat { amount: dec!(-1) }, PriceError::NegativePrice { field: "amount", value: dec!(-1) }),
-        (PriceModel::Package { package_size: 0, package_price: dec!(1) }, PriceError::ZeroPackageSize),
         (
-            PriceModel::Package { package_size: 10, package_price: dec!(-1) },
-            PriceError::NegativePrice { field: "package_price", value: dec!(-1) },
+            PriceModel::Flat { amount: dec!(-1) },
+            PriceError::NegativePrice {
+                field: "amount",
+                value: dec!(-1),
+            },
+        ),
+        (
+            PriceModel::Package {
+                package_size: 0,
+                package_price: dec!(1),
+            },
+            PriceError::ZeroPackageSize,
+        ),
+        (
+            PriceModel::Package {
+                package_size: 10,
+                package_price: dec!(-1),
+            },
+            PriceError::NegativePrice {
+                field: "package_price",
+                value: dec!(-1),
+            },
         ),
         (PriceModel::Graduated { tiers: vec![] }, PriceError::NoTiers),
         (
-            PriceModel::Volume { tiers: vec![PriceTier::unbounded(dec!(1)), PriceTier::unbounded(dec!(1))] },
+            PriceModel::Volume {
+                tiers: vec![PriceTier::unbounded(dec!(1)), PriceTier::unbounded(dec!(1))],
+            },
             PriceError::UnboundedTierNotLast { index: 0 },
         ),
         (
-            PriceModel::Graduated { tiers: vec![PriceTier::up_to(0, dec!(1)), PriceTier::unbounded(dec!(1))] },
-            PriceError::TiersNotAscending { index: 0, up_to: 0, previous_up_to: 0 },
+            PriceModel::Graduated {
+                tiers: vec![PriceTier::up_to(0, dec!(1)), PriceTier::unbounded(dec!(1))],
+            },
+            PriceError::TiersNotAscending {
+                index: 0,
+                up_to: 0,
+                previous_up_to: 0,
+            },
         ),
         (
             PriceModel::Graduated {
-                tiers: vec![PriceTier::up_to(10, dec!(1)), PriceTier::up_to(10, dec!(1)), PriceTier::unbounded(dec!(1))],
+                tiers: vec![
+                    PriceTier::up_to(10, dec!(1)),
+                    PriceTier::up_to(10, dec!(1)),
+                    PriceTier::unbounded(dec!(1)),
+                ],
             },
-            PriceError::TiersNotAscending { index: 1, up_to: 10, previous_up_to: 10 },
+            PriceError::TiersNotAscending {
+                index: 1,
+                up_to: 10,
+                previous_up_to: 10,
+            },
         ),
         (
-            PriceModel::Volume { tiers: vec![PriceTier::up_to(10, dec!(1))] },
+            PriceModel::Volume {
+                tiers: vec![PriceTier::up_to(10, dec!(1))],
+            },
             PriceError::LastTierBounded { up_to: 10 },
         ),
         (
-            PriceModel::Volume { tiers: vec![PriceTier::unbounded(dec!(1)).with_flat_fee(dec!(-2))] },
-            PriceError::NegativePrice { field: "flat_fee", value: dec!(-2) },
+            PriceModel::Volume {
+                tiers: vec![PriceTier::unbounded(dec!(1)).with_flat_fee(dec!(-2))],
+            },
+            PriceError::NegativePrice {
+                field: "flat_fee",
+                value: dec!(-2),
+            },
         ),
     ];
     for (model, expected) in cases {
         assert_eq!(model.validate(), Err(expected.clone()), "{model:?}");
-        assert_eq!(model.price_units(5), Err(expected), "an invalid model never prices");
+        assert_eq!(
+            model.price_units(5),
+            Err(expected),
+            "an invalid model never prices"
+        );
     }
 }
 
 #[test]
 fn tier_count_is_bounded_at_the_limit() {
     let tiers_at = |count: usize| -> Vec<PriceTier> {
-        let mut tiers: Vec<PriceTier> = (1..count).map(|bound| PriceTier::up_to(bound as u64, dec!(1))).collect();
+        let mut tiers: Vec<PriceTier> = (1..count)
+            .map(|bound| PriceTier::up_to(bound as u64, dec!(1)))
+            .collect();
         tiers.push(PriceTier::unbounded(dec!(1)));
         tiers
     };
-    assert_eq!(PriceModel::Graduated { tiers: tiers_at(PRICE_TIERS_MAX) }.validate(), Ok(()));
     assert_eq!(
-        PriceModel::Graduated { tiers: tiers_at(PRICE_TIERS_MAX + 1) }.validate(),
-        Err(PriceError::TooManyTiers { count: PRICE_TIERS_MAX + 1 })
+        PriceModel::Graduated {
+            tiers: tiers_at(PRICE_TIERS_MAX)
+        }
+        .validate(),
+        Ok(())
+    );
+    assert_eq!(
+        PriceModel::Graduated {
+            tiers: tiers_at(PRICE_TIERS_MAX + 1)
+        }
+        .validate(),
+        Err(PriceError::TooManyTiers {
+            count: PRICE_TIERS_MAX + 1
+        })
     );
 }
 
 #[test]
 fn price_models_serialize_with_a_model_tag() {
-    let model = PriceModel::Package { package_size: 1_000, package_price: dec!(0.01) };
+    let model = PriceModel::Package {
+        package_size: 1_000,
+        package_price: dec!(0.01),
+    };
     let json = serde_json::to_string(&model).expect("serializes");
-    assert_eq!(json, r#"{"model":"package","package_size":1000,"package_price":"0.01"}"#);
-    assert_eq!(serde_json::from_str::<PriceModel>(&json).expect("reads back"), model);
+    assert_eq!(
+        json,
+        r#"{"model":"package","package_size":1000,"package_price":"0.01"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<PriceModel>(&json).expect("reads back"),
+        model
+    );
 }
 
 fn arbitrary_tiers() -> impl Strategy<Value = Vec<PriceTier>> {
@@ -162,7 +242,11 @@ fn arbitrary_tiers() -> impl Strategy<Value = Vec<PriceTier>> {
             .enumerate()
             .map(|(index, (step, unit_price, flat_fee))| {
                 bound += step;
-                PriceTier { up_to: (index != last).then_some(bound), unit_price, flat_fee }
+                PriceTier {
+                    up_to: (index != last).then_some(bound),
+                    unit_price,
+                    flat_fee,
+                }
             })
             .collect()
     })
