@@ -330,7 +330,11 @@ impl IncludedQuantity {
     pub fn overage(&self, used: Decimal) -> Decimal {
         match self {
             IncludedQuantity::Unlimited => Decimal::ZERO,
-            IncludedQuantity::Limited(included) => (used - *included).max(Decimal::ZERO),
+            // Overflow needs quantities near 10^28, far beyond any usage;
+            // it is treated as "no overage" rather than a panic.
+            IncludedQuantity::Limited(included) => used
+                .checked_sub(*included)
+                .map_or(Decimal::ZERO, |overage| overage.max(Decimal::ZERO)),
         }
     }
 }

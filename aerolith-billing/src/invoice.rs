@@ -22,17 +22,47 @@
 //! [`InvoiceError::Immutable`]. A finalized invoice is then paid
 //! ([`Invoice::pay`]) or voided ([`Invoice::void`], only while unpaid).
 //! Corrections after finalization are [`CreditNote`]s, never edits.
+//! An [`InvoiceStore`] keeps invoices and credit notes and makes each state
+//! change atomic with its storage.
 //!
 //! Not handled here: a negative subtotal (for example a downgrade credit
 //! larger than the charges) gets no discount, no tax and no credit, and
 //! `amount_due` is zero; turning the negative total into account credit is
 //! the caller's job.
+//!
+//! ```
+//! use aerolith_billing::{
+//!     BillingInterval, Catalog, InMemoryInvoiceNumberSequence, InvoiceBuilder, InvoiceId,
+//!     InvoicePeriod, InvoicePrefix, MetricId, Money,
+//! };
+//! use aerolith_core::ManualClock;
+//! use rust_decimal::Decimal;
+//!
+//! let catalog = Catalog::default_catalog();
+//! let starter = catalog.plan("starter").expect("the default catalog has starter");
+//! // November 2026, UTC.
+//! let period = InvoicePeriod::new(1_793_491_200_000, 1_796_083_200_000)?;
+//! let mut invoice = InvoiceBuilder::new(InvoiceId("inv_1".into()), "acme", catalog.currency, period)
+//!     .metric_names(&catalog)
+//!     .base_fee(starter, BillingInterval::Monthly)
+//!     .usage(starter, MetricId::api_calls(), Decimal::from(250_000))
+//!     .build()?;
+//! // $29 base fee + 150,000 calls over the allowance at $0.00001.
+//! assert_eq!(invoice.total(), Money::new(30_50, catalog.currency));
+//!
+//! let numbers = InMemoryInvoiceNumberSequence::new();
+//! let clock = ManualClock::new(1_796_083_200_000);
+//! let number = invoice.finalize(&numbers, &InvoicePrefix::invoices(), &clock)?;
+//! assert_eq!(number.to_string(), "AER-2026-000001");
+//! # Ok::<(), aerolith_billing::InvoiceError>(())
+//! ```
 
 mod builder;
 mod coupon;
 mod credit_note;
 mod numbering;
 mod render;
+mod store;
 
 use aerolith_core::Clock;
 use rust_decimal::Decimal;
@@ -49,6 +79,9 @@ pub use numbering::{
     NumberingError, PREFIX_LENGTH_MAX, SEQUENCE_DIGITS,
 };
 pub use render::TEXT_WIDTH;
+pub use store::{
+    InMemoryInvoiceStore, InvoiceStore, InvoiceStoreError, IssueCreditNote, IN_MEMORY_INVOICES_MAX,
+};
 
 use crate::catalog::{BillingInterval, IncludedQuantity, MetricId, Plan, PlanId};
 use crate::money::{Currency, Money, MoneyError};

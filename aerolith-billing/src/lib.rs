@@ -27,9 +27,10 @@ pub use catalog::{
 };
 pub use invoice::{
     Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption, CreditNote, CreditNoteError,
-    CreditNoteLine, CreditNoteReason, CreditNoteRequest, InMemoryInvoiceNumberSequence, Invoice,
-    InvoiceBuilder, InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind, InvoiceNumber,
-    InvoiceNumberSequence, InvoicePeriod, InvoicePrefix, InvoiceStatus, NumberingError,
+    CreditNoteLine, CreditNoteReason, CreditNoteRequest, InMemoryInvoiceNumberSequence,
+    InMemoryInvoiceStore, Invoice, InvoiceBuilder, InvoiceError, InvoiceId, InvoiceLine,
+    InvoiceLineKind, InvoiceNumber, InvoiceNumberSequence, InvoicePeriod, InvoicePrefix,
+    InvoiceStatus, InvoiceStore, InvoiceStoreError, NumberingError,
 };
 pub use money::{Currency, Money, MoneyError, MoneyOperation};
 pub use price::{PriceComponent, PriceError, PriceModel, PriceTier};

@@ -16,7 +16,8 @@
 //! once; totals are sums of already-rounded lines and are never rounded again.
 //! So $0.125 becomes $0.12, $0.135 becomes $0.14, and -$0.125 becomes -$0.12.
 //! Half-even is unbiased over many lines, which is why it is the rule for a
-//! ledger. Floats (`f32`/`f64`) are not used anywhere in this crate.
+//! ledger. Binary floating point is not used anywhere in this crate
+//! (a test scans the sources for the float types).
 
 use std::fmt;
 use std::str::FromStr;

@@ -184,10 +184,10 @@ impl<'a> InvoiceBuilder<'a> {
                             currency,
                         )?,
                         None => {
-                            let overage = included.overage(used);
                             if used.is_sign_negative() && !used.is_zero() {
                                 return Err(InvoiceError::NegativeUsage { metric, used });
                             }
+                            let overage = included.overage(used);
                             if !overage.is_zero() {
                                 return Err(InvoiceError::NoOveragePrice {
                                     plan: plan.id.clone(),

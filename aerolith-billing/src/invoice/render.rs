@@ -64,7 +64,11 @@ fn format_time(unix_ms: i64) -> String {
 }
 
 fn format_rate(fraction: Decimal) -> String {
-    format!("{}%", (fraction * Decimal::ONE_HUNDRED).abs().normalize())
+    match fraction.checked_mul(Decimal::ONE_HUNDRED) {
+        Some(percent) => format!("{}%", percent.abs().normalize()),
+        // Only a hand-made invoice can hold such a rate; show it as it is.
+        None => format!("x{fraction}"),
+    }
 }
 
 /// Splits text into lines of at most `width` characters at spaces (words

@@ -4,6 +4,8 @@ mod catalog;
 mod credit_note;
 mod invoice;
 mod money;
+mod no_floats;
 mod numbering;
 mod price;
 mod render;
+mod store;
