@@ -1,1 +1,36 @@
-//! placeholder until the crate lands.
+//! Aerolith billing: money, prices, the plan catalog and invoices.
+//!
+//! Layers, bottom up:
+//!
+//! - [`money`] — currencies, [`Money`] in integer minor units with checked
+//!   arithmetic, and the crate's one rounding rule (half-even, once per
+//!   invoice line).
+//! - [`price`] — [`PriceModel`] (flat, per unit, package, graduated, volume)
+//!   turning a quantity into an exact decimal amount.
+//! - [`catalog`] — plans, included usage, limits and overage prices as data
+//!   ([`Catalog`]), loadable from TOML or JSON, with the default catalog.
+//! - [`invoice`] — drafts built from a plan and usage, coupons, tax and account
+//!   credit; finalization with gapless numbers; payment, voiding, credit notes;
+//!   JSON and plain-text rendering.
+//!
+//! No floats anywhere: amounts are `i64` minor units or `rust_decimal::Decimal`.
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod invoice;
+pub mod money;
+pub mod price;
+
+pub use catalog::{
+    BasePrice, BillingInterval, Catalog, CatalogError, IdError, IncludedQuantity, MetricDefinition,
+    MetricId, Plan, PlanId, PlanLimits,
+};
+pub use invoice::{
+    Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption, CreditNote, CreditNoteError,
+    CreditNoteLine, CreditNoteReason, CreditNoteRequest, InMemoryInvoiceNumberSequence,
+    InMemoryInvoiceStore, Invoice, InvoiceBuilder, InvoiceError, InvoiceId, InvoiceLine,
+    InvoiceLineKind, InvoiceNumber, InvoiceNumberSequence, InvoicePeriod, InvoicePrefix,
+    InvoiceStatus, InvoiceStore, InvoiceStoreError, NumberingError,
+};
+pub use money::{Currency, Money, MoneyError, MoneyOperation};
+pub use price::{PriceComponent, PriceError, PriceModel, PriceTier};

@@ -1,0 +1,11 @@
+//! Integration tests of aerolith-billing (one binary, one module per area).
+
+mod catalog;
+mod credit_note;
+mod invoice;
+mod money;
+mod no_floats;
+mod numbering;
+mod price;
+mod render;
+mod store;
