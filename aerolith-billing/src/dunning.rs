@@ -311,11 +311,9 @@ impl DunningState {
             DunningPhase::Restored => Err(DunningError::AlreadyRestored {
                 subscription_id: self.subscription_id.clone(),
             }),
-            DunningPhase::Retrying | DunningPhase::Suspended => Ok(self.event(
-                DunningPhase::Restored,
-                now_unix_ms,
-                DunningAction::Restore,
-            )),
+            DunningPhase::Retrying | DunningPhase::Suspended => {
+                Ok(self.event(DunningPhase::Restored, now_unix_ms, DunningAction::Restore))
+            }
         }
     }
 }
@@ -355,7 +353,10 @@ mod tests {
         );
         assert_eq!(s.phase, DunningPhase::Suspended);
         assert!(s.advance(day(40) - 1).is_empty());
-        assert_eq!(actions(&s.advance(day(40))), vec![(DunningAction::Cancel, day(40))]);
+        assert_eq!(
+            actions(&s.advance(day(40))),
+            vec![(DunningAction::Cancel, day(40))]
+        );
         assert_eq!(s.phase, DunningPhase::Canceled);
         assert!(s.advance(day(400)).is_empty());
         assert_eq!(
@@ -372,7 +373,10 @@ mod tests {
         s.advance(T0 + 12 * MS_PER_DAY);
         let event = s.payment_succeeded(T0 + 12 * MS_PER_DAY).expect("restores");
         assert_eq!(event.action, DunningAction::Restore);
-        assert_eq!((event.from, event.to), (DunningPhase::Suspended, DunningPhase::Restored));
+        assert_eq!(
+            (event.from, event.to),
+            (DunningPhase::Suspended, DunningPhase::Restored)
+        );
         assert!(s.advance(T0 + 400 * MS_PER_DAY).is_empty());
         assert!(matches!(
             s.payment_succeeded(T0 + 400 * MS_PER_DAY),

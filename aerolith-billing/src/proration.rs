@@ -26,9 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::subscription::{
-    Subscription, SubscriptionError, SubscriptionEvent, SubscriptionStatus,
-};
+use crate::subscription::{Subscription, SubscriptionError, SubscriptionEvent, SubscriptionStatus};
 
 /// The plan change asked for, with both plans' prices per period in minor
 /// units of the subscription's currency.
@@ -296,8 +294,7 @@ mod tests {
         let sub = active(Interval::Monthly, APR_1);
         let last = APR_1 + 30 * DAY_MS - 1;
         // One second of 2,592,000: 2,592,000 minor units -> exactly 1 each.
-        let preview =
-            preview_change(&sub, &change(2_592_000, 5_184_000), last).expect("prorates");
+        let preview = preview_change(&sub, &change(2_592_000, 5_184_000), last).expect("prorates");
         let amounts: Vec<i64> = preview.lines.iter().map(|l| l.amount_minor).collect();
         assert_eq!(amounts, vec![-1, 2]);
         assert_eq!(preview.change_at_unix_ms, last - 999);
@@ -307,8 +304,7 @@ mod tests {
     fn halves_round_to_even() {
         let sub = active(Interval::Monthly, APR_1);
         // Half the period left: 5 * 1/2 = 2.5 -> 2; 7 * 1/2 = 3.5 -> 4.
-        let preview =
-            preview_change(&sub, &change(5, 7), APR_1 + 15 * DAY_MS).expect("prorates");
+        let preview = preview_change(&sub, &change(5, 7), APR_1 + 15 * DAY_MS).expect("prorates");
         let amounts: Vec<i64> = preview.lines.iter().map(|l| l.amount_minor).collect();
         assert_eq!(amounts, vec![-2, 4]);
     }

@@ -506,7 +506,9 @@ impl Subscription {
     ) -> Result<SubscriptionEvent, SubscriptionError> {
         if !matches!(
             self.status,
-            SubscriptionStatus::Active | SubscriptionStatus::PastDue | SubscriptionStatus::Suspended
+            SubscriptionStatus::Active
+                | SubscriptionStatus::PastDue
+                | SubscriptionStatus::Suspended
         ) {
             return Err(self.illegal(SubscriptionAction::PaymentSucceeded));
         }
@@ -563,10 +565,9 @@ impl Subscription {
             SubscriptionStatus::Trialing => self
                 .trial_end_unix_ms
                 .map(|end| (SubscriptionAction::EndTrial, end)),
-            SubscriptionStatus::Active | SubscriptionStatus::PastDue => Some((
-                SubscriptionAction::Renew,
-                self.current_period_end_unix_ms,
-            )),
+            SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
+                Some((SubscriptionAction::Renew, self.current_period_end_unix_ms))
+            }
             SubscriptionStatus::Suspended | SubscriptionStatus::Canceled => None,
         }
     }
@@ -656,9 +657,7 @@ mod tests {
     #[test]
     fn trial_without_payment_method_lapses_into_canceled() {
         let (mut sub, _) = Subscription::start(options(Some(14), false), JAN_31).expect("starts");
-        let events = sub
-            .advance(JAN_31 + 15 * MS_PER_DAY)
-            .expect("advances");
+        let events = sub.advance(JAN_31 + 15 * MS_PER_DAY).expect("advances");
         assert_eq!(
             events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
             vec![SubscriptionEventKind::Canceled {
@@ -762,11 +761,18 @@ mod tests {
         );
         // Suspended subscriptions do not renew while suspended...
         assert_eq!(sub.advance(JAN_31 + 40 * MS_PER_DAY), Ok(vec![]));
-        let event = sub.payment_succeeded(JAN_31 + 40 * MS_PER_DAY).expect("restores");
+        let event = sub
+            .payment_succeeded(JAN_31 + 40 * MS_PER_DAY)
+            .expect("restores");
         assert_eq!(event.from, SubscriptionStatus::Suspended);
         assert_eq!(event.to, SubscriptionStatus::Active);
         // ...and catch up on the missed renewal once restored.
-        assert_eq!(sub.advance(JAN_31 + 40 * MS_PER_DAY).expect("advances").len(), 1);
+        assert_eq!(
+            sub.advance(JAN_31 + 40 * MS_PER_DAY)
+                .expect("advances")
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -775,17 +781,26 @@ mod tests {
         sub.cancel_now(JAN_31).expect("cancels");
         let status = SubscriptionStatus::Canceled;
         let illegal = |action| SubscriptionError::IllegalTransition { action, status };
-        assert_eq!(sub.cancel_now(JAN_31), Err(illegal(SubscriptionAction::CancelNow)));
+        assert_eq!(
+            sub.cancel_now(JAN_31),
+            Err(illegal(SubscriptionAction::CancelNow))
+        );
         assert_eq!(
             sub.payment_succeeded(JAN_31),
             Err(illegal(SubscriptionAction::PaymentSucceeded))
         );
-        assert_eq!(sub.suspend(JAN_31), Err(illegal(SubscriptionAction::Suspend)));
+        assert_eq!(
+            sub.suspend(JAN_31),
+            Err(illegal(SubscriptionAction::Suspend))
+        );
         assert_eq!(
             sub.change_plan("pro", JAN_31),
             Err(illegal(SubscriptionAction::ChangePlan))
         );
-        assert_eq!(sub.end_trial(JAN_31), Err(illegal(SubscriptionAction::EndTrial)));
+        assert_eq!(
+            sub.end_trial(JAN_31),
+            Err(illegal(SubscriptionAction::EndTrial))
+        );
         assert_eq!(sub.advance(i64::MAX / 2), Ok(vec![]));
     }
 
