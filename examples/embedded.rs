@@ -23,25 +23,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("b3", "Kindred", "Butler", 1979),
             ("b4", "Parable of the Sower", "Butler", 1993),
         ] {
-            batch.insert("books", json!({"_id": id, "title": title, "author": author, "year": year}))?;
+            batch.insert(
+                "books",
+                json!({"_id": id, "title": title, "author": author, "year": year}),
+            )?;
         }
         db.write(batch)?;
-        db.patch("books", "b3", json!({"year": 1979, "tags": ["time travel"]}))?;
+        db.patch(
+            "books",
+            "b3",
+            json!({"year": 1979, "tags": ["time travel"]}),
+        )?;
 
         let query = Query::from_json(&json!({
             "filter": {"author": "Butler", "year": {"$gte": 1970}},
             "sort": {"year": -1},
             "projection": {"title": 1}
         }))?;
-        println!("Butler since 1970: {}", serde_json::to_string(&db.find("books", &query)?)?);
+        println!(
+            "Butler since 1970: {}",
+            serde_json::to_string(&db.find("books", &query)?)?
+        );
         println!("plan: {:?}", db.explain("books", &query)?);
         db.close()?;
     }
 
     // Reopen: the log is replayed and the index rebuilt.
     let db = Database::open(dir.path(), options())?;
-    println!("after reopen, b3 = {}", db.get("books", "b3")?.expect("b3 was written"));
+    println!(
+        "after reopen, b3 = {}",
+        db.get("books", "b3")?.expect("b3 was written")
+    );
     let stats = db.collection_stats("books")?;
-    println!("books: {} documents, {} live bytes", stats.documents, stats.live_bytes);
+    println!(
+        "books: {} documents, {} live bytes",
+        stats.documents, stats.live_bytes
+    );
     Ok(())
 }

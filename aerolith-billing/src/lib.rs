@@ -1,4 +1,4 @@
-//! Aerolith billing: money, prices, the plan catalog and invoices.
+//! Aerolith billing: how the product earns money, exact as a ledger.
 //!
 //! Layers, bottom up:
 //!
@@ -12,14 +12,32 @@
 //! - [`invoice`] — drafts built from a plan and usage, coupons, tax and account
 //!   credit; finalization with gapless numbers; payment, voiding, credit notes;
 //!   JSON and plain-text rendering.
+//! - [`period`] — billing periods anchored on the start date (end-of-month
+//!   anchors handled).
+//! - [`subscription`] — the subscription state machine (trialing, active,
+//!   past due, suspended, canceled) driven by a `Clock`.
+//! - [`proration`] — plan changes mid-period, to the second, with a preview
+//!   that equals what is applied.
+//! - [`dunning`] — retries after a failed payment, grace, suspension,
+//!   cancellation.
+//! - [`payment`] — the `PaymentProvider` trait with idempotency; manual, test
+//!   and crypto (Solana, Tron) providers; webhook signature verification.
+//! - [`metering`] — the usage hot path (per-tenant atomic counters), the
+//!   drain thread and the usage ledger.
 //!
 //! No floats anywhere: amounts are `i64` minor units or `rust_decimal::Decimal`.
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod dunning;
 pub mod invoice;
+pub mod metering;
 pub mod money;
+pub mod payment;
+pub mod period;
 pub mod price;
+pub mod proration;
+pub mod subscription;
 
 pub use catalog::{
     BasePrice, BillingInterval, Catalog, CatalogError, IdError, IncludedQuantity, MetricDefinition,

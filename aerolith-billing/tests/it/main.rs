@@ -3,9 +3,12 @@
 mod catalog;
 mod credit_note;
 mod invoice;
+mod metering;
 mod money;
 mod no_floats;
 mod numbering;
+mod payments;
 mod price;
 mod render;
 mod store;
+mod subscription;
