@@ -77,7 +77,10 @@ pub struct ApiRouter {
 impl std::fmt::Debug for ApiRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiRouter")
-            .field("paths", &self.openapi.paths.paths.keys().collect::<Vec<_>>())
+            .field(
+                "paths",
+                &self.openapi.paths.paths.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -176,11 +179,23 @@ pub fn app_with_routes(state: AppState, routes: ApiRouter) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), reject_oversized_content_length))
-        .layer(middleware::from_fn_with_state(state.clone(), enforce_timeout))
-        .layer(middleware::from_fn_with_state(state.clone(), normalize_error_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reject_oversized_content_length,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            enforce_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            normalize_error_body,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
         .layer(Extension(document))
         .with_state(state)
 }

@@ -123,7 +123,12 @@ struct RemoteArgs {
     #[arg(long, env = "AEROLITH_SERVER", default_value = SERVER_URL_DEFAULT, global = true)]
     server: String,
     /// The operator admin key.
-    #[arg(long, env = "AEROLITH_ADMIN_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "AEROLITH_ADMIN_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     admin_key: Option<String>,
 }
 

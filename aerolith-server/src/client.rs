@@ -130,9 +130,7 @@ impl AdminClient {
         let mut buffer = vec![0u8; STREAM_CHUNK_BYTES];
         let mut total = 0u64;
         loop {
-            let n = reader
-                .read(&mut buffer)
-                .map_err(|e| transport(&url, e))?;
+            let n = reader.read(&mut buffer).map_err(|e| transport(&url, e))?;
             if n == 0 {
                 break;
             }
@@ -211,9 +209,8 @@ fn transport(url: &str, err: impl std::fmt::Display) -> ClientError {
 /// The server's `{"error":...}` body as a [`ClientError::Api`], or the raw
 /// text if the body is not in that shape.
 fn api_error(url: &str, status: u16, text: &str) -> ClientError {
-    let parsed: Option<(String, String)> = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|body| {
+    let parsed: Option<(String, String)> =
+        serde_json::from_str::<Value>(text).ok().and_then(|body| {
             let error = body.get("error")?;
             Some((
                 error.get("code")?.as_str()?.to_owned(),
@@ -256,7 +253,10 @@ mod tests {
     #[test]
     fn non_api_error_bodies_are_shown_raw() {
         let err = api_error("http://x/y", 502, "Bad Gateway");
-        assert!(matches!(err, ClientError::UnexpectedResponse { status: 502, .. }));
+        assert!(matches!(
+            err,
+            ClientError::UnexpectedResponse { status: 502, .. }
+        ));
         assert!(err.to_string().contains("Bad Gateway"));
     }
 

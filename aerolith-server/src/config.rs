@@ -390,7 +390,10 @@ mod tests {
         };
         let config = ServerConfig::resolve(flags, &HashMap::new()).expect("resolves");
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:7070");
-        assert_eq!(config.request_body_bytes_max, REQUEST_BODY_BYTES_MAX_DEFAULT);
+        assert_eq!(
+            config.request_body_bytes_max,
+            REQUEST_BODY_BYTES_MAX_DEFAULT
+        );
         assert_eq!(config.json_depth_max, 64);
         assert_eq!(config.config_file, None);
     }
@@ -415,11 +418,18 @@ mod tests {
             ..ConfigLayer::default()
         };
         let config = ServerConfig::resolve(flags, &env).expect("resolves");
-        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:1000", "flag wins");
+        assert_eq!(
+            config.listen_addr.to_string(),
+            "127.0.0.1:1000",
+            "flag wins"
+        );
         assert_eq!(config.json_depth_max, 20, "env beats file");
         assert_eq!(config.request_timeout_ms, 5, "file beats default");
         assert_eq!(config.log_level, "warn");
-        assert_eq!(config.header_read_timeout_ms, HEADER_READ_TIMEOUT_MS_DEFAULT);
+        assert_eq!(
+            config.header_read_timeout_ms,
+            HEADER_READ_TIMEOUT_MS_DEFAULT
+        );
         assert_eq!(config.config_file, Some(file));
     }
 

@@ -318,10 +318,7 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::Unauthenticated { .. } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer"),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

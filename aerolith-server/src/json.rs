@@ -193,7 +193,13 @@ mod tests {
     fn hundred_thousand_open_brackets_are_refused_without_recursion() {
         let bomb = vec![b'['; 100_000];
         let err = check_json_depth(&bomb, 64).expect_err("too deep");
-        assert_eq!(err, JsonTooDeep { depth_max: 64, offset: 64 });
+        assert_eq!(
+            err,
+            JsonTooDeep {
+                depth_max: 64,
+                offset: 64
+            }
+        );
     }
 
     #[test]
@@ -212,9 +218,15 @@ mod tests {
     fn json_content_types_are_recognised() {
         let mut headers = HeaderMap::new();
         assert!(!has_json_content_type(&headers));
-        headers.insert(header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().expect("v"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "Application/JSON; charset=utf-8".parse().expect("v"),
+        );
         assert!(has_json_content_type(&headers));
-        headers.insert(header::CONTENT_TYPE, "application/merge-patch+json".parse().expect("v"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/merge-patch+json".parse().expect("v"),
+        );
         assert!(has_json_content_type(&headers));
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("v"));
         assert!(!has_json_content_type(&headers));
@@ -232,7 +244,9 @@ mod tests {
         let syntax = parse_json_body::<Wanted>(br#"{"name":"#, 8).expect_err("syntax");
         assert!(matches!(
             syntax,
-            ApiError::BadRequest { reason: BadRequestReason::MalformedJson { .. } }
+            ApiError::BadRequest {
+                reason: BadRequestReason::MalformedJson { .. }
+            }
         ));
     }
 }

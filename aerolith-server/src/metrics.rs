@@ -95,7 +95,10 @@ impl MetricsWriter {
 
     fn header(&mut self, name: &str, help: &str, kind: &str) -> bool {
         if !is_valid_metric_name(name) || !self.families.insert(name.to_owned()) {
-            tracing::warn!(metric = name, "metric family skipped: invalid or duplicate name");
+            tracing::warn!(
+                metric = name,
+                "metric family skipped: invalid or duplicate name"
+            );
             return false;
         }
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
@@ -276,7 +279,11 @@ impl Metrics {
                 histogram.sum_us % 1_000_000
             );
             out.sample(&format!("{name}_sum"), &labels, &sum);
-            out.sample(&format!("{name}_count"), &labels, &histogram.count.to_string());
+            out.sample(
+                &format!("{name}_count"),
+                &labels,
+                &histogram.count.to_string(),
+            );
         }
     }
 }
@@ -314,12 +321,27 @@ mod tests {
                 .unwrap_or_else(|| panic!("no line {needle} in\n{text}"))
                 .to_owned()
         };
-        assert!(line(r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="0.0005"}"#).ends_with(" 1"));
-        assert!(line(r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="0.005"}"#).ends_with(" 2"));
-        assert!(line(r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="10"}"#).ends_with(" 2"));
-        assert!(line(r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="+Inf"}"#).ends_with(" 3"));
+        assert!(line(
+            r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="0.0005"}"#
+        )
+        .ends_with(" 1"));
+        assert!(line(
+            r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="0.005"}"#
+        )
+        .ends_with(" 2"));
+        assert!(line(
+            r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="10"}"#
+        )
+        .ends_with(" 2"));
+        assert!(line(
+            r#"aerolith_http_request_duration_seconds_bucket{route="/r",method="GET",le="+Inf"}"#
+        )
+        .ends_with(" 3"));
         assert!(line("aerolith_http_request_duration_seconds_sum").ends_with(" 20.003400"));
-        assert!(line(r#"aerolith_http_requests_total{route="/r",method="GET",status="500"}"#).ends_with(" 1"));
+        assert!(
+            line(r#"aerolith_http_requests_total{route="/r",method="GET",status="500"}"#)
+                .ends_with(" 1")
+        );
     }
 
     #[test]
@@ -327,7 +349,11 @@ mod tests {
         struct Engine;
         impl MetricsSource for Engine {
             fn collect(&self, out: &mut MetricsWriter) {
-                out.gauge("aerolith_engine_live_bytes", "Live bytes.", &[(&[("db", "t1")], 42)]);
+                out.gauge(
+                    "aerolith_engine_live_bytes",
+                    "Live bytes.",
+                    &[(&[("db", "t1")], 42)],
+                );
             }
         }
         let metrics = Metrics::new();

@@ -174,7 +174,10 @@ pub fn verify_files(data_dir: &Path) -> Result<(), SecretsError> {
 /// Generates a new admin key: `adm_` followed by 256 random bits in base64url.
 pub fn generate_admin_key() -> Result<String, SecretsError> {
     let bytes = random_bytes::<ADMIN_KEY_RANDOM_BYTES>()?;
-    Ok(format!("{ADMIN_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!(
+        "{ADMIN_KEY_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 fn create_data_dir(data_dir: &Path) -> Result<(), SecretsError> {
@@ -324,7 +327,11 @@ mod tests {
     use super::*;
 
     fn mode_of(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
     }
 
     #[test]
@@ -384,7 +391,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let master = URL_SAFE_NO_PAD.encode([7u8; 32]);
         let env: HashMap<String, String> = [
-            (ENV_ADMIN_KEY.to_owned(), "adm_from_the_environment_0123456789".to_owned()),
+            (
+                ENV_ADMIN_KEY.to_owned(),
+                "adm_from_the_environment_0123456789".to_owned(),
+            ),
             (ENV_MASTER_KEY.to_owned(), master),
         ]
         .into_iter()
@@ -402,11 +412,18 @@ mod tests {
     #[test]
     fn short_admin_key_from_environment_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let env: HashMap<String, String> =
-            [(ENV_ADMIN_KEY.to_owned(), "short".to_owned())].into_iter().collect();
+        let env: HashMap<String, String> = [(ENV_ADMIN_KEY.to_owned(), "short".to_owned())]
+            .into_iter()
+            .collect();
         let err = load_or_create(dir.path(), &env).expect_err("too short");
         assert!(
-            matches!(err, SecretsError::InvalidEnv { var: ENV_ADMIN_KEY, .. }),
+            matches!(
+                err,
+                SecretsError::InvalidEnv {
+                    var: ENV_ADMIN_KEY,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -420,7 +437,13 @@ mod tests {
                 .collect();
         let err = load_or_create(dir.path(), &env).expect_err("31 bytes");
         assert!(
-            matches!(err, SecretsError::InvalidEnv { var: ENV_MASTER_KEY, .. }),
+            matches!(
+                err,
+                SecretsError::InvalidEnv {
+                    var: ENV_MASTER_KEY,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }

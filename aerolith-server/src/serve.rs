@@ -198,7 +198,10 @@ pub async fn serve_until(
 pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow::Result<()> {
     init_logging(&config.log_level);
     let secrets = secrets::load_or_create(&config.data_dir, env)?;
-    let state = AppState::new(HttpLimits::from_config(&config), secrets.admin_key_hash.clone());
+    let state = AppState::new(
+        HttpLimits::from_config(&config),
+        secrets.admin_key_hash.clone(),
+    );
     // Where the engine, tenancy and billing are opened (with
     // `secrets.master_key`) and their routes, metrics sources and shutdown
     // hooks registered on `state`.
@@ -211,14 +214,20 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     runtime.block_on(async {
         let listener = bind(config.listen_addr).await?;
         let local_addr = listener.local_addr()?;
-        announce(local_addr, &config.data_dir, secrets.generated_admin_key.as_deref())?;
+        announce(
+            local_addr,
+            &config.data_dir,
+            secrets.generated_admin_key.as_deref(),
+        )?;
         let signals = tokio::spawn(shutdown_signal());
         let ready_state = state.clone();
         state.set_ready(true);
         serve_until(listener, router, limits, async move {
             match signals.await {
                 Ok(Ok(())) => {}
-                Ok(Err(err)) => tracing::error!(error = %err, "signal handling failed; shutting down"),
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "signal handling failed; shutting down")
+                }
                 Err(err) => tracing::error!(error = %err, "signal task failed; shutting down"),
             }
             ready_state.set_ready(false);
@@ -238,7 +247,11 @@ fn announce(
 ) -> std::io::Result<()> {
     let data_dir: PathBuf = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
     let mut out = std::io::stdout().lock();
-    writeln!(out, "aerolith {} listening on http://{local_addr}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "aerolith {} listening on http://{local_addr}",
+        env!("CARGO_PKG_VERSION")
+    )?;
     writeln!(out, "data directory: {}", data_dir.display())?;
     if let Some(key) = generated_admin_key {
         writeln!(
