@@ -8,9 +8,10 @@
 //! documented, nor be documented under another path.
 //!
 //! Middleware, outermost first: metrics (route template, method, status,
-//! latency) > panic catcher (JSON 500) > error-body normaliser (any non-JSON
-//! error becomes `{"error":...}`) > request timeout (408) >
-//! `Content-Length` check (413 before reading) > body size limit > router.
+//! latency) > request tracing (spans at debug level) > panic catcher (JSON
+//! 500) > error-body normaliser (any non-JSON error becomes
+//! `{"error":...}`) > request timeout (408) > `Content-Length` check (413
+//! before reading) > body size limit > router.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi as _;
@@ -192,6 +194,7 @@ pub fn app_with_routes(state: AppState, routes: ApiRouter) -> Router {
             normalize_error_body,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,

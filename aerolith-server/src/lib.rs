@@ -27,7 +27,7 @@ mod app;
 mod auth;
 mod cli;
 mod client;
-mod config;
+pub mod config;
 mod error;
 mod json;
 mod metrics;
@@ -43,10 +43,5 @@ pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use error::{ApiError, AuthFailure, BadRequestReason, ErrorBody, ErrorObject};
 pub use json::{check_json_depth, parse_json_body, JsonBody, JsonTooDeep};
 pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
-pub use serve::{bind, run_serve, serve_until, shutdown_signal, ConnectionLimits, ServeError};
+pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
-
-/// Configuration constants (defaults, limits, environment variable names).
-pub mod config_keys {
-    pub use crate::config::*;
-}

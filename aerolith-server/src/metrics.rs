@@ -145,6 +145,15 @@ fn escape_label_value(value: &str) -> String {
     out
 }
 
+fn method_label(method: &str) -> &str {
+    match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT" => {
+            method
+        }
+        _ => "other",
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     /// Count per bucket of `DURATION_BUCKETS_US` (not cumulative), plus +Inf.
@@ -197,8 +206,10 @@ impl Metrics {
         self.sources.write().push(source);
     }
 
-    /// Records one finished HTTP request.
+    /// Records one finished HTTP request. Methods outside the standard set
+    /// are counted as `other`, so invented methods cannot add series.
     pub fn record_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+        let method = method_label(method);
         let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let mut http = self.http.lock();
         *http
@@ -342,6 +353,18 @@ mod tests {
             line(r#"aerolith_http_requests_total{route="/r",method="GET",status="500"}"#)
                 .ends_with(" 1")
         );
+    }
+
+    #[test]
+    fn nonstandard_methods_share_one_label() {
+        let metrics = Metrics::new();
+        metrics.record_request(UNMATCHED_ROUTE, "FOO", 404, Duration::ZERO);
+        metrics.record_request(UNMATCHED_ROUTE, "BAR", 404, Duration::ZERO);
+        let text = metrics.render();
+        assert!(text.contains(
+            "aerolith_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"} 2\n"
+        ));
+        assert!(!text.contains("FOO"));
     }
 
     #[test]

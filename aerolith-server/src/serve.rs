@@ -92,19 +92,33 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     })
 }
 
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|source| ServeError::Signals { source })?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
-        result = tokio::signal::ctrl_c() => {
-            result.map_err(|source| ServeError::Signals { source })?;
-            tracing::info!("Ctrl-C received, shutting down");
+/// The signals that start a graceful shutdown: SIGTERM and Ctrl-C (SIGINT).
+/// Installed up front, so a signal that arrives before the server awaits it
+/// is not lost (nor does it kill the process with the default action).
+#[derive(Debug)]
+pub struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers. Must be called inside a tokio runtime.
+    pub fn install() -> Result<ShutdownSignals, ServeError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind| signal(kind).map_err(|source| ServeError::Signals { source });
+        Ok(ShutdownSignals {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Completes when either signal arrives.
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = self.interrupt.recv() => tracing::info!("Ctrl-C received, shutting down"),
         }
     }
-    Ok(())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains:
@@ -197,6 +211,13 @@ pub async fn serve_until(
 /// or Ctrl-C, drains, and runs the shutdown hooks.
 pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow::Result<()> {
     init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Bind before touching the data directory: a first start that cannot
+    // listen must not generate an admin key it never gets to print.
+    let listener = runtime.block_on(bind(config.listen_addr))?;
+    let local_addr = listener.local_addr()?;
     let secrets = secrets::load_or_create(&config.data_dir, env)?;
     let state = AppState::new(
         HttpLimits::from_config(&config),
@@ -206,30 +227,18 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     // `secrets.master_key`) and their routes, metrics sources and shutdown
     // hooks registered on `state`.
     let router = app::app(state.clone());
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
-        let listener = bind(config.listen_addr).await?;
-        let local_addr = listener.local_addr()?;
+        let signals = ShutdownSignals::install()?;
         announce(
             local_addr,
             &config.data_dir,
             secrets.generated_admin_key.as_deref(),
         )?;
-        let signals = tokio::spawn(shutdown_signal());
         let ready_state = state.clone();
         state.set_ready(true);
         serve_until(listener, router, limits, async move {
-            match signals.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    tracing::error!(error = %err, "signal handling failed; shutting down")
-                }
-                Err(err) => tracing::error!(error = %err, "signal task failed; shutting down"),
-            }
+            signals.recv().await;
             ready_state.set_ready(false);
         })
         .await;

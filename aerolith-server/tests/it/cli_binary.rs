@@ -48,20 +48,25 @@ fn command(args: &[&str]) -> Command {
     command
 }
 
-/// Starts `aerolith serve` on an OS-chosen port and reads its start-up
-/// lines: the address, the data directory, and the admin key if printed.
+/// Starts `aerolith serve` on an OS-chosen port with `data_dir`.
 fn start(data_dir: &Path) -> Running {
-    let mut child = command(&[
+    spawn(command(&[
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().expect("utf-8 path"),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("binary starts");
+    ]))
+}
+
+/// Spawns a `serve` command and reads its first two start-up lines: the
+/// address and the data directory. The admin key lines, if any, follow.
+fn spawn(mut command: Command) -> Running {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("first line");
@@ -190,6 +195,10 @@ fn first_start_prints_a_working_admin_key_once_and_sigterm_exits_cleanly() {
     assert!(!clash.status.success());
     let stderr = String::from_utf8_lossy(&clash.stderr);
     assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(
+        !other_dir.join("admin-key.blake3").exists(),
+        "a start that cannot listen generates no key it could not print"
+    );
 
     // The CLI reports a route the server does not have as a readable error.
     let cli = command(&[
@@ -225,6 +234,39 @@ fn first_start_prints_a_working_admin_key_once_and_sigterm_exits_cleanly() {
         !rest.contains("admin key"),
         "second start prints no key: {rest}"
     );
+}
+
+#[test]
+fn environment_and_config_file_settings_reach_the_running_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("aerolith.toml"),
+        "request_body_bytes_max = 10\nlisten_addr = \"127.0.0.1:7070\"\n",
+    )
+    .expect("config written");
+    // No flags: the data directory and the listen address come from the
+    // environment (which beats the file's listen_addr), the body limit from
+    // <data_dir>/aerolith.toml.
+    let mut serve = command(&["serve"]);
+    serve
+        .env("AEROLITH_DATA_DIR", dir.path())
+        .env("AEROLITH_LISTEN", "127.0.0.1:0");
+    let mut running = spawn(serve);
+    assert!(!running.url.ends_with(":7070"), "{}", running.url);
+    wait_healthy(&running.url);
+    let client = AdminClient::new(&running.url, None);
+    match client.post(
+        "/healthz",
+        &serde_json::json!({"padding": "more than ten bytes"}),
+    ) {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+        }
+        other => panic!("expected 413, got {other:?}"),
+    }
+    read_admin_key(&mut running);
+    let (status, _) = terminate(running);
+    assert!(status.success(), "exit status {status:?}");
 }
 
 #[test]
