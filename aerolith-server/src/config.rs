@@ -31,6 +31,9 @@ pub const JSON_DEPTH_MAX_LIMIT: u32 = 128;
 pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default time a client gets to send the complete request head.
 pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default time a response write may make no progress (a client that stops
+/// reading) before the connection is dropped.
+pub const WRITE_STALL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Default maximum number of open client connections.
 pub const CONNECTIONS_MAX_DEFAULT: u32 = 1_024;
 /// Default time in-flight requests get to finish after a shutdown signal.
@@ -52,6 +55,8 @@ pub const ENV_JSON_DEPTH_MAX: &str = "AEROLITH_JSON_DEPTH_MAX";
 pub const ENV_REQUEST_TIMEOUT_MS: &str = "AEROLITH_REQUEST_TIMEOUT_MS";
 /// Environment variable for the header read timeout in milliseconds.
 pub const ENV_HEADER_READ_TIMEOUT_MS: &str = "AEROLITH_HEADER_READ_TIMEOUT_MS";
+/// Environment variable for the write stall timeout in milliseconds.
+pub const ENV_WRITE_STALL_TIMEOUT_MS: &str = "AEROLITH_WRITE_STALL_TIMEOUT_MS";
 /// Environment variable for the connection limit.
 pub const ENV_CONNECTIONS_MAX: &str = "AEROLITH_CONNECTIONS_MAX";
 /// Environment variable for the shutdown grace period in milliseconds.
@@ -76,6 +81,9 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Time a client gets to send the complete request head (slow-loris guard).
     pub header_read_timeout_ms: u64,
+    /// Time a response write may make no progress before the connection is
+    /// dropped (a client that stops reading).
+    pub write_stall_timeout_ms: u64,
     /// Maximum number of open client connections; more wait in the backlog.
     pub connections_max: u32,
     /// Time in-flight requests get to finish after a shutdown signal.
@@ -96,6 +104,7 @@ impl Default for ServerConfig {
             json_depth_max: JSON_DEPTH_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
+            write_stall_timeout_ms: WRITE_STALL_TIMEOUT_MS_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             log_level: LOG_LEVEL_DEFAULT.to_owned(),
@@ -124,6 +133,8 @@ pub struct ConfigLayer {
     pub request_timeout_ms: Option<u64>,
     /// See [`ServerConfig::header_read_timeout_ms`].
     pub header_read_timeout_ms: Option<u64>,
+    /// See [`ServerConfig::write_stall_timeout_ms`].
+    pub write_stall_timeout_ms: Option<u64>,
     /// See [`ServerConfig::connections_max`].
     pub connections_max: Option<u32>,
     /// See [`ServerConfig::shutdown_grace_ms`].
@@ -191,6 +202,11 @@ impl ConfigLayer {
                 ENV_HEADER_READ_TIMEOUT_MS,
                 "millisecond count",
             )?,
+            write_stall_timeout_ms: env_parse(
+                env,
+                ENV_WRITE_STALL_TIMEOUT_MS,
+                "millisecond count",
+            )?,
             connections_max: env_parse(env, ENV_CONNECTIONS_MAX, "connection count")?,
             shutdown_grace_ms: env_parse(env, ENV_SHUTDOWN_GRACE_MS, "millisecond count")?,
             log_level: env_value(env, ENV_LOG).map(str::to_owned),
@@ -224,6 +240,7 @@ impl ConfigLayer {
             json_depth_max: self.json_depth_max.or(lower.json_depth_max),
             request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
             header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
+            write_stall_timeout_ms: self.write_stall_timeout_ms.or(lower.write_stall_timeout_ms),
             connections_max: self.connections_max.or(lower.connections_max),
             shutdown_grace_ms: self.shutdown_grace_ms.or(lower.shutdown_grace_ms),
             log_level: self.log_level.or(lower.log_level),
@@ -297,6 +314,9 @@ impl ServerConfig {
             header_read_timeout_ms: merged
                 .header_read_timeout_ms
                 .unwrap_or(defaults.header_read_timeout_ms),
+            write_stall_timeout_ms: merged
+                .write_stall_timeout_ms
+                .unwrap_or(defaults.write_stall_timeout_ms),
             connections_max: merged.connections_max.unwrap_or(defaults.connections_max),
             shutdown_grace_ms: merged
                 .shutdown_grace_ms
@@ -309,7 +329,7 @@ impl ServerConfig {
 
     /// Checks every limit is within its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64, u64, &'static str); 6] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 7] = [
             (
                 "request_body_bytes_max",
                 self.request_body_bytes_max,
@@ -334,6 +354,13 @@ impl ServerConfig {
             (
                 "header_read_timeout_ms",
                 self.header_read_timeout_ms,
+                1,
+                86_400_000,
+                "1 ..= 86400000",
+            ),
+            (
+                "write_stall_timeout_ms",
+                self.write_stall_timeout_ms,
                 1,
                 86_400_000,
                 "1 ..= 86400000",

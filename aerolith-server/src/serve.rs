@@ -5,6 +5,8 @@
 //! Each connection is served by hyper's HTTP/1 server with a header read
 //! timeout (a client that trickles its request head is cut off) and counts
 //! against `connections_max` (further clients wait in the kernel backlog).
+//! A response write that makes no progress for `write_stall_timeout_ms` (a
+//! client that stopped reading) fails and closes the connection.
 //! On shutdown the listener closes first, readiness turns off, open
 //! connections finish their in-flight request and close, and after at most
 //! `shutdown_grace_ms` the rest are dropped; then the shutdown hooks run.
@@ -66,6 +68,9 @@ pub struct ConnectionLimits {
     pub connections_max: u32,
     /// Time a client gets to send a complete request head.
     pub header_read_timeout_ms: u64,
+    /// Time a response write may make no progress before the connection is
+    /// dropped.
+    pub write_stall_timeout_ms: u64,
     /// Time in-flight requests get after shutdown starts.
     pub shutdown_grace_ms: u64,
 }
@@ -76,6 +81,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             connections_max: config.connections_max,
             header_read_timeout_ms: config.header_read_timeout_ms,
+            write_stall_timeout_ms: config.write_stall_timeout_ms,
             shutdown_grace_ms: config.shutdown_grace_ms,
         }
     }
@@ -90,6 +96,100 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
             ServeError::Bind { addr, source }
         }
     })
+}
+
+/// An I/O stream whose writes fail with `TimedOut` once they have been
+/// pending, without any progress, for longer than `stall_timeout`. Reads pass
+/// through untouched (hyper's header read timeout guards the read side).
+struct WriteStallGuard<T> {
+    inner: T,
+    stall_timeout: Duration,
+    stalled_since: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteStallGuard<T> {
+    fn new(inner: T, stall_timeout: Duration) -> WriteStallGuard<T> {
+        WriteStallGuard {
+            inner,
+            stall_timeout,
+            stalled_since: None,
+        }
+    }
+
+    /// Tracks a write-side poll result: progress clears the stall timer, a
+    /// pending poll starts it (once) and fails when it runs out.
+    fn guard<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::task::Poll;
+        if polled.is_ready() {
+            self.stalled_since = None;
+            return polled;
+        }
+        let timeout = self.stall_timeout;
+        let timer = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading the response",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteStallGuard<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteStallGuard<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.guard(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.guard(cx, polled)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.guard(cx, polled)
+    }
 }
 
 /// The signals that start a graceful shutdown: SIGTERM and Ctrl-C (SIGINT).
@@ -136,6 +236,7 @@ pub async fn serve_until(
     let (close_tx, close_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let write_stall_timeout = Duration::from_millis(limits.write_stall_timeout_ms);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -168,7 +269,10 @@ pub async fn serve_until(
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_read_timeout)
                         .keep_alive(true);
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection(
+                        TokioIo::new(WriteStallGuard::new(stream, write_stall_timeout)),
+                        service,
+                    );
                     tokio::pin!(connection);
                     tokio::select! {
                         result = connection.as_mut() => {
@@ -282,4 +386,38 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn write_to_a_peer_that_stopped_reading_fails_after_the_stall_timeout() {
+        let (near, _far) = tokio::io::duplex(64);
+        let mut guarded = WriteStallGuard::new(near, Duration::from_millis(20));
+        let err = guarded
+            .write_all(&[0u8; 1024])
+            .await
+            .expect_err("the 64-byte pipe fills and nobody reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn write_to_a_reading_peer_succeeds_and_reads_pass_through() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut guarded = WriteStallGuard::new(near, Duration::from_secs(60));
+        let reader = tokio::spawn(async move {
+            let mut received = vec![0u8; 4096];
+            far.read_exact(&mut received).await.expect("reads");
+            far.write_all(b"pong").await.expect("writes");
+            received
+        });
+        guarded.write_all(&[7u8; 4096]).await.expect("writes");
+        let mut pong = [0u8; 4];
+        guarded.read_exact(&mut pong).await.expect("reads");
+        assert_eq!(&pong, b"pong");
+        assert_eq!(reader.await.expect("join"), vec![7u8; 4096]);
+    }
 }

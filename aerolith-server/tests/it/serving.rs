@@ -21,6 +21,7 @@ fn limits(header_read_timeout_ms: u64) -> ConnectionLimits {
     ConnectionLimits {
         connections_max: 16,
         header_read_timeout_ms,
+        write_stall_timeout_ms: 10_000,
         shutdown_grace_ms: 10_000,
     }
 }
