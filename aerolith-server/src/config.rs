@@ -6,6 +6,22 @@
 //! caller passes the flags as a [`ConfigLayer`] and the environment as a map,
 //! so the precedence rules are tested without touching global state. Only the
 //! config file is read from disk, and only when one is named or present.
+//!
+//! A config file uses the field names of [`ServerConfig`]; unknown keys are
+//! refused, so a typo is an error rather than a silently ignored setting:
+//!
+//! ```toml
+//! listen_addr = "0.0.0.0:7070"
+//! data_dir = "/var/lib/aerolith"
+//! request_body_bytes_max = 16842752
+//! json_depth_max = 64
+//! request_timeout_ms = 30000
+//! header_read_timeout_ms = 10000
+//! write_stall_timeout_ms = 30000
+//! connections_max = 1024
+//! shutdown_grace_ms = 30000
+//! log_level = "info,aerolith_server=debug"
+//! ```
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -480,6 +496,21 @@ mod tests {
         };
         let err = ServerConfig::resolve(flags, &HashMap::new()).expect_err("missing file");
         assert!(matches!(err, ConfigError::ReadFile { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn documented_example_config_file_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| *l != "//! ```toml")
+            .skip(1)
+            .take_while(|l| *l != "//! ```")
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let layer = ConfigLayer::from_toml(&example, Path::new("example.toml")).expect("parses");
+        assert_eq!(layer.write_stall_timeout_ms, Some(30_000));
+        assert_eq!(layer.data_dir, Some(PathBuf::from("/var/lib/aerolith")));
     }
 
     #[test]

@@ -285,3 +285,27 @@ fn unknown_subcommand_is_a_usage_error() {
     let output = command(&["frobnicate"]).output().expect("runs");
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn offline_verify_checks_the_secret_files_and_says_what_it_cannot_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    aerolith_server::secrets::load_or_create(dir.path(), &Default::default()).expect("secrets");
+    let data_dir = dir.path().to_str().expect("utf-8");
+    let output = command(&["verify", "--data-dir", data_dir])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok   secret files"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not available in this build"), "{stderr}");
+
+    let master = dir.path().join("master.key");
+    std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = command(&["verify", "--data-dir", data_dir])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must be 600"), "{stderr}");
+}
