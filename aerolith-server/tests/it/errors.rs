@@ -217,6 +217,24 @@ async fn wrong_method_on_a_known_route_is_a_json_405() {
 }
 
 #[tokio::test]
+async fn axum_path_rejection_is_converted_to_a_json_400() {
+    let (app, _) = test_app();
+    assert_eq!(send(&app, get("/test/numbers/42")).await.text(), "42");
+    let reply = send(&app, get("/test/numbers/forty-two")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert_eq!(body["error"]["reason"], "invalid_parameter");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("string")
+            .contains("forty-two"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn panicking_handler_gives_json_500_and_the_app_keeps_serving() {
     let (app, _) = test_app();
     let reply = send(&app, get("/test/panic")).await;

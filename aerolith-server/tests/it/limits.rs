@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 
-use crate::support::{get, post_json, send, test_app, BODY_BYTES_MAX, DEPTH_MAX, TIMEOUT_MS};
+use crate::support::{get, post_json, send, test_app, BODY_BYTES_MAX, DEPTH_MAX};
 
 #[tokio::test]
 async fn body_within_the_limit_is_accepted() {
@@ -148,11 +148,18 @@ fn depth_bomb_of_100k_brackets_is_refused_on_a_small_stack() {
 
 #[tokio::test]
 async fn request_over_the_deadline_is_a_json_408() {
-    let (app, _) = test_app();
+    const SHORT_TIMEOUT_MS: u64 = 50;
+    let mut limits = crate::support::limits();
+    limits.request_timeout_ms = SHORT_TIMEOUT_MS;
+    let state = aerolith_server::AppState::new(
+        limits,
+        aerolith_server::secrets::AdminKeyHash::of(crate::support::ADMIN_KEY),
+    );
+    let app = aerolith_server::app_with_routes(state, crate::support::test_routes());
     let reply = send(&app, get("/test/hang")).await;
     assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(
         reply.json(),
-        json!({"error":{"code":"request_timeout","message":format!("request not completed within {TIMEOUT_MS} ms"),"timeout_ms":TIMEOUT_MS}})
+        json!({"error":{"code":"request_timeout","message":format!("request not completed within {SHORT_TIMEOUT_MS} ms"),"timeout_ms":SHORT_TIMEOUT_MS}})
     );
 }

@@ -15,8 +15,9 @@ pub const ADMIN_KEY: &str = "adm_test_key_0123456789abcdefghijklmnop";
 pub const BODY_BYTES_MAX: u64 = 1_024;
 /// JSON depth limit of the test state.
 pub const DEPTH_MAX: u32 = 8;
-/// Request deadline of the test state.
-pub const TIMEOUT_MS: u64 = 50;
+/// Request deadline of the test state: generous, so a loaded machine does
+/// not turn ordinary requests into timeouts.
+pub const TIMEOUT_MS: u64 = 10_000;
 
 pub fn limits() -> HttpLimits {
     HttpLimits {
@@ -69,6 +70,12 @@ async fn item(axum::extract::Path(id): axum::extract::Path<String>) -> String {
     id
 }
 
+/// A numeric path parameter, to check axum's own rejections become JSON.
+#[utoipa::path(get, path = "/test/numbers/{n}", params(("n" = u32, Path, description = "A number.")), responses((status = 200, description = "The number.")))]
+async fn number(axum::extract::Path(n): axum::extract::Path<u32>) -> String {
+    n.to_string()
+}
+
 pub fn test_routes() -> ApiRouter {
     base_routes()
         .route::<__path_echo, _, _>(echo)
@@ -76,6 +83,7 @@ pub fn test_routes() -> ApiRouter {
         .route::<__path_panics, _, _>(panics)
         .route::<__path_hangs, _, _>(hangs)
         .route::<__path_item, _, _>(item)
+        .route::<__path_number, _, _>(number)
 }
 
 pub fn test_app() -> (Router, AppState) {
