@@ -147,6 +147,27 @@ fn overage_month_on_starter() {
 }
 
 #[test]
+fn catalog_currency_must_match_the_invoice() {
+    let catalog = Catalog::default_catalog();
+    let error = InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::EUR, november())
+        .metric_names(&catalog)
+        .build()
+        .expect_err("USD catalog, EUR invoice");
+    assert_eq!(
+        error,
+        InvoiceError::Money(MoneyError::CurrencyMismatch {
+            left: Currency::EUR,
+            right: Currency::USD
+        })
+    );
+    let invoice =
+        InvoiceBuilder::for_catalog(InvoiceId("inv".into()), "acme", &catalog, november())
+            .build()
+            .expect("same currency");
+    assert_eq!(invoice.currency(), Currency::USD);
+}
+
+#[test]
 fn usage_within_the_allowance_adds_no_line() {
     let catalog = Catalog::default_catalog();
     let starter = catalog.plan("starter").expect("starter exists");
