@@ -919,6 +919,11 @@ impl Invoice {
         {
             let line = discount_line(&redemption.coupon, subtotal, discountable)?;
             let discount = line.amount.checked_neg()?;
+            if discount.is_zero() {
+                // Nothing to take off (e.g. a $0 trial invoice): no line, so
+                // the coupon is not counted as applied and is not used up.
+                continue;
+            }
             discountable = discountable.checked_sub(discount)?;
             discount_total = discount_total.checked_add(discount)?;
             lines.push(line);
