@@ -8,7 +8,9 @@
 
 use rust_decimal::Decimal;
 
-use super::{CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoicePeriod};
+use super::{
+    CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind, InvoicePeriod,
+};
 use crate::catalog::{BillingInterval, Catalog, IncludedQuantity, MetricId, Plan};
 use crate::money::{Currency, Money, MoneyError};
 use crate::price::PriceModel;
@@ -233,7 +235,11 @@ impl<'a> InvoiceBuilder<'a> {
                 )?,
                 PendingCharge::Line(line) => Some(line),
             };
-            if let Some(line) = line {
+            if let Some(mut line) = line {
+                // Usage is metered over the whole invoice period.
+                if matches!(line.kind, InvoiceLineKind::Overage { .. }) {
+                    line.period = Some(self.period);
+                }
                 invoice.add_line(line)?;
             }
         }

@@ -144,6 +144,11 @@ fn overage_month_on_starter() {
     assert_eq!(invoice.status(), InvoiceStatus::Draft);
     assert_eq!(invoice.number(), None);
     assert_eq!(invoice.lines()[0].period, Some(november()));
+    assert_eq!(
+        invoice.lines()[1].period,
+        Some(november()),
+        "usage is metered over the period"
+    );
 }
 
 #[test]
