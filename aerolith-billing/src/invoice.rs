@@ -2,7 +2,7 @@
 //!
 //! An [`Invoice`] starts as a draft, built by an [`InvoiceBuilder`] from a
 //! plan's base fee, metered usage (overage = `max(0, used - included)` priced
-//! by the plan's [`PriceModel`]), proration and adjustment amounts, coupons, a
+//! by the plan's [`PriceModel`](crate::PriceModel)), proration and adjustment amounts, coupons, a
 //! tax rate and the tenant's account credit. Its lines come in two groups:
 //!
 //! - charge lines, given as inputs: base fee, overage, proration, adjustment;
@@ -60,9 +60,11 @@
 mod builder;
 mod coupon;
 mod credit_note;
+mod line;
 mod numbering;
 mod render;
 mod store;
+mod totals;
 
 use aerolith_core::Clock;
 use rust_decimal::Decimal;
@@ -74,6 +76,7 @@ pub use coupon::{Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption}
 pub use credit_note::{
     CreditNote, CreditNoteError, CreditNoteLine, CreditNoteReason, CreditNoteRequest,
 };
+pub use line::{InvoiceLine, InvoiceLineKind};
 pub use numbering::{
     utc_year, InMemoryInvoiceNumberSequence, InvoiceNumber, InvoiceNumberSequence, InvoicePrefix,
     NumberingError, PREFIX_LENGTH_MAX, SEQUENCE_DIGITS,
@@ -83,9 +86,9 @@ pub use store::{
     InMemoryInvoiceStore, InvoiceStore, InvoiceStoreError, IssueCreditNote, IN_MEMORY_INVOICES_MAX,
 };
 
-use crate::catalog::{BillingInterval, IncludedQuantity, MetricId, Plan, PlanId};
+use crate::catalog::{BillingInterval, MetricId, PlanId};
 use crate::money::{Currency, Money, MoneyError};
-use crate::price::{PriceComponent, PriceError, PriceModel};
+use crate::price::PriceError;
 
 /// Most lines an invoice may have.
 pub const INVOICE_LINES_MAX: usize = 1_000;
@@ -317,91 +320,6 @@ impl fmt::Display for InvoiceStatus {
     }
 }
 
-/// What a line is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum InvoiceLineKind {
-    /// The plan's recurring fee.
-    BaseFee,
-    /// Usage beyond the included quantity of a metric.
-    Overage {
-        /// The metric.
-        metric: MetricId,
-        /// Usage in the period.
-        used: Decimal,
-        /// The plan's included quantity.
-        included: IncludedQuantity,
-    },
-    /// A proration charge or credit from a plan change.
-    Proration,
-    /// A coupon discount (computed).
-    Discount {
-        /// The coupon.
-        coupon: CouponId,
-        /// The percentage, for percent coupons.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        percent: Option<Decimal>,
-    },
-    /// Account credit applied (computed).
-    Credit,
-    /// Tax (computed).
-    Tax {
-        /// The rate, in percent.
-        rate_percent: Decimal,
-    },
-    /// A manual charge or credit.
-    Adjustment,
-}
-
-impl InvoiceLineKind {
-    /// A short name of the kind (`"base_fee"`, `"overage"`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            InvoiceLineKind::BaseFee => "base_fee",
-            InvoiceLineKind::Overage { .. } => "overage",
-            InvoiceLineKind::Proration => "proration",
-            InvoiceLineKind::Discount { .. } => "discount",
-            InvoiceLineKind::Credit => "credit",
-            InvoiceLineKind::Tax { .. } => "tax",
-            InvoiceLineKind::Adjustment => "adjustment",
-        }
-    }
-
-    /// True for discount, tax and credit lines, which the invoice computes.
-    pub fn is_computed(&self) -> bool {
-        matches!(
-            self,
-            InvoiceLineKind::Discount { .. }
-                | InvoiceLineKind::Credit
-                | InvoiceLineKind::Tax { .. }
-        )
-    }
-}
-
-/// One line of an invoice. `amount` is `quantity × unit_price` (or the sum
-/// of `pricing`) rounded half-even to the currency's minor unit. For tax and
-/// percent-discount lines `quantity` is the base amount in major units and
-/// `unit_price` the rate as a fraction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvoiceLine {
-    /// What the line is for.
-    pub kind: InvoiceLineKind,
-    /// Human description.
-    pub description: String,
-    /// Quantity the amount came from.
-    pub quantity: Decimal,
-    /// Price per unit of quantity, when one price explains the amount.
-    pub unit_price: Option<Decimal>,
-    /// The line's amount (negative for discounts and credits).
-    pub amount: Money,
-    /// The span the line covers, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub period: Option<InvoicePeriod>,
-    /// The price components of a tiered or packaged amount.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pricing: Vec<PriceComponent>,
-}
-
 fn check_text(field: &'static str, text: &str) -> Result<(), InvoiceError> {
     if text.is_empty() || text.len() > INVOICE_TEXT_BYTES_MAX {
         Err(InvoiceError::TextLength {
@@ -410,128 +328,6 @@ fn check_text(field: &'static str, text: &str) -> Result<(), InvoiceError> {
         })
     } else {
         Ok(())
-    }
-}
-
-impl InvoiceLine {
-    /// The plan's base fee for an interval, quantity 1.
-    pub fn base_fee(
-        plan: &Plan,
-        interval: BillingInterval,
-        currency: Currency,
-        period: Option<InvoicePeriod>,
-    ) -> Result<InvoiceLine, InvoiceError> {
-        let price = plan
-            .base_price_for(interval)
-            .ok_or_else(|| InvoiceError::NoBasePrice {
-                plan: plan.id.clone(),
-                interval,
-            })?;
-        Ok(InvoiceLine {
-            kind: InvoiceLineKind::BaseFee,
-            description: format!("{} plan ({interval})", plan.name),
-            quantity: Decimal::ONE,
-            unit_price: Some(price),
-            amount: Money::from_decimal(price, currency)?,
-            period,
-            pricing: Vec::new(),
-        })
-    }
-
-    /// The overage line of a metric: `max(0, used − included)` priced by
-    /// `price`, or `None` when there is no overage. `label` names the metric
-    /// in the description (e.g. `"API calls"`).
-    pub fn overage(
-        metric: &MetricId,
-        label: &str,
-        used: Decimal,
-        included: IncludedQuantity,
-        price: &PriceModel,
-        currency: Currency,
-    ) -> Result<Option<InvoiceLine>, InvoiceError> {
-        if used.is_sign_negative() && !used.is_zero() {
-            return Err(InvoiceError::NegativeUsage {
-                metric: metric.clone(),
-                used,
-            });
-        }
-        let overage = included.overage(used);
-        if overage.is_zero() {
-            return Ok(None);
-        }
-        let price_error = |source| InvoiceError::Price {
-            metric: metric.clone(),
-            source,
-        };
-        let pricing = price.breakdown(overage).map_err(price_error)?;
-        let exact = price.price(overage).map_err(price_error)?;
-        let unit_price = match pricing.as_slice() {
-            [only] if only.quantity == overage && only.flat_fee.is_zero() => Some(only.unit_price),
-            _ => None,
-        };
-        let description = format!(
-            "{label} overage: {} used, {} included",
-            render::format_quantity(used),
-            render::format_included(included),
-        );
-        Ok(Some(InvoiceLine {
-            kind: InvoiceLineKind::Overage {
-                metric: metric.clone(),
-                used,
-                included,
-            },
-            description,
-            quantity: overage,
-            unit_price,
-            amount: Money::from_decimal(exact, currency)?,
-            period: None,
-            pricing: if unit_price.is_some() {
-                Vec::new()
-            } else {
-                pricing
-            },
-        }))
-    }
-
-    /// A proration charge (positive) or credit (negative), quantity 1.
-    pub fn proration(
-        description: impl Into<String>,
-        amount: Money,
-        period: Option<InvoicePeriod>,
-    ) -> InvoiceLine {
-        InvoiceLine::single(
-            InvoiceLineKind::Proration,
-            description.into(),
-            amount,
-            period,
-        )
-    }
-
-    /// A manual charge (positive) or credit (negative), quantity 1.
-    pub fn adjustment(description: impl Into<String>, amount: Money) -> InvoiceLine {
-        InvoiceLine::single(
-            InvoiceLineKind::Adjustment,
-            description.into(),
-            amount,
-            None,
-        )
-    }
-
-    fn single(
-        kind: InvoiceLineKind,
-        description: String,
-        amount: Money,
-        period: Option<InvoicePeriod>,
-    ) -> InvoiceLine {
-        InvoiceLine {
-            kind,
-            description,
-            quantity: Decimal::ONE,
-            unit_price: Some(amount.to_decimal()),
-            amount,
-            period,
-            pricing: Vec::new(),
-        }
     }
 }
 
@@ -561,16 +357,6 @@ pub struct Invoice {
     payment_reference: Option<String>,
     voided_at_unix_ms: Option<i64>,
     void_reason: Option<String>,
-}
-
-/// The totals and computed lines derived from the charge lines and inputs.
-struct Computed {
-    lines: Vec<InvoiceLine>,
-    subtotal: Money,
-    discount_total: Money,
-    tax_total: Money,
-    credit_applied: Money,
-    total: Money,
 }
 
 impl Invoice {
@@ -881,142 +667,6 @@ impl Invoice {
         }
     }
 
-    /// Recomputes discounts, tax, credit and the totals from the charge lines.
-    fn recompute(&mut self) -> Result<(), InvoiceError> {
-        let computed = self.compute()?;
-        self.lines = computed.lines;
-        self.subtotal = computed.subtotal;
-        self.discount_total = computed.discount_total;
-        self.tax_total = computed.tax_total;
-        self.credit_applied = computed.credit_applied;
-        self.total = computed.total;
-        self.amount_due = computed.total.checked_max(Money::zero(self.currency))?;
-        debug_assert!(
-            self.check_totals().is_ok(),
-            "freshly computed totals must match the lines"
-        );
-        Ok(())
-    }
-
-    fn compute(&self) -> Result<Computed, InvoiceError> {
-        let currency = self.currency;
-        let zero = Money::zero(currency);
-        let mut lines: Vec<InvoiceLine> = self
-            .lines
-            .iter()
-            .filter(|line| !line.kind.is_computed())
-            .cloned()
-            .collect();
-        let subtotal = Money::checked_sum(currency, lines.iter().map(|line| line.amount))?;
-
-        // Discounts: each active coupon on the subtotal, capped by what is left.
-        let mut discountable = subtotal.checked_max(zero)?;
-        let mut discount_total = zero;
-        for redemption in self
-            .coupons
-            .iter()
-            .filter(|redemption| redemption.applies_to_period(self.period_start_unix_ms))
-        {
-            let line = discount_line(&redemption.coupon, subtotal, discountable)?;
-            let discount = line.amount.checked_neg()?;
-            discountable = discountable.checked_sub(discount)?;
-            discount_total = discount_total.checked_add(discount)?;
-            lines.push(line);
-        }
-
-        // Tax on what is left after discounts.
-        let taxable = subtotal.checked_sub(discount_total)?;
-        let mut tax_total = zero;
-        if taxable.is_positive() && self.tax_rate_percent > Decimal::ZERO {
-            let rate = self.tax_rate_percent / Decimal::ONE_HUNDRED;
-            let base = taxable.to_decimal();
-            let exact = base.checked_mul(rate).ok_or(MoneyError::OutOfRange {
-                amount: base,
-                currency,
-            })?;
-            tax_total = Money::from_decimal(exact, currency)?;
-            lines.push(InvoiceLine {
-                kind: InvoiceLineKind::Tax {
-                    rate_percent: self.tax_rate_percent,
-                },
-                description: format!("Tax ({}%)", self.tax_rate_percent.normalize()),
-                quantity: base,
-                unit_price: Some(rate),
-                amount: tax_total,
-                period: None,
-                pricing: Vec::new(),
-            });
-        }
-
-        // Account credit after tax, up to the amount due.
-        let before_credit = taxable.checked_add(tax_total)?;
-        let credit_applied = self
-            .credit_available
-            .checked_min(before_credit.checked_max(zero)?)?;
-        if credit_applied.is_positive() {
-            let amount = credit_applied.checked_neg()?;
-            lines.push(InvoiceLine::single(
-                InvoiceLineKind::Credit,
-                "Account credit applied".to_owned(),
-                amount,
-                None,
-            ));
-        }
-        let total = before_credit.checked_sub(credit_applied)?;
-        Ok(Computed {
-            lines,
-            subtotal,
-            discount_total,
-            tax_total,
-            credit_applied,
-            total,
-        })
-    }
-
-    /// Checks the totals invariant: each total equals the sum of its lines,
-    /// `total = Σ lines`, and `total = subtotal − discounts + tax − credit`.
-    pub fn check_totals(&self) -> Result<(), InvoiceError> {
-        let currency = self.currency;
-        let sum_of = |predicate: &dyn Fn(&InvoiceLineKind) -> bool| {
-            Money::checked_sum(
-                currency,
-                self.lines
-                    .iter()
-                    .filter(|line| predicate(&line.kind))
-                    .map(|line| line.amount),
-            )
-        };
-        let subtotal = sum_of(&|kind| !kind.is_computed())?;
-        let discounts =
-            sum_of(&|kind| matches!(kind, InvoiceLineKind::Discount { .. }))?.checked_neg()?;
-        let tax = sum_of(&|kind| matches!(kind, InvoiceLineKind::Tax { .. }))?;
-        let credit = sum_of(&|kind| matches!(kind, InvoiceLineKind::Credit))?.checked_neg()?;
-        let all_lines = sum_of(&|_| true)?;
-        let by_parts = subtotal
-            .checked_sub(discounts)?
-            .checked_add(tax)?
-            .checked_sub(credit)?;
-        let checks = [
-            ("subtotal", self.subtotal, subtotal),
-            ("discount_total", self.discount_total, discounts),
-            ("tax_total", self.tax_total, tax),
-            ("credit_applied", self.credit_applied, credit),
-            ("total", self.total, all_lines),
-            ("total", self.total, by_parts),
-        ];
-        for (field, stored, computed) in checks {
-            if stored != computed {
-                return Err(InvoiceError::TotalsMismatch {
-                    id: self.id.clone(),
-                    field,
-                    stored,
-                    computed,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Finalizes the draft: checks the totals, takes the next gapless number
     /// of `prefix` for the current UTC year, and makes the invoice immutable.
     /// Nothing is taken from the sequence unless finalization succeeds.
@@ -1100,63 +750,4 @@ impl Invoice {
     pub fn render_text(&self) -> String {
         render::render_text(self)
     }
-}
-
-/// The discount line of a coupon: the exact discount rounded half-even, then
-/// capped by what is still discountable.
-fn discount_line(
-    coupon: &Coupon,
-    subtotal: Money,
-    discountable: Money,
-) -> Result<InvoiceLine, InvoiceError> {
-    let currency = subtotal.currency;
-    let base = subtotal.to_decimal().max(Decimal::ZERO);
-    let (wanted, percent, unit_price, description) = match coupon.kind {
-        CouponKind::Percent { percent } => {
-            let rate = percent / Decimal::ONE_HUNDRED;
-            let exact = base.checked_mul(rate).ok_or(MoneyError::OutOfRange {
-                amount: base,
-                currency,
-            })?;
-            let description = format!("Coupon {} ({}% off)", coupon.id, percent.normalize());
-            (
-                Money::from_decimal(exact, currency)?,
-                Some(percent),
-                -rate,
-                description,
-            )
-        }
-        CouponKind::Amount { amount } => {
-            let description = format!("Coupon {} ({} off)", coupon.id, amount);
-            (amount, None, -amount.to_decimal(), description)
-        }
-    };
-    let discount = wanted.checked_min(discountable)?;
-    let capped = discount != wanted;
-    let (quantity, unit_price, description) = match (capped, percent) {
-        (false, Some(_)) => (base, Some(unit_price), description),
-        (false, None) => (Decimal::ONE, Some(unit_price), description),
-        (true, Some(_)) => (
-            base,
-            None,
-            format!("{description}, capped at the remaining subtotal"),
-        ),
-        (true, None) => (
-            Decimal::ONE,
-            Some(-discount.to_decimal()),
-            format!("{description}, capped at the remaining subtotal"),
-        ),
-    };
-    Ok(InvoiceLine {
-        kind: InvoiceLineKind::Discount {
-            coupon: coupon.id.clone(),
-            percent,
-        },
-        description,
-        quantity,
-        unit_price,
-        amount: discount.checked_neg()?,
-        period: None,
-        pricing: Vec::new(),
-    })
 }

@@ -8,9 +8,11 @@
 
 use rust_decimal::Decimal;
 
-use super::{CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoicePeriod};
+use super::{
+    CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind, InvoicePeriod,
+};
 use crate::catalog::{BillingInterval, Catalog, IncludedQuantity, MetricId, Plan};
-use crate::money::{Currency, Money};
+use crate::money::{Currency, Money, MoneyError};
 use crate::price::PriceModel;
 
 /// One charge waiting to be turned into a line.
@@ -69,8 +71,20 @@ impl<'a> InvoiceBuilder<'a> {
         }
     }
 
+    /// A builder in the catalog's currency that names metrics as the catalog
+    /// does (see [`InvoiceBuilder::metric_names`]).
+    pub fn for_catalog(
+        id: InvoiceId,
+        tenant: impl Into<String>,
+        catalog: &'a Catalog,
+        period: InvoicePeriod,
+    ) -> Self {
+        InvoiceBuilder::new(id, tenant, catalog.currency, period).metric_names(catalog)
+    }
+
     /// Uses the catalog's metric display names in line descriptions
-    /// ("API calls" instead of "api_calls").
+    /// ("API calls" instead of "api_calls"). The catalog's currency must be
+    /// the invoice's, or [`InvoiceBuilder::build`] fails.
     pub fn metric_names(mut self, catalog: &'a Catalog) -> Self {
         self.catalog = Some(catalog);
         self
@@ -154,8 +168,15 @@ impl<'a> InvoiceBuilder<'a> {
 
     /// Builds the draft.
     pub fn build(self) -> Result<Invoice, InvoiceError> {
-        let mut invoice = Invoice::draft(self.id, self.tenant, self.currency, self.period)?;
         let currency = self.currency;
+        if let Some(catalog) = self.catalog.filter(|catalog| catalog.currency != currency) {
+            return Err(MoneyError::CurrencyMismatch {
+                left: currency,
+                right: catalog.currency,
+            }
+            .into());
+        }
+        let mut invoice = Invoice::draft(self.id, self.tenant, self.currency, self.period)?;
         let label = |metric: &MetricId| {
             self.catalog
                 .and_then(|catalog| catalog.metric(metric))
@@ -214,7 +235,11 @@ impl<'a> InvoiceBuilder<'a> {
                 )?,
                 PendingCharge::Line(line) => Some(line),
             };
-            if let Some(line) = line {
+            if let Some(mut line) = line {
+                // Usage is metered over the whole invoice period.
+                if matches!(line.kind, InvoiceLineKind::Overage { .. }) {
+                    line.period = Some(self.period);
+                }
                 invoice.add_line(line)?;
             }
         }

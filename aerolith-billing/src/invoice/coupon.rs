@@ -12,7 +12,11 @@
 //!
 //! A discount is computed on the invoice subtotal, rounded half-even, and
 //! capped so that the discounts never exceed the subtotal: a coupon never
-//! makes an invoice negative.
+//! makes an invoice negative. A coupon that would take nothing off (a zero
+//! subtotal, or an earlier coupon took it all) adds no line and does not
+//! count as applied, so a `Once` coupon is not used up by a $0 invoice.
+//! The caller records an application ([`CouponRedemption::record_application`])
+//! for each id in `Invoice::applied_coupons` once the invoice is finalized.
 
 use std::fmt;
 

@@ -144,6 +144,32 @@ fn overage_month_on_starter() {
     assert_eq!(invoice.status(), InvoiceStatus::Draft);
     assert_eq!(invoice.number(), None);
     assert_eq!(invoice.lines()[0].period, Some(november()));
+    assert_eq!(
+        invoice.lines()[1].period,
+        Some(november()),
+        "usage is metered over the period"
+    );
+}
+
+#[test]
+fn catalog_currency_must_match_the_invoice() {
+    let catalog = Catalog::default_catalog();
+    let error = InvoiceBuilder::new(InvoiceId("inv".into()), "acme", Currency::EUR, november())
+        .metric_names(&catalog)
+        .build()
+        .expect_err("USD catalog, EUR invoice");
+    assert_eq!(
+        error,
+        InvoiceError::Money(MoneyError::CurrencyMismatch {
+            left: Currency::EUR,
+            right: Currency::USD
+        })
+    );
+    let invoice =
+        InvoiceBuilder::for_catalog(InvoiceId("inv".into()), "acme", &catalog, november())
+            .build()
+            .expect("same currency");
+    assert_eq!(invoice.currency(), Currency::USD);
 }
 
 #[test]
@@ -969,4 +995,32 @@ proptest! {
         }
         invoice.check_totals()?;
     }
+}
+
+#[test]
+fn a_coupon_with_nothing_to_discount_is_not_used_up() {
+    let trial = InvoiceBuilder::new(
+        InvoiceId("inv_trial".into()),
+        "acme",
+        Currency::USD,
+        november(),
+    )
+    .adjustment("Trial, nothing to pay", usd(0))
+    .coupon(CouponRedemption::new(
+        percent_coupon("FIRST50", dec!(50), CouponDuration::Once),
+        NOV_1_2026_UNIX_MS,
+    ))
+    .build()
+    .expect("valid");
+    assert_eq!(trial.lines().len(), 1, "no $0.00 discount line");
+    assert!(trial.applied_coupons().is_empty());
+    let first = percent_coupon("FIRST", dec!(100), CouponDuration::Forever);
+    let second = percent_coupon("SECOND", dec!(10), CouponDuration::Forever);
+    let invoice = adjustment_only(10_00)
+        .coupon(CouponRedemption::new(first, 0))
+        .coupon(CouponRedemption::new(second, 0))
+        .build()
+        .expect("valid");
+    assert_eq!(invoice.applied_coupons(), vec![CouponId("FIRST".into())]);
+    assert_eq!(invoice.total(), usd(0));
 }

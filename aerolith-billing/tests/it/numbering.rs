@@ -97,3 +97,74 @@ fn numbers_wider_than_six_digits_still_parse() {
     assert_eq!(number.to_string(), "AER-2026-1234567");
     assert_eq!(number.to_string().parse::<InvoiceNumber>(), Ok(number));
 }
+
+/// What one step of the gaplessness property does.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Finalize a valid draft: takes the next number.
+    Finalize,
+    /// Finalize a draft whose totals were tampered with: must fail, take nothing.
+    FinalizeTampered,
+    /// Finalize an invoice again: must fail, take nothing.
+    FinalizeTwice,
+}
+
+fn tampered_draft() -> aerolith_billing::Invoice {
+    let draft = InvoiceBuilder::new(
+        InvoiceId("inv_bad".into()),
+        "acme",
+        Currency::USD,
+        november(),
+    )
+    .adjustment("Charge", usd(100))
+    .build()
+    .expect("valid draft");
+    let mut json: serde_json::Value = serde_json::from_str(&draft.to_json()).expect("invoice JSON");
+    json["subtotal"]["amount_minor"] = serde_json::json!(1);
+    aerolith_billing::Invoice::from_json(&json.to_string()).expect("well-formed invoice")
+}
+
+proptest::proptest! {
+    #[test]
+    fn failed_finalizations_never_leave_gaps(
+        steps in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just(Step::Finalize),
+                proptest::strategy::Just(Step::FinalizeTampered),
+                proptest::strategy::Just(Step::FinalizeTwice),
+            ],
+            1..40,
+        )
+    ) {
+        let numbers = InMemoryInvoiceNumberSequence::new();
+        let clock = ManualClock::new(ISSUE_UNIX_MS);
+        let prefix = InvoicePrefix::invoices();
+        let mut taken = Vec::new();
+        let mut last_finalized = None;
+        for (index, step) in steps.iter().enumerate() {
+            match step {
+                Step::Finalize => {
+                    let mut invoice = InvoiceBuilder::new(InvoiceId(format!("inv_{index}")), "acme", Currency::USD, november())
+                        .adjustment("Charge", usd(100))
+                        .build()
+                        .expect("valid draft");
+                    taken.push(invoice.finalize(&numbers, &prefix, &clock).expect("finalizes").sequence());
+                    last_finalized = Some(invoice);
+                }
+                Step::FinalizeTampered => {
+                    proptest::prop_assert!(tampered_draft().finalize(&numbers, &prefix, &clock).is_err());
+                }
+                Step::FinalizeTwice => {
+                    if let Some(invoice) = last_finalized.as_mut() {
+                        proptest::prop_assert!(invoice.finalize(&numbers, &prefix, &clock).is_err());
+                    }
+                }
+            }
+        }
+        let expected: Vec<u64> = (1..=taken.len() as u64).collect();
+        proptest::prop_assert_eq!(taken, expected);
+        let last = numbers.last_number(&prefix, 2026).map(|number| number.sequence());
+        let finalized_count = steps.iter().filter(|step| matches!(step, Step::Finalize)).count() as u64;
+        proptest::prop_assert_eq!(last, (finalized_count > 0).then_some(finalized_count));
+    }
+}

@@ -160,3 +160,100 @@ fn drafts_render_without_a_number() {
     assert!(!text.contains("Issued:"));
     assert_fits_width(&text);
 }
+
+const SMALL_INVOICE_JSON: &str = r#"{
+  "id": "inv_small",
+  "number": "AER-2026-000001",
+  "tenant": "acme",
+  "currency": "USD",
+  "period_start_unix_ms": 1793491200000,
+  "period_end_unix_ms": 1796083200000,
+  "status": "finalized",
+  "lines": [
+    {
+      "kind": {
+        "type": "adjustment"
+      },
+      "description": "Support hours",
+      "quantity": "1",
+      "unit_price": "120.00",
+      "amount": {
+        "amount_minor": 12000,
+        "currency": "USD"
+      }
+    },
+    {
+      "kind": {
+        "type": "tax",
+        "rate_percent": "10"
+      },
+      "description": "Tax (10%)",
+      "quantity": "120.00",
+      "unit_price": "0.10",
+      "amount": {
+        "amount_minor": 1200,
+        "currency": "USD"
+      }
+    }
+  ],
+  "subtotal": {
+    "amount_minor": 12000,
+    "currency": "USD"
+  },
+  "discount_total": {
+    "amount_minor": 0,
+    "currency": "USD"
+  },
+  "tax_total": {
+    "amount_minor": 1200,
+    "currency": "USD"
+  },
+  "credit_applied": {
+    "amount_minor": 0,
+    "currency": "USD"
+  },
+  "total": {
+    "amount_minor": 13200,
+    "currency": "USD"
+  },
+  "amount_due": {
+    "amount_minor": 13200,
+    "currency": "USD"
+  },
+  "tax_rate_percent": "10",
+  "coupons": [],
+  "credit_available": {
+    "amount_minor": 0,
+    "currency": "USD"
+  },
+  "issued_at_unix_ms": 1796115600000,
+  "paid_at_unix_ms": null,
+  "payment_reference": null,
+  "voided_at_unix_ms": null,
+  "void_reason": null
+}"#;
+
+#[test]
+fn json_rendering_matches_the_snapshot() {
+    let numbers = InMemoryInvoiceNumberSequence::new();
+    let clock = ManualClock::new(ISSUE_UNIX_MS);
+    let mut invoice = InvoiceBuilder::new(
+        InvoiceId("inv_small".into()),
+        "acme",
+        Currency::USD,
+        november(),
+    )
+    .adjustment("Support hours", usd(12_000))
+    .tax_rate_percent(dec!(10))
+    .build()
+    .expect("valid");
+    invoice
+        .finalize(&numbers, &InvoicePrefix::invoices(), &clock)
+        .expect("finalizes");
+    let json = invoice.to_json();
+    assert_eq!(json, SMALL_INVOICE_JSON, "\n{json}");
+    assert_eq!(
+        Invoice::from_json(SMALL_INVOICE_JSON).expect("snapshot reads back"),
+        invoice
+    );
+}
