@@ -521,6 +521,16 @@ impl Dedup {
         DedupOutcome::New
     }
 
+    /// Forgets one id again (its event was refused after the id was
+    /// accepted, so a redelivery must be counted).
+    pub(crate) fn forget(&self, id: u128, hour: i64) {
+        let folded = (id as u64) ^ ((id >> 64) as u64);
+        let mut shard = self.shards[(folded as usize) & (SHARD_COUNT - 1)].lock();
+        if shard.get_mut(&hour).is_some_and(|ids| ids.remove(&id)) {
+            self.ids.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Forgets ids of hours older than `oldest_accepted_unix_ms`.
     pub(crate) fn prune(&self, oldest_accepted_unix_ms: i64) -> usize {
         let mut pruned = 0;

@@ -314,7 +314,12 @@ impl Meter {
         }
         match counters.add(tenant, metric, quantity, at_unix_ms) {
             Ok(()) => Ok(RecordOutcome::Counted),
-            Err(refusal) => Err(self.refusal_error(refusal, metric, at_unix_ms)),
+            Err(refusal) => {
+                if let Some(id) = idempotency_id {
+                    self.shared.dedup.forget(id, hour);
+                }
+                Err(self.refusal_error(refusal, metric, at_unix_ms))
+            }
         }
     }
 
@@ -568,6 +573,49 @@ mod tests {
             Err(MeterError::CellLimit { cells_max: 1 })
         );
         assert!(meter.record("a", API_CALLS_READ, 1, T0, None).is_ok());
+    }
+
+    #[test]
+    fn an_id_refused_for_a_limit_is_not_burnt() {
+        let clock = ManualClock::new(T0);
+        let config = MeterConfig {
+            cells_max: 1,
+            ..MeterConfig::default()
+        };
+        let meter =
+            Meter::start(config, Arc::new(InMemoryLedger::new()), Arc::new(clock)).expect("starts");
+        meter
+            .record("a", API_CALLS_READ, 1, T0, None)
+            .expect("records");
+        assert_eq!(
+            meter.record("b", API_CALLS_READ, 1, T0, Some(9)),
+            Err(MeterError::CellLimit { cells_max: 1 })
+        );
+        assert_eq!(meter.dedup_id_count(), 0);
+        // Once there is room, the redelivery counts.
+        assert_eq!(
+            meter.record("a", API_CALLS_READ, 1, T0, Some(9)),
+            Ok(RecordOutcome::Counted)
+        );
+    }
+
+    #[test]
+    fn thousands_of_tenants_keep_separate_counters() {
+        let clock = ManualClock::new(T0);
+        let (meter, ledger) = meter(&clock);
+        let tenants: Vec<String> = (0..5_000).map(|i| format!("tenant-{i}")).collect();
+        for round in 0..3u64 {
+            for (i, tenant) in tenants.iter().enumerate() {
+                meter
+                    .record(tenant, API_CALLS_QUERY, i as u64 + round, T0, None)
+                    .expect("records");
+            }
+        }
+        assert_eq!(meter.cell_count(), 5_000);
+        meter.shutdown().expect("shuts down");
+        for (i, tenant) in tenants.iter().enumerate() {
+            assert_eq!(total(&ledger, tenant, API_CALLS_QUERY), 3 * i as u64 + 3);
+        }
     }
 
     #[test]
