@@ -431,6 +431,47 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// However often `advance` is polled, the same events come out, in
+        /// schedule order: retries 1..n, one suspension at the grace end, one
+        /// cancellation `cancel_after_days` later, then nothing.
+        #[test]
+        fn polling_frequency_does_not_change_the_schedule(
+            retry_set in proptest::collection::btree_set(1u32..=20, 0..=RETRY_ATTEMPTS_MAX),
+            extra_grace in 0u32..10,
+            cancel_after_days in 1u32..60,
+            polls in proptest::collection::vec(0i64..100 * MS_PER_DAY, 0..30),
+        ) {
+            let retry_days: Vec<u32> = retry_set.into_iter().collect();
+            let grace_period_days = retry_days.last().copied().unwrap_or(1) + extra_grace;
+            let policy = DunningPolicy { retry_days: retry_days.clone(), grace_period_days, cancel_after_days };
+            let mut polled = state(policy.clone());
+            let mut sorted = polls;
+            sorted.sort_unstable();
+            let mut events = Vec::new();
+            for offset in sorted {
+                events.extend(polled.advance(T0 + offset));
+            }
+            events.extend(polled.advance(T0 + 1_000 * MS_PER_DAY));
+            let mut once = state(policy);
+            let all_at_once = once.advance(T0 + 1_000 * MS_PER_DAY);
+            proptest::prop_assert_eq!(&events, &all_at_once);
+
+            let mut expected: Vec<(DunningAction, i64)> = retry_days
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    (DunningAction::RetryPayment { attempt: i as u32 + 1 }, T0 + i64::from(d) * MS_PER_DAY)
+                })
+                .collect();
+            let suspend_at = T0 + i64::from(grace_period_days) * MS_PER_DAY;
+            expected.push((DunningAction::Suspend, suspend_at));
+            expected.push((DunningAction::Cancel, suspend_at + i64::from(cancel_after_days) * MS_PER_DAY));
+            proptest::prop_assert_eq!(actions(&events), expected);
+            proptest::prop_assert_eq!(polled.phase, DunningPhase::Canceled);
+        }
+    }
+
     #[test]
     fn events_serialize_for_the_audit_log() {
         let mut s = state(DunningPolicy::default());

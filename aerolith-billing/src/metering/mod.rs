@@ -386,6 +386,26 @@ impl Meter {
         Ok(self.shared.drain(true)?)
     }
 
+    /// Usage of each of `metrics` by `tenant` from `period_start_unix_ms` to
+    /// now (per the meter's clock), including events not yet drained: the
+    /// meter flushes first, then reads the ledger.
+    pub fn usage_to_date(
+        &self,
+        tenant: &str,
+        metrics: &[&str],
+        period_start_unix_ms: i64,
+    ) -> Result<Vec<(String, u64)>, MeterError> {
+        self.flush()?;
+        let now_unix_ms = self.shared.clock.now_unix_ms();
+        Ok(period_to_date(
+            self.shared.ledger.as_ref(),
+            tenant,
+            metrics,
+            period_start_unix_ms,
+            now_unix_ms,
+        )?)
+    }
+
     /// Number of periodic drains that failed to write (their batches were
     /// kept and retried).
     pub fn failed_drains(&self) -> u64 {
@@ -484,6 +504,12 @@ mod tests {
         meter
             .record("acme", "docs", 1, T0 - 5, None)
             .expect("older gauge reading");
+        assert_eq!(
+            meter
+                .usage_to_date("acme", &[API_CALLS_READ, "events"], T0)
+                .expect("reads"),
+            vec![(API_CALLS_READ.to_owned(), 16), ("events".to_owned(), 3)]
+        );
         meter.shutdown().expect("shuts down");
         assert_eq!(total(&ledger, "acme", API_CALLS_READ), 16);
         assert_eq!(total(&ledger, "acme", "peak_conn"), 9);
