@@ -226,7 +226,10 @@ impl DunningState {
     }
 
     fn after_failure(&self, days: u32) -> i64 {
-        self.failed_at_unix_ms + i64::from(days) * MS_PER_DAY
+        // Saturating: an instant near the end of time is never reached, so
+        // the action simply never comes due.
+        self.failed_at_unix_ms
+            .saturating_add(i64::from(days) * MS_PER_DAY)
     }
 
     /// The next action and when it is due, if dunning has not ended.
@@ -250,7 +253,7 @@ impl DunningState {
             DunningPhase::Suspended => self.suspended_at_unix_ms.map(|at| {
                 (
                     DunningAction::Cancel,
-                    at + i64::from(self.policy.cancel_after_days) * MS_PER_DAY,
+                    at.saturating_add(i64::from(self.policy.cancel_after_days) * MS_PER_DAY),
                 )
             }),
             DunningPhase::Canceled | DunningPhase::Restored => None,

@@ -272,7 +272,9 @@ impl Subscription {
                 return Err(SubscriptionError::InvalidTrial { trial_days: days })
             }
             Some(days) => {
-                let end = start + i64::from(days) * MS_PER_DAY;
+                let end = start
+                    .checked_add(i64::from(days) * MS_PER_DAY)
+                    .ok_or(PeriodError::OutOfRange { unix_ms: start })?;
                 (SubscriptionStatus::Trialing, end, Some(end))
             }
         };
@@ -694,6 +696,17 @@ mod tests {
             })
         );
         assert!(Subscription::start(options(Some(TRIAL_DAYS_MAX), true), JAN_31).is_ok());
+        let end_of_time = i64::MAX - 1;
+        assert_eq!(
+            Subscription::start(options(Some(1), true), end_of_time),
+            Err(SubscriptionError::Period(PeriodError::OutOfRange {
+                unix_ms: end_of_time.div_euclid(1_000) * 1_000
+            }))
+        );
+        assert!(matches!(
+            Subscription::start(options(None, true), end_of_time),
+            Err(SubscriptionError::Period(PeriodError::OutOfRange { .. }))
+        ));
     }
 
     #[test]
