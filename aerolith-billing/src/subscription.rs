@@ -501,25 +501,24 @@ impl Subscription {
     }
 
     /// Records a successful payment: `Active`, `PastDue` or `Suspended`
-    /// becomes `Active`.
+    /// becomes `Active`. During a trial it only proves a working payment
+    /// method: the subscription stays `Trialing` and converts at the trial
+    /// end.
     pub fn payment_succeeded(
         &mut self,
         now_unix_ms: i64,
     ) -> Result<SubscriptionEvent, SubscriptionError> {
-        if !matches!(
-            self.status,
+        let to = match self.status {
+            SubscriptionStatus::Trialing => SubscriptionStatus::Trialing,
             SubscriptionStatus::Active
-                | SubscriptionStatus::PastDue
-                | SubscriptionStatus::Suspended
-        ) {
-            return Err(self.illegal(SubscriptionAction::PaymentSucceeded));
-        }
+            | SubscriptionStatus::PastDue
+            | SubscriptionStatus::Suspended => SubscriptionStatus::Active,
+            SubscriptionStatus::Canceled => {
+                return Err(self.illegal(SubscriptionAction::PaymentSucceeded))
+            }
+        };
         self.has_payment_method = true;
-        Ok(self.transition(
-            SubscriptionStatus::Active,
-            now_unix_ms,
-            SubscriptionEventKind::PaymentSucceeded,
-        ))
+        Ok(self.transition(to, now_unix_ms, SubscriptionEventKind::PaymentSucceeded))
     }
 
     /// Suspends for non-payment: `Active` or `PastDue` becomes `Suspended`.
@@ -654,6 +653,26 @@ mod tests {
         assert_eq!(sub.status, SubscriptionStatus::Active);
         assert_eq!(sub.current_period_start_unix_ms, trial_end);
         assert_eq!(sub.anchor_unix_ms, trial_end);
+    }
+
+    #[test]
+    fn payment_during_trial_keeps_trialing_and_converts_at_trial_end() {
+        let (mut sub, _) = Subscription::start(options(Some(14), false), JAN_31).expect("starts");
+        let event = sub.payment_succeeded(JAN_31 + MS_PER_DAY).expect("records");
+        assert_eq!(
+            (event.from, event.to),
+            (SubscriptionStatus::Trialing, SubscriptionStatus::Trialing)
+        );
+        assert_eq!(
+            sub.payment_failed(JAN_31 + MS_PER_DAY),
+            Err(SubscriptionError::IllegalTransition {
+                action: SubscriptionAction::PaymentFailed,
+                status: SubscriptionStatus::Trialing
+            })
+        );
+        let events = sub.advance(JAN_31 + 14 * MS_PER_DAY).expect("advances");
+        assert_eq!(events[0].kind, SubscriptionEventKind::TrialConverted);
+        assert_eq!(sub.status, SubscriptionStatus::Active);
     }
 
     #[test]
