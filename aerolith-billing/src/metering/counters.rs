@@ -378,6 +378,22 @@ impl Counters {
         let aggregation = self.aggregation(metric).ok_or(AddRefusal::UnknownMetric)?;
         let mut table = shard.write();
         self.admit(hour)?;
+        // Another thread may have created the cell since the read lock.
+        if let Some(cell) = table
+            .get(&hash)
+            .and_then(|tenants| tenants.iter().find(|t| &*t.tenant == tenant))
+            .and_then(|cells| cells.metric(metric))
+            .and_then(|m| m.hours.iter().find(|c| c.hour_start_unix_ms == hour))
+        {
+            cell.add(quantity, at_unix_ms);
+            return Ok(());
+        }
+        // Refuse before inserting anything, so a refusal leaves no empty
+        // tenant or metric entries behind.
+        if self.cells.load(Ordering::Relaxed) >= self.cells_max {
+            return Err(AddRefusal::CellLimit);
+        }
+        self.cells.fetch_add(1, Ordering::Relaxed);
         let tenants = table.entry(hash).or_default();
         let tenant_index = match tenants.iter().position(|t| &*t.tenant == tenant) {
             Some(index) => index,
@@ -400,19 +416,9 @@ impl Counters {
                 metrics.len() - 1
             }
         };
-        let hours = &mut metrics[metric_index].hours;
-        let index = match hours.iter().position(|c| c.hour_start_unix_ms == hour) {
-            Some(index) => index,
-            None => {
-                if self.cells.load(Ordering::Relaxed) >= self.cells_max {
-                    return Err(AddRefusal::CellLimit);
-                }
-                self.cells.fetch_add(1, Ordering::Relaxed);
-                hours.push(Cell::new(hour, aggregation));
-                hours.len() - 1
-            }
-        };
-        hours[index].add(quantity, at_unix_ms);
+        let cell = Cell::new(hour, aggregation);
+        cell.add(quantity, at_unix_ms);
+        metrics[metric_index].hours.push(cell);
         Ok(())
     }
 
