@@ -76,7 +76,10 @@ impl Clock for ManualClock {
     }
 
     fn monotonic(&self) -> Duration {
-        let elapsed_ms = self.now_unix_ms().saturating_sub(self.origin_unix_ms).max(0);
+        let elapsed_ms = self
+            .now_unix_ms()
+            .saturating_sub(self.origin_unix_ms)
+            .max(0);
         Duration::from_millis(u64::try_from(elapsed_ms).unwrap_or(0))
     }
 }

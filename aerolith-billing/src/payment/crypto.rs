@@ -279,7 +279,7 @@ fn div_round_half_even(numerator: u128, denominator: u128) -> u128 {
     match remainder.cmp(&rest) {
         std::cmp::Ordering::Less => quotient,
         std::cmp::Ordering::Greater => quotient + 1,
-        std::cmp::Ordering::Equal if quotient % 2 == 0 => quotient,
+        std::cmp::Ordering::Equal if quotient.is_multiple_of(2) => quotient,
         std::cmp::Ordering::Equal => quotient + 1,
     }
 }

@@ -1,0 +1,14 @@
+//! Integration tests of aerolith-billing (one binary, one module per area).
+
+mod catalog;
+mod credit_note;
+mod invoice;
+mod metering;
+mod money;
+mod no_floats;
+mod numbering;
+mod payments;
+mod price;
+mod render;
+mod store;
+mod subscription;

@@ -1,0 +1,812 @@
+//! The database handle and its write path. Writers hand a [`WriteBatch`] to
+//! a commit queue; whichever writer finds no leader becomes the leader,
+//! validates every queued batch against the newest state in turn, appends
+//! each one's records to the active segment, then issues one fsync for the
+//! whole group (group commit) and publishes the new state to readers.
+//! Readers never take the commit lock: they clone the published `Arc<State>`.
+//!
+//! Boundary: this module owns the commit protocol and the segment roll-over;
+//! replay lives in `recovery`, compaction in `compaction`, reads in `read`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde_json::Value;
+
+use crate::batch::{merge_patch, prepare_doc, BatchOp, CommitOutcome, OpOutcome, WriteBatch};
+use crate::clock::Clock;
+use crate::crypto::RecordCipher;
+use crate::error::{Error, Result};
+use crate::files::{write_manifest, Manifest};
+use crate::options::{Durability, Options};
+use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
+use crate::recovery::{recover, RecoveryReport};
+use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
+use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
+
+/// Placeholder segment id for records of the batch being built, fixed up
+/// once the batch is encoded and its offsets are known.
+const PENDING_SEGMENT: u64 = u64::MAX;
+
+/// The writer's side of the engine, guarded by one mutex.
+pub(crate) struct WriteSide {
+    pub(crate) state: State,
+    pub(crate) active: Arc<Segment>,
+    pub(crate) active_len: u64,
+    pub(crate) manifest: Manifest,
+    pub(crate) next_txn: u64,
+}
+
+struct Slot {
+    batch: Mutex<Option<WriteBatch>>,
+    result: Mutex<Option<Result<CommitOutcome>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Arc<Slot>>,
+    leader_active: bool,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) durability: Durability,
+    pub(crate) segment_size_bytes_max: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cipher: Option<RecordCipher>,
+    pub(crate) published: RwLock<Arc<State>>,
+    pub(crate) writer: Mutex<WriteSide>,
+    queue: Mutex<Queue>,
+    queue_cv: Condvar,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    dirty: AtomicBool,
+    pub(crate) compaction: Mutex<()>,
+    report: RecoveryReport,
+    syncer: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The directory lock, released by `close`.
+    lock: Mutex<Option<std::fs::File>>,
+}
+
+/// An open database. Cheap to clone; all clones share one engine. Safe to
+/// use from many threads: writes are serialized through group commit, reads
+/// run on snapshots and never wait for writes.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) the database in `dir`, replaying its log.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        let recovered = recover(dir.as_ref(), &options)?;
+        let state = recovered.write_side.state.clone();
+        let inner = Arc::new(Inner {
+            dir: dir.as_ref().to_path_buf(),
+            durability: options.durability,
+            segment_size_bytes_max: options.segment_size_bytes_max.max(SEGMENT_HEADER_BYTES + 1),
+            clock: options.clock.clone(),
+            cipher: recovered.cipher,
+            published: RwLock::new(Arc::new(state)),
+            writer: Mutex::new(recovered.write_side),
+            queue: Mutex::new(Queue::default()),
+            queue_cv: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            compaction: Mutex::new(()),
+            report: recovered.report,
+            syncer: Mutex::new(None),
+            lock: Mutex::new(Some(recovered.lock)),
+        });
+        if let Durability::Periodic(interval) = options.durability {
+            let (stop_tx, stop_rx) = bounded::<()>(1);
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("aerolith-sync".into())
+                .spawn(move || {
+                    // Ends when told to stop or when the database is gone.
+                    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                        stop_rx.recv_timeout(interval)
+                    {
+                        let Some(inner) = weak.upgrade() else { return };
+                        inner.background_sync();
+                    }
+                })
+                .map_err(|e| Error::io("spawn sync thread", &inner.dir, e))?;
+            *inner.syncer.lock() = Some((stop_tx, handle));
+        }
+        Ok(Database { inner })
+    }
+
+    /// What recovery found when this database was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// The directory of this database.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// True if records are encrypted at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.cipher.is_some()
+    }
+
+    /// Flushes everything to disk and refuses further writes. Other clones
+    /// of this handle see [`Error::Closed`] on writes afterwards.
+    pub fn close(&self) -> Result<()> {
+        if let Some((stop, handle)) = self.inner.syncer.lock().take() {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        let w = self.inner.writer.lock();
+        let was_closed = self.inner.closed.swap(true, Ordering::SeqCst);
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Poisoned);
+        }
+        if !was_closed {
+            w.active.sync()?;
+        }
+        // Releasing the lock lets this or another process open the directory.
+        self.inner.lock.lock().take();
+        Ok(())
+    }
+
+    /// Forces everything written so far to stable storage, whatever the durability.
+    pub fn sync(&self) -> Result<()> {
+        let active = Arc::clone(&self.inner.writer.lock().active);
+        self.inner.sync_segment(&active)
+    }
+
+    /// Commits `batch` atomically.
+    pub fn write(&self, batch: WriteBatch) -> Result<CommitOutcome> {
+        self.inner.commit(batch)
+    }
+
+    /// Creates an empty collection.
+    pub fn create_collection(&self, name: &str) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.create_collection(name)?;
+        self.write(b).map(drop)
+    }
+
+    /// Drops a collection with its documents and indexes.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.drop_collection(name)?;
+        self.write(b).map(drop)
+    }
+
+    /// Inserts a document; fails with [`Error::DocumentExists`] if its id is
+    /// taken. Returns the id.
+    pub fn insert(&self, collection: &str, doc: Value) -> Result<String> {
+        let mut b = WriteBatch::new();
+        let id = b.insert(collection, doc)?;
+        self.write(b)?;
+        Ok(id)
+    }
+
+    /// Inserts or replaces a document by its id. Returns the id.
+    pub fn upsert(&self, collection: &str, doc: Value) -> Result<String> {
+        let mut b = WriteBatch::new();
+        let id = b.upsert(collection, doc)?;
+        self.write(b)?;
+        Ok(id)
+    }
+
+    /// Replaces an existing document.
+    pub fn replace(&self, collection: &str, id: &str, doc: Value) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.replace(collection, id, doc)?;
+        self.write(b).map(drop)
+    }
+
+    /// Merge-patches an existing document; returns the merged document.
+    pub fn patch(&self, collection: &str, id: &str, patch: Value) -> Result<Value> {
+        let mut b = WriteBatch::new();
+        b.patch(collection, id, patch)?;
+        match self.write(b)?.ops.pop() {
+            Some(OpOutcome::Patched { doc }) => Ok(doc),
+            _ => unreachable!("a patch batch yields one Patched outcome"),
+        }
+    }
+
+    /// Deletes a document; returns whether it existed.
+    pub fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        let mut b = WriteBatch::new();
+        b.delete(collection, id)?;
+        match self.write(b)?.ops.pop() {
+            Some(OpOutcome::Deleted { existed }) => Ok(existed),
+            _ => unreachable!("a delete batch yields one Deleted outcome"),
+        }
+    }
+
+    /// Creates a secondary index on a dotted field path. Existing documents
+    /// are indexed at once; a unique index fails if they hold duplicates.
+    pub fn create_index(&self, collection: &str, path: &str, unique: bool) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.create_index(collection, path, unique)?;
+        self.write(b).map(drop)
+    }
+
+    /// Drops the index on `path`.
+    pub fn drop_index(&self, collection: &str, path: &str) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.drop_index(collection, path)?;
+        self.write(b).map(drop)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.syncer.get_mut().take() {
+            let _ = stop.send(());
+            // The sync thread holds only a weak reference, so it cannot be
+            // the one dropping us; joining is safe.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        if !self.closed.load(Ordering::SeqCst) && !self.poisoned.load(Ordering::SeqCst) {
+            let _ = self.writer.get_mut().active.sync();
+        }
+    }
+}
+
+/// Reads the document stored at `loc`, verifying its checksum (and
+/// decrypting it). A record that fails is an error, never served.
+pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -> Result<Value> {
+    let segment = state
+        .segments
+        .get(&loc.segment)
+        .ok_or_else(|| Error::Corrupt {
+            path: PathBuf::from(crate::segment::segment_file_name(loc.segment)),
+            offset: loc.offset,
+            reason: "record points into a segment that is not open".into(),
+        })?;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: segment.path.clone(),
+        offset: loc.offset,
+        reason,
+    };
+    segment.with_bytes(loc.offset, u64::from(loc.len), |bytes| {
+        let (body, _) = decode_frame(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let plain;
+        let payload: &[u8] = match cipher {
+            Some(c) => {
+                plain = c
+                    .open(body)
+                    .map_err(|_| corrupt("record fails authentication".into()))?;
+                &plain
+            }
+            None => body,
+        };
+        match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
+            Op::Put { doc, .. } => serde_json::from_slice(doc)
+                .map_err(|e| corrupt(format!("document is not JSON: {e}"))),
+            _ => Err(corrupt("location does not hold a document".into())),
+        }
+    })?
+}
+
+/// Seals an operation payload into a frame appended to `buf`.
+pub(crate) fn encode_record(cipher: Option<&RecordCipher>, rec: &OpRecord<'_>, buf: &mut Vec<u8>) {
+    let mut payload = Vec::new();
+    encode_op(rec, &mut payload);
+    match cipher {
+        Some(c) => encode_frame(&c.seal(&payload), buf),
+        None => encode_frame(&payload, buf),
+    }
+}
+
+/// An operation of a batch as it will be logged, before encoding.
+enum Logged {
+    Put {
+        coll: String,
+        id: Arc<str>,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        coll: String,
+        id: String,
+    },
+    CreateCollection {
+        coll: String,
+    },
+    DropCollection {
+        coll: String,
+    },
+    CreateIndex {
+        coll: String,
+        path: String,
+        unique: bool,
+    },
+    DropIndex {
+        coll: String,
+        path: String,
+    },
+}
+
+impl Logged {
+    fn as_op(&self) -> Op<'_> {
+        match self {
+            Logged::Put { coll, id, bytes } => Op::Put {
+                coll,
+                id,
+                doc: bytes,
+            },
+            Logged::Delete { coll, id } => Op::Delete { coll, id },
+            Logged::CreateCollection { coll } => Op::CreateCollection { coll },
+            Logged::DropCollection { coll } => Op::DropCollection { coll },
+            Logged::CreateIndex { coll, path, unique } => Op::CreateIndex {
+                coll,
+                path,
+                unique: *unique,
+            },
+            Logged::DropIndex { coll, path } => Op::DropIndex { coll, path },
+        }
+    }
+}
+
+/// Validates one batch against `state`, applying it in place. Documents
+/// written get placeholder locations; `Built::locate` fixes them up.
+struct Builder<'a> {
+    cipher: Option<&'a RecordCipher>,
+    /// Documents written earlier in this batch, not yet on disk.
+    written: HashMap<(String, Arc<str>), Arc<Value>>,
+    logged: Vec<Logged>,
+    outcome: CommitOutcome,
+}
+
+impl<'a> Builder<'a> {
+    fn collection<'s>(state: &'s mut State, coll: &str) -> Result<&'s mut CollectionState> {
+        state
+            .collections
+            .get_mut(coll)
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: coll.to_owned(),
+            })
+    }
+
+    /// The current version of a document that exists in `state`.
+    fn current(
+        &self,
+        state: &State,
+        coll: &str,
+        id: &Arc<str>,
+        entry: DocEntry,
+    ) -> Result<Arc<Value>> {
+        if entry.loc.segment == PENDING_SEGMENT {
+            let doc = self
+                .written
+                .get(&(coll.to_owned(), Arc::clone(id)))
+                .expect("pending entries are in the batch's write set");
+            return Ok(Arc::clone(doc));
+        }
+        read_doc(self.cipher, state, entry.loc).map(Arc::new)
+    }
+
+    fn put(
+        &mut self,
+        state: &mut State,
+        coll: &str,
+        doc: crate::batch::PreparedDoc,
+        must: Existence,
+    ) -> Result<()> {
+        let c = Self::collection(state, coll)?;
+        let existing = c.docs.get(&doc.id).copied();
+        match (must, existing) {
+            (Existence::MustNotExist, Some(_)) => {
+                return Err(Error::DocumentExists {
+                    collection: coll.to_owned(),
+                    id: doc.id.to_string(),
+                })
+            }
+            (Existence::MustExist, None) => {
+                return Err(Error::DocumentNotFound {
+                    collection: coll.to_owned(),
+                    id: doc.id.to_string(),
+                })
+            }
+            _ => {}
+        }
+        if let Some((path, existing_id)) = c.unique_conflict(&doc.id, &doc.value) {
+            return Err(Error::UniqueViolation {
+                collection: coll.to_owned(),
+                path,
+                existing_id: existing_id.to_string(),
+            });
+        }
+        let old = match existing {
+            Some(entry) if !c.indexes.is_empty() => {
+                Some(self.current(state, coll, &doc.id, entry)?)
+            }
+            _ => None,
+        };
+        let size_bytes =
+            u32::try_from(doc.bytes.len()).expect("documents are bounded by DOC_SIZE_BYTES_MAX");
+        let c = Self::collection(state, coll)?;
+        c.reindex(&doc.id, old.as_deref(), Some(&doc.value));
+        let placeholder = Loc {
+            segment: PENDING_SEGMENT,
+            offset: self.logged.len() as u64,
+            len: 0,
+        };
+        c.put_entry(
+            Arc::clone(&doc.id),
+            DocEntry {
+                loc: placeholder,
+                size_bytes,
+            },
+        );
+        let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
+        self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
+        self.outcome.documents_delta += i64::from(existing.is_none());
+        self.outcome.ops.push(OpOutcome::Written {
+            id: doc.id.to_string(),
+            created: existing.is_none(),
+        });
+        self.written
+            .insert((coll.to_owned(), Arc::clone(&doc.id)), Arc::new(doc.value));
+        self.logged.push(Logged::Put {
+            coll: coll.to_owned(),
+            id: doc.id,
+            bytes: doc.bytes,
+        });
+        Ok(())
+    }
+
+    fn patch(&mut self, state: &mut State, coll: &str, id: &str, patch: &Value) -> Result<()> {
+        let c = Self::collection(state, coll)?;
+        let Some((id, entry)) = c.docs.get_key_value(id).map(|(k, v)| (Arc::clone(k), *v)) else {
+            return Err(Error::DocumentNotFound {
+                collection: coll.to_owned(),
+                id: id.to_owned(),
+            });
+        };
+        let mut merged = (*self.current(state, coll, &id, entry)?).clone();
+        merge_patch(&mut merged, patch);
+        let doc = prepare_doc(merged, Some(&id))?;
+        let result = doc.value.clone();
+        self.put(state, coll, doc, Existence::MustExist)?;
+        *self.outcome.ops.last_mut().expect("put pushed an outcome") =
+            OpOutcome::Patched { doc: result };
+        Ok(())
+    }
+
+    fn delete(&mut self, state: &mut State, coll: &str, id: &str) -> Result<()> {
+        let c = Self::collection(state, coll)?;
+        let Some((id, entry)) = c.docs.get_key_value(id).map(|(k, v)| (Arc::clone(k), *v)) else {
+            self.outcome.ops.push(OpOutcome::Deleted { existed: false });
+            return Ok(());
+        };
+        let old = if c.indexes.is_empty() {
+            None
+        } else {
+            Some(self.current(state, coll, &id, entry)?)
+        };
+        let c = Self::collection(state, coll)?;
+        c.reindex(&id, old.as_deref(), None);
+        c.remove_entry(&id);
+        self.outcome.live_bytes_delta -= i64::from(entry.size_bytes);
+        self.outcome.documents_delta -= 1;
+        self.outcome.ops.push(OpOutcome::Deleted { existed: true });
+        self.logged.push(Logged::Delete {
+            coll: coll.to_owned(),
+            id: id.to_string(),
+        });
+        Ok(())
+    }
+
+    fn create_index(
+        &mut self,
+        state: &mut State,
+        coll: &str,
+        path: &str,
+        unique: bool,
+    ) -> Result<()> {
+        let c = Self::collection(state, coll)?;
+        if c.indexes.contains_key(path) {
+            return Err(Error::IndexExists {
+                collection: coll.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        let entries: Vec<(Arc<str>, DocEntry)> =
+            c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
+        let mut index = IndexState::new(unique);
+        for (id, entry) in entries {
+            let doc = self.current(state, coll, &id, entry)?;
+            let keys = crate::query::index_keys(&doc, path);
+            if unique {
+                if let Some(other) = index.conflict(&keys, &id) {
+                    return Err(Error::UniqueViolation {
+                        collection: coll.to_owned(),
+                        path: path.to_owned(),
+                        existing_id: other.to_string(),
+                    });
+                }
+            }
+            index.insert(&keys, &id);
+        }
+        Self::collection(state, coll)?
+            .indexes
+            .insert(path.to_owned(), index);
+        self.outcome.ops.push(OpOutcome::Schema);
+        self.logged.push(Logged::CreateIndex {
+            coll: coll.to_owned(),
+            path: path.to_owned(),
+            unique,
+        });
+        Ok(())
+    }
+
+    fn apply(&mut self, state: &mut State, op: BatchOp) -> Result<()> {
+        match op {
+            BatchOp::Insert { coll, doc } => self.put(state, &coll, doc, Existence::MustNotExist),
+            BatchOp::Upsert { coll, doc } => self.put(state, &coll, doc, Existence::Either),
+            BatchOp::Replace { coll, doc } => self.put(state, &coll, doc, Existence::MustExist),
+            BatchOp::Patch { coll, id, patch } => self.patch(state, &coll, &id, &patch),
+            BatchOp::Delete { coll, id } => self.delete(state, &coll, &id),
+            BatchOp::CreateCollection { coll } => {
+                if state.collections.contains_key(&coll) {
+                    return Err(Error::CollectionExists { collection: coll });
+                }
+                state
+                    .collections
+                    .insert(coll.clone(), CollectionState::default());
+                self.outcome.collections_delta += 1;
+                self.outcome.ops.push(OpOutcome::Schema);
+                self.logged.push(Logged::CreateCollection { coll });
+                Ok(())
+            }
+            BatchOp::DropCollection { coll } => {
+                let Some(dropped) = state.collections.remove(&coll) else {
+                    return Err(Error::CollectionNotFound { collection: coll });
+                };
+                self.outcome.collections_delta -= 1;
+                self.outcome.documents_delta -= dropped.docs.len() as i64;
+                self.outcome.live_bytes_delta -= dropped.live_bytes as i64;
+                self.outcome.ops.push(OpOutcome::Schema);
+                self.logged.push(Logged::DropCollection { coll });
+                Ok(())
+            }
+            BatchOp::CreateIndex { coll, path, unique } => {
+                self.create_index(state, &coll, &path, unique)
+            }
+            BatchOp::DropIndex { coll, path } => {
+                let c = Self::collection(state, &coll)?;
+                if c.indexes.remove(&path).is_none() {
+                    return Err(Error::IndexNotFound {
+                        collection: coll,
+                        path,
+                    });
+                }
+                self.outcome.ops.push(OpOutcome::Schema);
+                self.logged.push(Logged::DropIndex { coll, path });
+                Ok(())
+            }
+        }
+    }
+
+    /// Encodes the logged operations as one transaction starting at
+    /// `offset` of `segment`, and replaces placeholder locations in `state`.
+    fn encode(
+        self,
+        state: &mut State,
+        txn: u64,
+        segment: u64,
+        offset: u64,
+    ) -> (Vec<u8>, CommitOutcome) {
+        let mut buf = Vec::new();
+        let last = self.logged.len().saturating_sub(1);
+        for (i, logged) in self.logged.iter().enumerate() {
+            let start = buf.len();
+            encode_record(
+                self.cipher,
+                &OpRecord {
+                    txn,
+                    commit: i == last,
+                    op: logged.as_op(),
+                },
+                &mut buf,
+            );
+            if let Logged::Put { coll, id, .. } = logged {
+                let placeholder = Loc {
+                    segment: PENDING_SEGMENT,
+                    offset: i as u64,
+                    len: 0,
+                };
+                if let Some(c) = state.collections.get_mut(coll) {
+                    if let Some(entry) = c.docs.get_mut(id) {
+                        if entry.loc == placeholder {
+                            entry.loc = Loc {
+                                segment,
+                                offset: offset + start as u64,
+                                len: u32::try_from(buf.len() - start).expect("frames are bounded"),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        let mut outcome = self.outcome;
+        outcome.log_bytes_written = buf.len() as u64;
+        (buf, outcome)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Existence {
+    MustExist,
+    MustNotExist,
+    Either,
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn snapshot_state(&self) -> Arc<State> {
+        Arc::clone(&self.published.read())
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<CommitOutcome> {
+        self.check_open()?;
+        let slot = Arc::new(Slot {
+            batch: Mutex::new(Some(batch)),
+            result: Mutex::new(None),
+        });
+        let mut queue = self.queue.lock();
+        queue.pending.push(Arc::clone(&slot));
+        loop {
+            if let Some(result) = slot.result.lock().take() {
+                return result;
+            }
+            if !queue.leader_active {
+                queue.leader_active = true;
+                let group = std::mem::take(&mut queue.pending);
+                drop(queue);
+                self.lead_group(&group);
+                queue = self.queue.lock();
+                queue.leader_active = false;
+                self.queue_cv.notify_all();
+                continue;
+            }
+            self.queue_cv.wait(&mut queue);
+        }
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::SeqCst);
+    }
+
+    /// Commits a group of batches with one fsync, then publishes.
+    fn lead_group(&self, group: &[Arc<Slot>]) {
+        let mut w = self.writer.lock();
+        let mut results: Vec<Result<CommitOutcome>> = Vec::with_capacity(group.len());
+        let mut wrote_any = false;
+        for slot in group {
+            let batch = slot.batch.lock().take().expect("each slot is led once");
+            let result = self
+                .check_open()
+                .and_then(|()| self.commit_one(&mut w, batch));
+            if let Ok(outcome) = &result {
+                wrote_any |= outcome.log_bytes_written > 0;
+            }
+            results.push(result);
+        }
+        if wrote_any && !self.poisoned.load(Ordering::SeqCst) {
+            match self.durability {
+                Durability::Always => {
+                    if let Err(e) = w.active.sync() {
+                        // The data may or may not be on disk; it must never be
+                        // reported safe, and an fsync is not retried.
+                        self.poison();
+                        let reason = e.to_string();
+                        for r in results.iter_mut().filter(|r| r.is_ok()) {
+                            *r = Err(Error::io(
+                                "sync segment",
+                                &w.active.path,
+                                std::io::Error::other(reason.clone()),
+                            ));
+                        }
+                    }
+                }
+                Durability::Periodic(_) => self.dirty.store(true, Ordering::SeqCst),
+                Durability::Never => {}
+            }
+        }
+        if !self.poisoned.load(Ordering::SeqCst) {
+            *self.published.write() = Arc::new(w.state.clone());
+        }
+        drop(w);
+        for (slot, result) in group.iter().zip(results) {
+            *slot.result.lock() = Some(result);
+        }
+    }
+
+    fn commit_one(&self, w: &mut WriteSide, batch: WriteBatch) -> Result<CommitOutcome> {
+        if w.active_len >= self.segment_size_bytes_max {
+            self.roll_over(w)?;
+        }
+        let mut state = w.state.clone();
+        let mut builder = Builder {
+            cipher: self.cipher.as_ref(),
+            written: HashMap::new(),
+            logged: Vec::new(),
+            outcome: CommitOutcome {
+                ops: Vec::with_capacity(batch.ops.len()),
+                live_bytes_delta: 0,
+                documents_delta: 0,
+                collections_delta: 0,
+                log_bytes_written: 0,
+            },
+        };
+        for op in batch.ops {
+            builder.apply(&mut state, op)?;
+        }
+        if builder.logged.is_empty() {
+            return Ok(builder.outcome);
+        }
+        let (buf, outcome) = builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
+        if let Err(e) = w.active.write_at(&buf, w.active_len) {
+            // A partial append may sit at the tail; recovery will cut it.
+            self.poison();
+            return Err(e);
+        }
+        w.active_len += buf.len() as u64;
+        w.next_txn += 1;
+        w.state = state;
+        Ok(outcome)
+    }
+
+    /// Seals the active segment and starts a new one, recorded in the manifest.
+    pub(crate) fn roll_over(&self, w: &mut WriteSide) -> Result<()> {
+        w.active.sync().inspect_err(|_| self.poison())?;
+        let id = w.manifest.next_segment_id;
+        let segment = Arc::new(Segment::create(&self.dir, id)?);
+        let mut manifest = w.manifest.clone();
+        manifest.segments.push(id);
+        manifest.next_segment_id = id + 1;
+        write_manifest(&self.dir, &manifest)?;
+        w.manifest = manifest;
+        w.state.segments.insert(id, Arc::clone(&segment));
+        w.active = segment;
+        w.active_len = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
+    fn sync_segment(&self, segment: &Segment) -> Result<()> {
+        segment.sync().inspect_err(|_| self.poison())
+    }
+
+    fn background_sync(&self) {
+        if self.dirty.swap(false, Ordering::SeqCst) {
+            let active = Arc::clone(&self.writer.lock().active);
+            let _ = self.sync_segment(&active);
+        }
+    }
+}

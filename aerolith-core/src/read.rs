@@ -1,0 +1,454 @@
+//! Reads: point look-ups, paging, queries with the planner, counts, explain
+//! and accounting, all on a [`Snapshot`] — a fixed version of the database
+//! that writes committed later do not change.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{read_doc, Database, Inner};
+use crate::error::{Error, Result};
+use crate::query::{Filter, IndexScan, Projection, QueryError, SortSpec};
+use crate::state::{CollectionState, State};
+
+/// A query over one collection: filter, sort, skip, limit, projection and
+/// an optional time budget.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Which documents match.
+    pub filter: Filter,
+    /// Order of results; without it, results come in index or id order.
+    pub sort: Option<SortSpec>,
+    /// Matching documents to pass over before returning any.
+    pub skip: usize,
+    /// Most documents to return.
+    pub limit: Option<usize>,
+    /// Fields to keep or drop in each result.
+    pub projection: Option<Projection>,
+    /// Stop with [`Error::Timeout`] once the query has run this long.
+    pub time_budget: Option<Duration>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            filter: Filter::all(),
+            sort: None,
+            skip: 0,
+            limit: None,
+            projection: None,
+            time_budget: None,
+        }
+    }
+}
+
+impl Query {
+    /// A query for documents matching `filter`.
+    pub fn filter(filter: &Value) -> Result<Query> {
+        Ok(Query {
+            filter: Filter::parse(filter)?,
+            ..Query::default()
+        })
+    }
+
+    /// Parses `{"filter":{..},"sort":{..},"skip":n,"limit":n,"projection":{..}}`;
+    /// every member is optional. Unknown members are an error.
+    pub fn from_json(spec: &Value) -> Result<Query> {
+        let Value::Object(map) = spec else {
+            return Err(QueryError::QueryNotAnObject.into());
+        };
+        let mut q = Query::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "filter" => q.filter = Filter::parse(value)?,
+                "sort" => q.sort = Some(SortSpec::parse(value)?),
+                "projection" => q.projection = Some(Projection::parse(value)?),
+                "skip" => q.skip = count_member("skip", value)?,
+                "limit" => q.limit = Some(count_member("limit", value)?),
+                other => {
+                    return Err(QueryError::UnknownQueryMember {
+                        member: other.to_owned(),
+                    }
+                    .into())
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    /// Sets the time budget.
+    pub fn time_budget(mut self, budget: Duration) -> Self {
+        self.time_budget = Some(budget);
+        self
+    }
+}
+
+fn count_member(member: &'static str, value: &Value) -> Result<usize> {
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| QueryError::InvalidCount { member }.into())
+}
+
+/// How a query was (or would be) executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explain {
+    /// `"index_keys"`, `"index_range"` or `"full_scan"`.
+    pub plan: &'static str,
+    /// The indexed path used, if any.
+    pub index: Option<String>,
+    /// Documents read and tested against the filter.
+    pub documents_examined: u64,
+    /// Documents returned (after skip and limit).
+    pub returned: u64,
+}
+
+/// Exact accounting for one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionStats {
+    /// Live documents.
+    pub documents: u64,
+    /// Sum of the encoded JSON sizes of the live documents.
+    pub live_bytes: u64,
+    /// Secondary indexes.
+    pub indexes: usize,
+}
+
+/// Exact accounting for a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseStats {
+    /// Collections.
+    pub collections: u64,
+    /// Live documents across all collections.
+    pub documents: u64,
+    /// Sum of the encoded JSON sizes of all live documents.
+    pub live_bytes: u64,
+    /// Segment files in use.
+    pub segments: u64,
+    /// Bytes of those files on disk (live data, overwritten versions not yet
+    /// compacted, framing and encryption overhead).
+    pub disk_bytes: u64,
+}
+
+/// Description of a secondary index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexInfo {
+    /// The indexed field path.
+    pub path: String,
+    /// True if the index rejects duplicate keys.
+    pub unique: bool,
+    /// Distinct keys in the index.
+    pub keys: u64,
+}
+
+/// A consistent, read-only version of the database.
+#[derive(Clone)]
+pub struct Snapshot {
+    inner: Arc<Inner>,
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("collections", &self.state.collections.len())
+            .finish()
+    }
+}
+
+/// Plan chosen for a query.
+enum Plan {
+    FullScan,
+    Index { path: String, scan: IndexScan },
+}
+
+impl Database {
+    /// A snapshot of the current committed state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            inner: Arc::clone(&self.inner),
+            state: self.inner.snapshot_state(),
+        }
+    }
+
+    /// Reads one document.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
+        self.snapshot().get(collection, id)
+    }
+
+    /// Names of all collections, sorted.
+    pub fn list_collections(&self) -> Vec<String> {
+        self.snapshot().list_collections()
+    }
+
+    /// Runs a query.
+    pub fn find(&self, collection: &str, query: &Query) -> Result<Vec<Value>> {
+        self.snapshot().find(collection, query)
+    }
+
+    /// Counts the documents matching a query (skip and limit apply).
+    pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
+        self.snapshot().count(collection, query)
+    }
+
+    /// Runs a query and says how it was executed.
+    pub fn explain(&self, collection: &str, query: &Query) -> Result<Explain> {
+        self.snapshot().explain(collection, query)
+    }
+
+    /// Accounting for one collection.
+    pub fn collection_stats(&self, collection: &str) -> Result<CollectionStats> {
+        self.snapshot().collection_stats(collection)
+    }
+
+    /// Accounting for the whole database.
+    pub fn stats(&self) -> Result<DatabaseStats> {
+        self.snapshot().stats()
+    }
+
+    /// The indexes of a collection.
+    pub fn list_indexes(&self, collection: &str) -> Result<Vec<IndexInfo>> {
+        self.snapshot().list_indexes(collection)
+    }
+}
+
+impl Snapshot {
+    fn collection(&self, name: &str) -> Result<&CollectionState> {
+        self.state
+            .collections
+            .get(name)
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: name.to_owned(),
+            })
+    }
+
+    /// Reads one document.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
+        let c = self.collection(collection)?;
+        match c.docs.get(id) {
+            Some(entry) => read_doc(self.inner.cipher.as_ref(), &self.state, entry.loc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// True if the collection exists.
+    pub fn has_collection(&self, collection: &str) -> bool {
+        self.state.collections.contains_key(collection)
+    }
+
+    /// Names of all collections, sorted.
+    pub fn list_collections(&self) -> Vec<String> {
+        self.state.collections.keys().cloned().collect()
+    }
+
+    /// Up to `limit` document ids in id order, starting after `after`.
+    pub fn list_ids(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let c = self.collection(collection)?;
+        let lower = match after {
+            Some(a) => Bound::Excluded(Arc::<str>::from(a)),
+            None => Bound::Unbounded,
+        };
+        Ok(c.docs
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, _)| id.to_string())
+            .collect())
+    }
+
+    /// Accounting for one collection.
+    pub fn collection_stats(&self, collection: &str) -> Result<CollectionStats> {
+        let c = self.collection(collection)?;
+        Ok(CollectionStats {
+            documents: c.docs.len() as u64,
+            live_bytes: c.live_bytes,
+            indexes: c.indexes.len(),
+        })
+    }
+
+    /// Accounting for the whole database.
+    pub fn stats(&self) -> Result<DatabaseStats> {
+        let mut disk_bytes = 0;
+        for segment in self.state.segments.values() {
+            disk_bytes += segment.len()?;
+        }
+        Ok(DatabaseStats {
+            collections: self.state.collections.len() as u64,
+            documents: self
+                .state
+                .collections
+                .values()
+                .map(|c| c.docs.len() as u64)
+                .sum(),
+            live_bytes: self.state.collections.values().map(|c| c.live_bytes).sum(),
+            segments: self.state.segments.len() as u64,
+            disk_bytes,
+        })
+    }
+
+    /// The indexes of a collection.
+    pub fn list_indexes(&self, collection: &str) -> Result<Vec<IndexInfo>> {
+        Ok(self
+            .collection(collection)?
+            .indexes
+            .iter()
+            .map(|(path, ix)| IndexInfo {
+                path: path.clone(),
+                unique: ix.unique,
+                keys: ix.entries.len() as u64,
+            })
+            .collect())
+    }
+
+    /// Runs a query.
+    pub fn find(&self, collection: &str, query: &Query) -> Result<Vec<Value>> {
+        Ok(self.execute(collection, query)?.0)
+    }
+
+    /// Counts the documents matching a query (skip and limit apply).
+    pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
+        let c = self.collection(collection)?;
+        if query.filter.matches_everything() {
+            let total = c.docs.len().saturating_sub(query.skip);
+            return Ok(query.limit.map_or(total, |l| total.min(l)) as u64);
+        }
+        let counting = Query {
+            sort: None,
+            projection: None,
+            ..query.clone()
+        };
+        Ok(self.execute(collection, &counting)?.0.len() as u64)
+    }
+
+    /// Runs a query and says how it was executed.
+    pub fn explain(&self, collection: &str, query: &Query) -> Result<Explain> {
+        Ok(self.execute(collection, query)?.1)
+    }
+
+    fn plan(c: &CollectionState, filter: &Filter) -> Plan {
+        let mut best: Option<(u8, String, IndexScan)> = None;
+        for predicate in filter.index_predicates() {
+            let Some(index) = c.indexes.get(&predicate.path) else {
+                continue;
+            };
+            // Point look-ups on a unique index beat point look-ups, which beat ranges.
+            let rank = match (&predicate.scan, index.unique) {
+                (IndexScan::Keys(_), true) => 0,
+                (IndexScan::Keys(_), false) => 1,
+                (IndexScan::Range { .. }, _) => 2,
+            };
+            if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
+                best = Some((rank, predicate.path, predicate.scan));
+            }
+        }
+        match best {
+            Some((_, path, scan)) => Plan::Index { path, scan },
+            None => Plan::FullScan,
+        }
+    }
+
+    fn execute(&self, collection: &str, query: &Query) -> Result<(Vec<Value>, Explain)> {
+        let c = self.collection(collection)?;
+        let clock = &self.inner.clock;
+        let started = clock.monotonic();
+        let check_deadline = || -> Result<()> {
+            if let Some(budget) = query.time_budget {
+                let elapsed = clock.monotonic().saturating_sub(started);
+                if elapsed > budget {
+                    return Err(Error::Timeout {
+                        budget_ms: budget.as_millis() as u64,
+                        elapsed_ms: elapsed.as_millis() as u64,
+                    });
+                }
+            }
+            Ok(())
+        };
+        let plan = Self::plan(c, &query.filter);
+        let (plan_name, index_path, ids): (
+            &'static str,
+            Option<String>,
+            Box<dyn Iterator<Item = Arc<str>> + '_>,
+        ) = match &plan {
+            Plan::FullScan => ("full_scan", None, Box::new(c.docs.keys().cloned())),
+            Plan::Index { path, scan } => {
+                let index = c
+                    .indexes
+                    .get(path)
+                    .expect("planned from this collection's indexes");
+                let mut seen: HashSet<Arc<str>> = HashSet::new();
+                let mut ids: Vec<Arc<str>> = Vec::new();
+                let mut take = |set: &imbl::OrdSet<Arc<str>>| {
+                    for id in set.iter() {
+                        if seen.insert(Arc::clone(id)) {
+                            ids.push(Arc::clone(id));
+                        }
+                    }
+                };
+                let name = match scan {
+                    IndexScan::Keys(keys) => {
+                        for key in keys {
+                            if let Some(set) = index.entries.get(key) {
+                                take(set);
+                            }
+                        }
+                        "index_keys"
+                    }
+                    IndexScan::Range { lower, upper } => {
+                        for (_, set) in index.entries.range((lower.clone(), upper.clone())) {
+                            take(set);
+                        }
+                        "index_range"
+                    }
+                };
+                (name, Some(path.clone()), Box::new(ids.into_iter()))
+            }
+        };
+        // Without a sort, stop as soon as skip + limit documents matched.
+        let stop_after = match (&query.sort, query.limit) {
+            (None, Some(limit)) => Some(query.skip.saturating_add(limit)),
+            _ => None,
+        };
+        let mut matched = Vec::new();
+        let mut examined = 0u64;
+        for id in ids {
+            check_deadline()?;
+            if stop_after.is_some_and(|n| matched.len() >= n) {
+                break;
+            }
+            let entry = c.docs.get(&id).expect("indexes only hold live ids");
+            let doc = read_doc(self.inner.cipher.as_ref(), &self.state, entry.loc)?;
+            examined += 1;
+            if query.filter.matches(&doc) {
+                matched.push(doc);
+            }
+        }
+        if let Some(sort) = &query.sort {
+            check_deadline()?;
+            matched.sort_by(|a, b| sort.compare(a, b));
+        }
+        let results: Vec<Value> = matched
+            .into_iter()
+            .skip(query.skip)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .map(|doc| match &query.projection {
+                Some(p) => p.apply(&doc),
+                None => doc,
+            })
+            .collect();
+        let explain = Explain {
+            plan: plan_name,
+            index: index_path,
+            documents_examined: examined,
+            returned: results.len() as u64,
+        };
+        Ok((results, explain))
+    }
+}

@@ -1,0 +1,515 @@
+//! Opening a database: lock the directory, read or create the meta file and
+//! manifest, check the key, remove files a crash left behind, and replay the
+//! log into a fresh in-memory state.
+//!
+//! Rules (also in `docs/format.md`): a transaction counts only once its
+//! commit-marked record is read. A damaged or cut-short record at the end of
+//! the last segment is a torn write: it and any uncommitted transaction
+//! before it are truncated and reported. Damage anywhere else, or damage
+//! followed by valid records, is an error naming the file and offset
+//! ([`RecoveryMode::Salvage`] truncates there instead and reports the loss).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::crypto::RecordCipher;
+use crate::engine::{read_doc, WriteSide};
+use crate::error::{Error, Result};
+use crate::files::{
+    hex, lock_dir, read_manifest, read_meta, unhex, write_manifest, write_meta, EncryptionMeta,
+    Manifest, Meta, TMP_SUFFIX,
+};
+use crate::options::{Options, RecoveryMode};
+use crate::query::index_keys;
+use crate::record::{decode_frame, decode_op, Op, FRAME_MAGIC};
+use crate::segment::{parse_segment_file_name, Segment, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
+use crate::state::{DocEntry, IndexState, Loc, State};
+
+const META_FORMAT: &str = "aerolith-core";
+const CIPHER_NAME: &str = "xchacha20poly1305-blake3kdf";
+
+/// What recovery found and did when the database was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// True if the database was created by this open.
+    pub created: bool,
+    /// Segments replayed.
+    pub segments: usize,
+    /// Log records replayed.
+    pub records: u64,
+    /// Committed transactions replayed.
+    pub transactions: u64,
+    /// A torn or damaged tail that was cut off, if any.
+    pub truncated: Option<TruncatedTail>,
+    /// Files left by an interrupted compaction or manifest write, removed.
+    pub orphan_files_removed: Vec<PathBuf>,
+}
+
+/// The part of the log that recovery cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TruncatedTail {
+    /// The segment file that was cut.
+    pub path: PathBuf,
+    /// The new length of the file: where the cut was made.
+    pub offset: u64,
+    /// How many bytes were removed from that file.
+    pub bytes_removed: u64,
+    /// Why: a cut-short record, a checksum failure, an uncommitted transaction.
+    pub reason: String,
+    /// Valid-looking records that lay after the damage and were dropped
+    /// (only ever non-zero in salvage mode).
+    pub records_dropped: u64,
+    /// Whole segments after the damage that were dropped (salvage mode).
+    pub segments_dropped: usize,
+}
+
+pub(crate) struct Recovered {
+    pub(crate) write_side: WriteSide,
+    pub(crate) cipher: Option<RecordCipher>,
+    pub(crate) report: RecoveryReport,
+    pub(crate) lock: std::fs::File,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex(&buf)
+}
+
+fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryReport) -> Result<Meta> {
+    if let Some(meta) = read_meta(dir)? {
+        if meta.format != META_FORMAT || meta.version != FORMAT_VERSION {
+            return Err(Error::Corrupt {
+                path: dir.join(crate::files::META_FILE),
+                offset: 0,
+                reason: format!(
+                    "unsupported format {:?} version {}",
+                    meta.format, meta.version
+                ),
+            });
+        }
+        return Ok(meta);
+    }
+    if !options.create_if_missing {
+        return Err(Error::NotFound {
+            path: dir.to_path_buf(),
+        });
+    }
+    let has_segments = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?
+        .filter_map(|e| e.ok())
+        .any(|e| parse_segment_file_name(&e.file_name().to_string_lossy()).is_some());
+    if has_segments {
+        return Err(Error::Corrupt {
+            path: dir.join(crate::files::META_FILE),
+            offset: 0,
+            reason: "segment files exist but the meta file is missing".into(),
+        });
+    }
+    let encryption = options.master_key.as_ref().map(|key| {
+        let salt_hex = random_hex(16);
+        let salt = unhex(&salt_hex).expect("just encoded");
+        EncryptionMeta {
+            algorithm: CIPHER_NAME.into(),
+            key_check_hex: hex(&RecordCipher::new(key, &salt).key_check()),
+            salt_hex,
+        }
+    });
+    let meta = Meta {
+        format: META_FORMAT.into(),
+        version: FORMAT_VERSION,
+        database_id: random_hex(16),
+        encryption,
+    };
+    write_meta(dir, &meta)?;
+    report.created = true;
+    Ok(meta)
+}
+
+fn cipher_for(dir: &Path, meta: &Meta, options: &Options) -> Result<Option<RecordCipher>> {
+    match (&meta.encryption, &options.master_key) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Error::NotEncrypted {
+            path: dir.to_path_buf(),
+        }),
+        (Some(_), None) => Err(Error::KeyRequired {
+            path: dir.to_path_buf(),
+        }),
+        (Some(enc), Some(key)) => {
+            let salt = unhex(&enc.salt_hex).ok_or_else(|| Error::Corrupt {
+                path: dir.join(crate::files::META_FILE),
+                offset: 0,
+                reason: "encryption salt is not hex".into(),
+            })?;
+            let cipher = RecordCipher::new(key, &salt);
+            if hex(&cipher.key_check()) != enc.key_check_hex {
+                return Err(Error::WrongKey {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Ok(Some(cipher))
+        }
+    }
+}
+
+fn remove_orphans(dir: &Path, manifest: &Manifest, report: &mut RecoveryReport) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let orphan = name.ends_with(TMP_SUFFIX)
+            || parse_segment_file_name(&name).is_some_and(|id| !manifest.segments.contains(&id));
+        if orphan {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove orphan file", &path, e))?;
+            report.orphan_files_removed.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// An operation read from the log, waiting for its transaction's commit.
+enum Replayed {
+    Put {
+        coll: String,
+        id: Arc<str>,
+        entry: DocEntry,
+    },
+    Delete {
+        coll: String,
+        id: String,
+    },
+    CreateCollection {
+        coll: String,
+    },
+    DropCollection {
+        coll: String,
+    },
+    CreateIndex {
+        coll: String,
+        path: String,
+        unique: bool,
+    },
+    DropIndex {
+        coll: String,
+        path: String,
+    },
+}
+
+fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), String> {
+    match op {
+        Replayed::Put { coll, id, entry } => state
+            .collections
+            .get_mut(&coll)
+            .ok_or_else(|| format!("document written to missing collection {coll:?}"))?
+            .put_entry(id, entry),
+        Replayed::Delete { coll, id } => {
+            if let Some(c) = state.collections.get_mut(&coll) {
+                c.remove_entry(&id);
+            }
+        }
+        Replayed::CreateCollection { coll } => {
+            state.collections.entry(coll).or_default();
+        }
+        Replayed::DropCollection { coll } => {
+            state.collections.remove(&coll);
+        }
+        Replayed::CreateIndex { coll, path, unique } => {
+            if let Some(c) = state.collections.get_mut(&coll) {
+                c.indexes
+                    .entry(path)
+                    .or_insert_with(|| IndexState::new(unique));
+            }
+        }
+        Replayed::DropIndex { coll, path } => {
+            if let Some(c) = state.collections.get_mut(&coll) {
+                c.indexes.remove(&path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts frames with valid checksums at or after `from`, found by their magic.
+fn valid_frames_after(bytes: &[u8], from: usize) -> u64 {
+    let mut count = 0;
+    let mut pos = from;
+    while pos + FRAME_MAGIC.len() <= bytes.len() {
+        let Some(found) = bytes[pos..].iter().position(|&b| b == FRAME_MAGIC[0]) else {
+            break;
+        };
+        let at = pos + found;
+        if let Ok((_, len)) = decode_frame(&bytes[at..]) {
+            count += 1;
+            pos = at + len;
+        } else {
+            pos = at + 1;
+        }
+    }
+    count
+}
+
+struct Replayer<'a> {
+    cipher: Option<&'a RecordCipher>,
+    state: State,
+    pending: Vec<Replayed>,
+    pending_txn: Option<u64>,
+    max_txn: u64,
+    report: RecoveryReport,
+}
+
+/// How replay of one segment ended.
+enum SegmentEnd {
+    Clean,
+    /// Damage at this offset, for this reason.
+    Damaged {
+        offset: u64,
+        reason: String,
+    },
+}
+
+impl Replayer<'_> {
+    fn replay_segment(&mut self, segment: &Segment) -> Result<(SegmentEnd, u64)> {
+        let map = segment.map()?;
+        let bytes: &[u8] = &map;
+        let mut offset = SEGMENT_HEADER_BYTES as usize;
+        let mut txn_start = offset;
+        while offset < bytes.len() {
+            let (body, len) = match decode_frame(&bytes[offset..]) {
+                Ok(found) => found,
+                Err(e) => {
+                    return Ok((
+                        SegmentEnd::Damaged {
+                            offset: offset as u64,
+                            reason: e.to_string(),
+                        },
+                        txn_start as u64,
+                    ))
+                }
+            };
+            let corrupt = |reason: String| Error::Corrupt {
+                path: segment.path.clone(),
+                offset: offset as u64,
+                reason,
+            };
+            let plain;
+            let payload: &[u8] = match self.cipher {
+                Some(c) => {
+                    plain = c
+                        .open(body)
+                        .map_err(|_| corrupt("record fails authentication".into()))?;
+                    &plain
+                }
+                None => body,
+            };
+            let rec = decode_op(payload).map_err(|e| corrupt(e.0.into()))?;
+            match self.pending_txn {
+                Some(t) if t != rec.txn => {
+                    return Err(corrupt(format!(
+                        "transaction {t} never committed before transaction {}",
+                        rec.txn
+                    )))
+                }
+                Some(_) => {}
+                None => txn_start = offset,
+            }
+            self.pending_txn = Some(rec.txn);
+            let loc = Loc {
+                segment: segment.id,
+                offset: offset as u64,
+                len: len as u32,
+            };
+            self.pending.push(match rec.op {
+                Op::Put { coll, id, doc } => Replayed::Put {
+                    coll: coll.into(),
+                    id: Arc::from(id),
+                    entry: DocEntry {
+                        loc,
+                        size_bytes: doc.len() as u32,
+                    },
+                },
+                Op::Delete { coll, id } => Replayed::Delete {
+                    coll: coll.into(),
+                    id: id.into(),
+                },
+                Op::CreateCollection { coll } => Replayed::CreateCollection { coll: coll.into() },
+                Op::DropCollection { coll } => Replayed::DropCollection { coll: coll.into() },
+                Op::CreateIndex { coll, path, unique } => Replayed::CreateIndex {
+                    coll: coll.into(),
+                    path: path.into(),
+                    unique,
+                },
+                Op::DropIndex { coll, path } => Replayed::DropIndex {
+                    coll: coll.into(),
+                    path: path.into(),
+                },
+            });
+            self.report.records += 1;
+            if rec.commit {
+                for op in self.pending.drain(..) {
+                    apply_replayed(&mut self.state, op).map_err(corrupt)?;
+                }
+                self.pending_txn = None;
+                self.report.transactions += 1;
+                self.max_txn = self.max_txn.max(rec.txn);
+            }
+            offset += len;
+        }
+        Ok((SegmentEnd::Clean, txn_start as u64))
+    }
+}
+
+pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
+    if !dir.exists() {
+        if !options.create_if_missing {
+            return Err(Error::NotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create database directory", dir, e))?;
+    }
+    let lock = lock_dir(dir)?;
+    let mut report = RecoveryReport::default();
+    let meta = load_or_create_meta(dir, options, &mut report)?;
+    let cipher = cipher_for(dir, &meta, options)?;
+    let mut manifest = read_manifest(dir)?.unwrap_or(Manifest {
+        version: 1,
+        segments: Vec::new(),
+        next_segment_id: 1,
+    });
+    remove_orphans(dir, &manifest, &mut report)?;
+
+    let mut replayer = Replayer {
+        cipher: cipher.as_ref(),
+        state: State::default(),
+        pending: Vec::new(),
+        pending_txn: None,
+        max_txn: 0,
+        report,
+    };
+    let mut segments: Vec<Arc<Segment>> = Vec::new();
+    let ids = manifest.segments.clone();
+    for (i, &id) in ids.iter().enumerate() {
+        let segment = Arc::new(Segment::open(dir, id)?);
+        replayer.state.segments.insert(id, Arc::clone(&segment));
+        segments.push(Arc::clone(&segment));
+        let is_last = i + 1 == ids.len();
+        let (end, txn_start) = replayer.replay_segment(&segment)?;
+        let (cut_at, reason, records_dropped) = match end {
+            SegmentEnd::Clean if replayer.pending.is_empty() => continue,
+            SegmentEnd::Clean => (
+                txn_start,
+                "transaction without its commit record".to_string(),
+                0,
+            ),
+            SegmentEnd::Damaged { offset, reason } => {
+                let map = segment.map()?;
+                let later = valid_frames_after(&map, offset as usize + 1);
+                let strict = options.recovery == RecoveryMode::Strict;
+                if strict && (!is_last || later > 0) {
+                    return Err(Error::Corrupt {
+                        path: segment.path.clone(),
+                        offset,
+                        reason: format!(
+                            "{reason}; {later} valid records and {} segments follow",
+                            ids.len() - i - 1
+                        ),
+                    });
+                }
+                let cut = if replayer.pending.is_empty() {
+                    offset
+                } else {
+                    txn_start
+                };
+                (cut, reason, later)
+            }
+        };
+        let old_len = segment.len()?;
+        segment.truncate(cut_at)?;
+        let segments_dropped = ids.len() - i - 1;
+        replayer.pending.clear();
+        replayer.pending_txn = None;
+        if segments_dropped > 0 {
+            manifest.segments.truncate(i + 1);
+            write_manifest(dir, &manifest)?;
+            remove_orphans(dir, &manifest, &mut replayer.report)?;
+        }
+        replayer.report.truncated = Some(TruncatedTail {
+            path: segment.path.clone(),
+            offset: cut_at,
+            bytes_removed: old_len - cut_at,
+            reason,
+            records_dropped,
+            segments_dropped,
+        });
+        break;
+    }
+    replayer.report.segments = segments.len();
+
+    let (active, active_len) = match segments.last() {
+        Some(last) => (Arc::clone(last), last.len()?),
+        None => {
+            let id = manifest.next_segment_id;
+            let segment = Arc::new(Segment::create(dir, id)?);
+            manifest.segments.push(id);
+            manifest.next_segment_id = id + 1;
+            write_manifest(dir, &manifest)?;
+            replayer.state.segments.insert(id, Arc::clone(&segment));
+            (segment, SEGMENT_HEADER_BYTES)
+        }
+    };
+    let Replayer {
+        mut state,
+        max_txn,
+        report,
+        ..
+    } = replayer;
+    build_indexes(cipher.as_ref(), &mut state)?;
+    Ok(Recovered {
+        write_side: WriteSide {
+            state,
+            active,
+            active_len,
+            manifest,
+            next_txn: max_txn + 1,
+        },
+        cipher,
+        report,
+        lock,
+    })
+}
+
+/// Indexes are not logged entry by entry: they are rebuilt from the documents.
+fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()> {
+    let names: Vec<String> = state
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.indexes.is_empty())
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in names {
+        let coll = state
+            .collections
+            .get(&name)
+            .expect("name from this map")
+            .clone();
+        let mut indexes = coll.indexes.clone();
+        let paths: Vec<String> = indexes.keys().cloned().collect();
+        for (id, entry) in coll.docs.iter() {
+            let doc = read_doc(cipher, state, entry.loc)?;
+            for path in &paths {
+                let index = indexes.get_mut(path).expect("path taken from this map");
+                index.insert(&index_keys(&doc, path), id);
+            }
+        }
+        state
+            .collections
+            .get_mut(&name)
+            .expect("name from this map")
+            .indexes = indexes;
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Segment files: the log is a sequence of append-only files, each opened
+//! with a small checksummed header. A segment is read through a `memmap2`
+//! map; the active segment's map is refreshed when a read reaches past it.
+//!
+//! Invariant: bytes of a segment below its current length are never changed
+//! while the database is open (recovery truncates a torn tail before any map
+//! exists; compaction writes new files and deletes old ones, and an unlinked
+//! file stays readable through the maps that snapshots still hold).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+
+/// Magic at the start of every segment file.
+const SEGMENT_MAGIC: [u8; 8] = *b"AEROSEG\x01";
+/// On-disk format version written into each segment header.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Bytes of the segment header.
+pub(crate) const SEGMENT_HEADER_BYTES: u64 = 32;
+
+/// The file name of segment `id`.
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("seg-{id:016x}.aero")
+}
+
+/// Parses a segment file name back into its id.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".aero")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn header_bytes(id: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+    let mut h = [0u8; SEGMENT_HEADER_BYTES as usize];
+    h[..8].copy_from_slice(&SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&id.to_le_bytes());
+    let sum = blake3::hash(&h[..24]);
+    h[24..32].copy_from_slice(&sum.as_bytes()[..8]);
+    h
+}
+
+/// One open segment file.
+pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    file: File,
+    map: RwLock<Arc<Mmap>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: memmap2 requires that the mapped bytes are not modified or
+    // truncated while mapped. Segments are append-only while open, the
+    // database directory is locked against other processes, recovery
+    // truncates before mapping, and deleted segments are unlinked (not
+    // truncated), which leaves existing maps valid.
+    unsafe { Mmap::map(file) }.map_err(|e| Error::io("map segment", path, e))
+}
+
+impl Segment {
+    /// Creates a new, empty segment with its header, synced to disk.
+    pub(crate) fn create(dir: &Path, id: u64) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create segment", &path, e))?;
+        file.write_all_at(&header_bytes(id), 0)
+            .map_err(|e| Error::io("write segment header", &path, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("sync segment", &path, e))?;
+        let map = map_file(&file, &path)?;
+        Ok(Segment {
+            id,
+            path,
+            file,
+            map: RwLock::new(Arc::new(map)),
+        })
+    }
+
+    /// Opens an existing segment and checks its header.
+    pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Error::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: "segment header is missing or cut short".into(),
+            })?;
+        if header != header_bytes(id) {
+            return Err(Error::Corrupt {
+                path,
+                offset: 0,
+                reason: "segment header does not match (wrong magic, version, id or checksum)"
+                    .into(),
+            });
+        }
+        let map = map_file(&file, &path)?;
+        Ok(Segment {
+            id,
+            path,
+            file,
+            map: RwLock::new(Arc::new(map)),
+        })
+    }
+
+    /// The current length of the file.
+    pub(crate) fn len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat segment", &self.path, e))?
+            .len())
+    }
+
+    /// A map of the whole file as it is now.
+    pub(crate) fn map(&self) -> Result<Arc<Mmap>> {
+        self.refresh_map()
+    }
+
+    fn refresh_map(&self) -> Result<Arc<Mmap>> {
+        let mut guard = self.map.write();
+        let len = self.len()?;
+        if guard.len() as u64 != len {
+            *guard = Arc::new(map_file(&self.file, &self.path)?);
+        }
+        Ok(Arc::clone(&guard))
+    }
+
+    /// Calls `f` with `len` bytes at `offset`, remapping if the current map
+    /// is too short (the active segment grows).
+    pub(crate) fn with_bytes<R>(
+        &self,
+        offset: u64,
+        len: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| self.out_of_range(offset))?;
+        let map = {
+            let guard = self.map.read();
+            if guard.len() as u64 >= end {
+                Some(Arc::clone(&guard))
+            } else {
+                None
+            }
+        };
+        let map = match map {
+            Some(m) => m,
+            None => self.refresh_map()?,
+        };
+        if (map.len() as u64) < end {
+            return Err(self.out_of_range(offset));
+        }
+        let start = usize::try_from(offset).map_err(|_| self.out_of_range(offset))?;
+        let end = usize::try_from(end).map_err(|_| self.out_of_range(offset))?;
+        Ok(f(&map[start..end]))
+    }
+
+    fn out_of_range(&self, offset: u64) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            offset,
+            reason: "record location is past the end of the segment".into(),
+        }
+    }
+
+    /// Writes `bytes` at `offset` (the caller owns the append position).
+    pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(bytes, offset)
+            .map_err(|e| Error::io("append to segment", &self.path, e))
+    }
+
+    /// fdatasync: the data written so far survives a crash.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync segment", &self.path, e))
+    }
+
+    /// Cuts the file at `len` (recovery of a torn tail, before serving reads).
+    pub(crate) fn truncate(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("truncate segment", &self.path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync segment", &self.path, e))?;
+        *self.map.write() = Arc::new(map_file(&self.file, &self.path)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip() {
+        assert_eq!(parse_segment_file_name(&segment_file_name(42)), Some(42));
+        assert_eq!(parse_segment_file_name("seg-xyz.aero"), None);
+        assert_eq!(parse_segment_file_name("MANIFEST"), None);
+    }
+
+    #[test]
+    fn a_damaged_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 7).unwrap();
+        seg.write_at(&[0xFF], 3).unwrap();
+        drop(seg);
+        assert!(matches!(
+            Segment::open(dir.path(), 7),
+            Err(Error::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn reads_past_the_map_remap_the_growing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 1).unwrap();
+        seg.write_at(b"hello", SEGMENT_HEADER_BYTES).unwrap();
+        let got = seg
+            .with_bytes(SEGMENT_HEADER_BYTES, 5, |b| b.to_vec())
+            .unwrap();
+        assert_eq!(got, b"hello");
+        assert!(seg.with_bytes(SEGMENT_HEADER_BYTES, 6, |_| ()).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The in-memory view of the database: for each collection, a persistent
+//! ordered map from document id to the location of its latest record, the
+//! secondary indexes, and exact accounting. Persistent (structurally shared)
+//! maps make a snapshot an O(1) clone, so readers work on a fixed version
+//! while the writer builds the next one.
+
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+use serde_json::Value;
+
+use crate::query::{index_keys, IndexKey};
+use crate::segment::Segment;
+
+/// Where a record lives: segment, byte offset of its frame, frame length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+}
+
+/// One live document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DocEntry {
+    pub(crate) loc: Loc,
+    /// Encoded JSON length of the document: what accounting counts.
+    pub(crate) size_bytes: u32,
+}
+
+/// A secondary index: key -> ids of the documents holding that key.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexState {
+    pub(crate) unique: bool,
+    pub(crate) entries: OrdMap<IndexKey, OrdSet<Arc<str>>>,
+}
+
+impl IndexState {
+    pub(crate) fn new(unique: bool) -> Self {
+        IndexState {
+            unique,
+            entries: OrdMap::new(),
+        }
+    }
+
+    /// Another document already holding one of `keys`, if any.
+    pub(crate) fn conflict(&self, keys: &[IndexKey], id: &str) -> Option<Arc<str>> {
+        keys.iter().find_map(|k| {
+            self.entries
+                .get(k)
+                .and_then(|ids| ids.iter().find(|other| &***other != id).cloned())
+        })
+    }
+
+    pub(crate) fn insert(&mut self, keys: &[IndexKey], id: &Arc<str>) {
+        for k in keys {
+            self.entries
+                .entry(k.clone())
+                .or_default()
+                .insert(Arc::clone(id));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, keys: &[IndexKey], id: &str) {
+        for k in keys {
+            let now_empty = match self.entries.get_mut(k) {
+                Some(ids) => {
+                    ids.remove(id);
+                    ids.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                self.entries.remove(k);
+            }
+        }
+    }
+}
+
+/// One collection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CollectionState {
+    pub(crate) docs: OrdMap<Arc<str>, DocEntry>,
+    pub(crate) indexes: OrdMap<String, IndexState>,
+    pub(crate) live_bytes: u64,
+}
+
+impl CollectionState {
+    /// Records `id` at `entry`, replacing any earlier version, keeping the
+    /// byte count exact. Index upkeep is the caller's (it needs the documents).
+    pub(crate) fn put_entry(&mut self, id: Arc<str>, entry: DocEntry) {
+        if let Some(old) = self.docs.insert(id, entry) {
+            self.live_bytes -= u64::from(old.size_bytes);
+        }
+        self.live_bytes += u64::from(entry.size_bytes);
+    }
+
+    pub(crate) fn remove_entry(&mut self, id: &str) -> Option<DocEntry> {
+        let old = self.docs.remove(id)?;
+        self.live_bytes -= u64::from(old.size_bytes);
+        Some(old)
+    }
+
+    /// Moves index entries from `old` to `new` versions of document `id`.
+    pub(crate) fn reindex(&mut self, id: &Arc<str>, old: Option<&Value>, new: Option<&Value>) {
+        let paths: Vec<String> = self.indexes.keys().cloned().collect();
+        for path in paths {
+            let index = self
+                .indexes
+                .get_mut(&path)
+                .expect("path taken from this map");
+            if let Some(old) = old {
+                index.remove(&index_keys(old, &path), id);
+            }
+            if let Some(new) = new {
+                index.insert(&index_keys(new, &path), id);
+            }
+        }
+    }
+
+    /// The first unique index that `doc` (as document `id`) would violate.
+    pub(crate) fn unique_conflict(&self, id: &str, doc: &Value) -> Option<(String, Arc<str>)> {
+        self.indexes
+            .iter()
+            .filter(|(_, ix)| ix.unique)
+            .find_map(|(path, ix)| {
+                ix.conflict(&index_keys(doc, path), id)
+                    .map(|other| (path.clone(), other))
+            })
+    }
+}
+
+/// A version of the whole database.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct State {
+    pub(crate) collections: OrdMap<String, CollectionState>,
+    /// Every segment a location in this version may point into.
+    pub(crate) segments: OrdMap<u64, Arc<Segment>>,
+}

@@ -1,0 +1,24 @@
+//! Integration tests for aerolith-core, one binary (see ARCHITECTURE.md).
+
+mod backup;
+mod basics;
+mod compaction;
+mod crash;
+mod encryption;
+mod model;
+mod queries;
+mod recovery;
+
+use aerolith_core::{Database, Durability, Options};
+
+/// Options for tests: no fsync (tests that need it say so).
+pub fn fast() -> Options {
+    Options::default().durability(Durability::Never)
+}
+
+/// Opens a fresh database in a temp dir.
+pub fn fresh() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Database::open(dir.path(), fast()).expect("open");
+    (dir, db)
+}

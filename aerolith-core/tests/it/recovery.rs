@@ -1,0 +1,184 @@
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aerolith_core::{Database, Error, RecoveryMode};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::fast;
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn populate(dir: &Path, docs: usize) {
+    let db = Database::open(dir, fast()).unwrap();
+    db.create_collection("c").unwrap();
+    for i in 0..docs {
+        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
+            .unwrap();
+    }
+    db.close().unwrap();
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 10);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // A half-written record: the start of a frame, then nothing.
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[0xA7, b'L', b'R', b'1', 200, 0, 0, 0, 1, 2, 3])
+        .unwrap();
+    drop(f);
+    let db = Database::open(dir.path(), fast()).unwrap();
+    let cut = db
+        .recovery_report()
+        .truncated
+        .clone()
+        .expect("tail reported");
+    assert_eq!(cut.path, seg);
+    assert_eq!(cut.offset, len);
+    assert_eq!(cut.bytes_removed, 11);
+    assert_eq!(db.collection_stats("c").unwrap().documents, 10);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+}
+
+#[test]
+fn cutting_the_log_anywhere_keeps_a_prefix_of_the_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 30);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let original = std::fs::read(&seg).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..40 {
+        let cut = rng.random_range(32..original.len());
+        std::fs::write(&seg, &original[..cut]).unwrap();
+        let db = Database::open(dir.path(), fast()).unwrap();
+        // Collection creation is the first record; afterwards a prefix d0000..dN.
+        if let Ok(stats) = db.collection_stats("c") {
+            let n = stats.documents as usize;
+            for i in 0..n {
+                assert_eq!(db.get("c", &format!("d{i:04}")).unwrap().unwrap()["i"], i);
+            }
+            assert_eq!(db.get("c", &format!("d{n:04}")).unwrap(), None);
+        }
+        drop(db);
+        std::fs::write(&seg, &original).unwrap();
+    }
+}
+
+#[test]
+fn damage_before_valid_records_is_an_error_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 20);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap();
+    match Database::open(dir.path(), fast()) {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, seg);
+            assert!(offset <= at as u64);
+        }
+        other => panic!("expected corruption error, got {other:?}"),
+    }
+    // Salvage mode keeps the valid prefix and says what it dropped.
+    let db = Database::open(dir.path(), fast().recovery(RecoveryMode::Salvage)).unwrap();
+    let cut = db.recovery_report().truncated.clone().unwrap();
+    assert!(cut.records_dropped > 0);
+    assert!(db.collection_stats("c").unwrap().documents < 20);
+}
+
+#[test]
+fn random_byte_flips_never_yield_unwritten_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 25);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let original = std::fs::read(&seg).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for round in 0..60 {
+        let mut bytes = original.clone();
+        for _ in 0..rng.random_range(1..4) {
+            let at = rng.random_range(0..bytes.len());
+            bytes[at] ^= rng.random_range(1..=255u8);
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        match Database::open(dir.path(), fast()) {
+            Err(Error::Corrupt { .. }) => {}
+            Err(other) => panic!("round {round}: unexpected error {other}"),
+            Ok(db) => {
+                if let Ok(stats) = db.collection_stats("c") {
+                    let ids = db.snapshot().list_ids("c", None, 100).unwrap();
+                    assert_eq!(ids.len() as u64, stats.documents);
+                    for id in ids {
+                        let i: usize = id[1..].parse().unwrap();
+                        assert!(i < 25, "round {round}: unknown id {id}");
+                        assert_eq!(
+                            db.get("c", &id).unwrap().unwrap(),
+                            json!({"_id": id, "i": i})
+                        );
+                    }
+                }
+            }
+        }
+        std::fs::write(&seg, &original).unwrap();
+    }
+}
+
+#[test]
+fn a_damaged_record_is_never_served_by_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    db.insert("c", json!({"_id": "victim", "secret": "original-value"}))
+        .unwrap();
+    // Damage the record on disk while the database is open (bit rot).
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let pos = bytes
+        .windows(14)
+        .position(|w| w == b"original-value")
+        .unwrap();
+    bytes[pos] = b'X';
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    assert!(matches!(db.get("c", "victim"), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn a_missing_segment_listed_in_the_manifest_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 3);
+    std::fs::remove_file(segment_files(dir.path()).pop().unwrap()).unwrap();
+    assert!(matches!(
+        Database::open(dir.path(), fast()),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn stray_files_from_an_interrupted_compaction_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 3);
+    let stray = dir.path().join("seg-00000000000000ff.aero");
+    std::fs::write(&stray, b"half a compaction").unwrap();
+    std::fs::write(dir.path().join("MANIFEST.tmp"), b"{").unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    assert_eq!(db.recovery_report().orphan_files_removed.len(), 2);
+    assert!(!stray.exists());
+    assert_eq!(db.collection_stats("c").unwrap().documents, 3);
+}

@@ -1,0 +1,348 @@
+//! The one error type every HTTP handler returns, and the one table that maps
+//! each error code to its HTTP status.
+//!
+//! Every error response has the body
+//! `{"error":{"code":"...","message":"...", ...details}}`; the details are
+//! facts a client can act on (which limit, how long to wait). `internal`
+//! errors log their detail and never echo it. Rejections produced by axum
+//! itself are converted into this shape by the extractors in `json` and by
+//! the fallbacks in `app`, so a client never sees a plain-text error.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// An error as the HTTP API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request is malformed (400).
+    #[error("{reason}")]
+    BadRequest {
+        /// What is wrong with it.
+        reason: BadRequestReason,
+    },
+    /// No valid credentials were presented (401).
+    #[error("{reason}")]
+    Unauthenticated {
+        /// What is wrong with the credentials.
+        reason: AuthFailure,
+    },
+    /// The tenant is suspended for non-payment (402).
+    #[error("tenant {tenant_id} is suspended for non-payment; settle the open invoice to resume")]
+    PaymentRequired {
+        /// The suspended tenant.
+        tenant_id: String,
+    },
+    /// The credentials are valid but do not allow this (403).
+    #[error("not allowed to {action}")]
+    Forbidden {
+        /// The refused action, in words (`delete tenants`).
+        action: String,
+    },
+    /// A quota of the tenant's plan would be exceeded (403).
+    #[error("quota {limit} exceeded: limit {limit_value}, in use {usage}")]
+    QuotaExceeded {
+        /// Which quota (`storage_bytes`, `documents`).
+        limit: String,
+        /// The quota's value.
+        limit_value: u64,
+        /// Current use.
+        usage: u64,
+    },
+    /// The thing addressed does not exist (404).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for (`tenant t_1`, `route GET /x`).
+        what: String,
+    },
+    /// The request conflicts with the current state (409).
+    #[error("{what}")]
+    Conflict {
+        /// The conflict, in words (`tenant acme already exists`).
+        what: String,
+    },
+    /// The request body is larger than allowed (413).
+    #[error("request body exceeds the limit of {size_bytes_max} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        size_bytes_max: u64,
+    },
+    /// The request is well formed but its content is invalid (422).
+    #[error("{detail}")]
+    Unprocessable {
+        /// What is invalid (`field "plan": unknown variant "gold"`).
+        detail: String,
+    },
+    /// Too many requests; retry later (429, with `Retry-After`).
+    #[error("rate limit exceeded; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// How long to wait before retrying.
+        retry_after_ms: u64,
+    },
+    /// The route exists but not with this method (405).
+    #[error("method {method} is not allowed on this route")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+    },
+    /// The request took longer than the server allows (408).
+    #[error("request not completed within {timeout_ms} ms")]
+    RequestTimeout {
+        /// The deadline.
+        timeout_ms: u64,
+    },
+    /// The server cannot serve the request right now (503).
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// Why (`starting`, `shutting down`).
+        reason: String,
+    },
+    /// A bug or an environment failure on the server side (500). The detail
+    /// is logged, never sent.
+    #[error("internal server error")]
+    Internal {
+        /// What went wrong, for the log only.
+        detail: String,
+    },
+}
+
+/// Why a request is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadRequestReason {
+    /// The body is not syntactically valid JSON.
+    #[error("malformed JSON: {detail}")]
+    MalformedJson {
+        /// The parser's message, with line and column.
+        detail: String,
+    },
+    /// The body nests arrays and objects deeper than allowed.
+    #[error("JSON nesting is deeper than the limit of {depth_max}")]
+    JsonTooDeep {
+        /// The limit.
+        depth_max: u32,
+    },
+    /// The body is not declared as JSON.
+    #[error("expected a `Content-Type: application/json` body")]
+    UnsupportedContentType,
+    /// The body could not be read.
+    #[error("cannot read request body: {detail}")]
+    UnreadableBody {
+        /// What failed.
+        detail: String,
+    },
+    /// A path or query parameter is invalid.
+    #[error("invalid parameter: {detail}")]
+    InvalidParameter {
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl BadRequestReason {
+    /// A stable machine-readable name, sent as `reason`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BadRequestReason::MalformedJson { .. } => "malformed_json",
+            BadRequestReason::JsonTooDeep { .. } => "json_too_deep",
+            BadRequestReason::UnsupportedContentType => "unsupported_content_type",
+            BadRequestReason::UnreadableBody { .. } => "unreadable_body",
+            BadRequestReason::InvalidParameter { .. } => "invalid_parameter",
+        }
+    }
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    #[error("missing `Authorization: Bearer <key>` header")]
+    MissingCredentials,
+    /// An `Authorization` header that is not `Bearer <key>`.
+    #[error("malformed `Authorization` header; expected `Bearer <key>`")]
+    MalformedCredentials,
+    /// A well-formed key that is not valid here.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+}
+
+impl AuthFailure {
+    /// A stable machine-readable name, sent as `reason`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthFailure::MissingCredentials => "missing_credentials",
+            AuthFailure::MalformedCredentials => "malformed_credentials",
+            AuthFailure::InvalidCredentials => "invalid_credentials",
+        }
+    }
+}
+
+/// The JSON body of every error response (for the OpenAPI document; the
+/// response is built from [`ApiError::body`]).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// The `error` member of an error response. Besides `code` and `message` it
+/// carries details that depend on the code: `reason` (bad_request,
+/// unauthenticated), `limit`/`limit_value`/`usage` (quota_exceeded),
+/// `size_bytes_max` (payload_too_large), `retry_after_seconds`
+/// (rate_limited), `timeout_ms` (request_timeout), `tenant_id`
+/// (payment_required), `depth_max` (json too deep).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorObject {
+    /// Stable machine-readable code (`not_found`, `quota_exceeded`, ...).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// The error's code and HTTP status: the one table of the API.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            ApiError::BadRequest { .. } => ("bad_request", StatusCode::BAD_REQUEST),
+            ApiError::Unauthenticated { .. } => ("unauthenticated", StatusCode::UNAUTHORIZED),
+            ApiError::PaymentRequired { .. } => ("payment_required", StatusCode::PAYMENT_REQUIRED),
+            ApiError::Forbidden { .. } => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::QuotaExceeded { .. } => ("quota_exceeded", StatusCode::FORBIDDEN),
+            ApiError::NotFound { .. } => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::Conflict { .. } => ("conflict", StatusCode::CONFLICT),
+            ApiError::PayloadTooLarge { .. } => {
+                ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE)
+            }
+            ApiError::Unprocessable { .. } => ("unprocessable", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+            ApiError::MethodNotAllowed { .. } => {
+                ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED)
+            }
+            ApiError::RequestTimeout { .. } => ("request_timeout", StatusCode::REQUEST_TIMEOUT),
+            ApiError::Unavailable { .. } => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Internal { .. } => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code_and_status().0
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code_and_status().1
+    }
+
+    /// The JSON body sent for this error.
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), Value::from(self.code()));
+        error.insert("message".into(), Value::from(self.to_string()));
+        match self {
+            ApiError::BadRequest { reason } => {
+                error.insert("reason".into(), Value::from(reason.as_str()));
+                if let BadRequestReason::JsonTooDeep { depth_max } = reason {
+                    error.insert("depth_max".into(), Value::from(*depth_max));
+                }
+            }
+            ApiError::Unauthenticated { reason } => {
+                error.insert("reason".into(), Value::from(reason.as_str()));
+            }
+            ApiError::PaymentRequired { tenant_id } => {
+                error.insert("tenant_id".into(), Value::from(tenant_id.as_str()));
+            }
+            ApiError::QuotaExceeded {
+                limit,
+                limit_value,
+                usage,
+            } => {
+                error.insert("limit".into(), Value::from(limit.as_str()));
+                error.insert("limit_value".into(), Value::from(*limit_value));
+                error.insert("usage".into(), Value::from(*usage));
+            }
+            ApiError::PayloadTooLarge { size_bytes_max } => {
+                error.insert("size_bytes_max".into(), Value::from(*size_bytes_max));
+            }
+            ApiError::RateLimited { retry_after_ms } => {
+                error.insert(
+                    "retry_after_seconds".into(),
+                    Value::from(retry_after_seconds(*retry_after_ms)),
+                );
+            }
+            ApiError::RequestTimeout { timeout_ms } => {
+                error.insert("timeout_ms".into(), Value::from(*timeout_ms));
+            }
+            ApiError::Forbidden { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Unprocessable { .. }
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::Internal { .. } => {}
+        }
+        let mut body = Map::new();
+        body.insert("error".into(), Value::Object(error));
+        Value::Object(body)
+    }
+
+    /// An internal error from anything displayable; the text is only logged.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal {
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// `Retry-After` is whole seconds; round up so a client never retries early.
+fn retry_after_seconds(retry_after_ms: u64) -> u64 {
+    retry_after_ms.div_ceil(1_000)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal { detail } = &self {
+            tracing::error!(detail = %detail, "internal error");
+        }
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::RateLimited { retry_after_ms } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_seconds(*retry_after_ms)),
+                );
+            }
+            ApiError::Unauthenticated { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(0), 0);
+        assert_eq!(retry_after_seconds(1), 1);
+        assert_eq!(retry_after_seconds(1_000), 1);
+        assert_eq!(retry_after_seconds(1_001), 2);
+    }
+
+    #[test]
+    fn internal_error_never_echoes_its_detail() {
+        let err = ApiError::internal("disk /secret/path exploded");
+        let body = err.body().to_string();
+        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(err.to_string(), "internal server error");
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of aerolith-server: the HTTP application driven without
+//! a socket (tower `oneshot`), the accept loop on loopback, and the real
+//! `aerolith` binary end to end.
+
+mod cli_binary;
+mod errors;
+mod limits;
+mod observability;
+mod serving;
+mod support;

@@ -1,0 +1,12 @@
+//! Integration tests of aerolith-tenancy, through its public API only.
+
+mod api_keys;
+mod audit;
+mod concurrency;
+mod errors;
+mod ids;
+mod quota;
+mod rate_limit;
+mod roles;
+mod tokens;
+mod usage;
