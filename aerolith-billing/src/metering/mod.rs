@@ -14,6 +14,9 @@
 //!   [`MeterConfig::flush_interval_ms`], on [`Meter::flush`], and on
 //!   [`Meter::shutdown`], which loses nothing (see `pipeline` for the crash
 //!   loss window).
+//! - `Meter` implements tenancy's [`UsageSink`](aerolith_tenancy::UsageSink),
+//!   so every data operation is metered (see [`TenantKey`] for how a
+//!   `TenantId` names its counters).
 //! - [`StorageIntegrator`] turns storage size changes into byte-milliseconds
 //!   and GB-months.
 //! - [`period_to_date`] and [`usage_history`] answer usage queries.
@@ -21,6 +24,7 @@
 mod counters;
 mod ledger;
 mod pipeline;
+mod sink;
 mod storage;
 
 use std::collections::HashMap;
@@ -40,6 +44,7 @@ pub use ledger::{
     LedgerEntry, LedgerError, UsageBucket, UsageLedger, HOUR_MS,
 };
 pub use pipeline::{FlushReport, DRAIN_REQUESTS_MAX};
+pub use sink::TenantKey;
 pub use storage::{
     gb_months, StorageError, StorageIntegrator, StorageTrack, BYTES_PER_GB, GB_MONTH_DECIMALS_MAX,
 };
@@ -55,8 +60,11 @@ pub const API_CALLS_WRITE: &str = "api_calls.write";
 pub const API_CALLS_QUERY: &str = "api_calls.query";
 /// Administrative calls.
 pub const API_CALLS_ADMIN: &str = "api_calls.admin";
-/// Query CPU time, milliseconds.
-pub const COMPUTE_MS: &str = "compute_ms";
+/// Calls of an operation kind this crate does not know yet (tenancy's
+/// `OperationKind` is non-exhaustive).
+pub const API_CALLS_OTHER: &str = "api_calls.other";
+/// Query time, microseconds.
+pub const COMPUTE_US: &str = "compute_us";
 /// Request bytes received.
 pub const BANDWIDTH_IN_BYTES: &str = "bandwidth_in_bytes";
 /// Response bytes sent.
@@ -108,7 +116,8 @@ impl Default for MeterConfig {
                 API_CALLS_WRITE,
                 API_CALLS_QUERY,
                 API_CALLS_ADMIN,
-                COMPUTE_MS,
+                API_CALLS_OTHER,
+                COMPUTE_US,
                 BANDWIDTH_IN_BYTES,
                 BANDWIDTH_OUT_BYTES,
             ]
@@ -193,6 +202,8 @@ pub struct Meter {
     thread: Mutex<Option<JoinHandle<()>>>,
     dedup_ids_max: usize,
     cells_max: usize,
+    /// Events the `UsageSink` path could not count (it cannot return errors).
+    dropped_events: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Meter {
@@ -265,6 +276,7 @@ impl Meter {
             thread: Mutex::new(Some(thread)),
             dedup_ids_max: config.dedup_ids_max,
             cells_max: config.cells_max,
+            dropped_events: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -410,6 +422,13 @@ impl Meter {
     /// kept and retried).
     pub fn failed_drains(&self) -> u64 {
         self.shared.failed_drains.load(Ordering::Relaxed)
+    }
+
+    /// Metric updates that arrived through the `UsageSink` hook and were
+    /// refused (too late, a limit, shut down); that hook cannot return
+    /// errors, so they are counted here for monitoring.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     /// Number of live counter cells.
