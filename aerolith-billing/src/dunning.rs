@@ -17,7 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::subscription::SubscriptionId;
+use crate::subscription::{
+    CancelReason, Subscription, SubscriptionError, SubscriptionEvent, SubscriptionId,
+};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -317,6 +319,29 @@ impl DunningState {
             DunningPhase::Retrying | DunningPhase::Suspended => {
                 Ok(self.event(DunningPhase::Restored, now_unix_ms, DunningAction::Restore))
             }
+        }
+    }
+}
+
+impl DunningEvent {
+    /// Applies this event's action to the subscription it concerns:
+    /// `Suspend` suspends it, `Cancel` cancels it for non-payment, `Restore`
+    /// records the payment (back to `Active`). `RetryPayment` returns `None`:
+    /// charging is the caller's job, through a payment provider.
+    ///
+    /// Suspending or resuming the tenant itself (read-only mode) is done
+    /// through tenancy by the caller, on the same event.
+    pub fn apply_to(
+        &self,
+        subscription: &mut Subscription,
+    ) -> Result<Option<SubscriptionEvent>, SubscriptionError> {
+        match self.action {
+            DunningAction::RetryPayment { .. } => Ok(None),
+            DunningAction::Suspend => subscription.suspend(self.at_unix_ms).map(Some),
+            DunningAction::Cancel => subscription
+                .cancel_with_reason(self.at_unix_ms, CancelReason::NonPayment)
+                .map(Some),
+            DunningAction::Restore => subscription.payment_succeeded(self.at_unix_ms).map(Some),
         }
     }
 }

@@ -292,19 +292,19 @@ fn unpaid_subscription_is_canceled_thirty_days_after_suspension() {
     .expect("valid policy");
     clock.advance(DAY * 40);
     let events = dunning.advance(clock.now_unix_ms());
-    for e in &events {
-        match e.action {
-            DunningAction::Suspend => {
-                sub.suspend(e.at_unix_ms).expect("suspends");
-            }
-            DunningAction::Cancel => {
-                sub.cancel_with_reason(e.at_unix_ms, CancelReason::NonPayment)
-                    .expect("cancels");
-            }
-            _ => {}
-        }
-    }
+    let applied: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.apply_to(&mut sub).expect("legal transition"))
+        .map(|e| (e.from, e.to))
+        .collect();
     assert_eq!(events.len(), 6);
+    assert_eq!(
+        applied,
+        vec![
+            (SubscriptionStatus::PastDue, SubscriptionStatus::Suspended),
+            (SubscriptionStatus::Suspended, SubscriptionStatus::Canceled),
+        ]
+    );
     assert_eq!(sub.status, SubscriptionStatus::Canceled);
     assert_eq!(sub.cancel_reason, Some(CancelReason::NonPayment));
     assert_eq!(sub.canceled_at_unix_ms, Some(JUN_1 + 40 * DAY_MS));
