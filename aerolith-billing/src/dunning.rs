@@ -17,7 +17,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::subscription::SubscriptionId;
+use crate::subscription::{
+    CancelReason, Subscription, SubscriptionError, SubscriptionEvent, SubscriptionId,
+};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -226,7 +228,10 @@ impl DunningState {
     }
 
     fn after_failure(&self, days: u32) -> i64 {
-        self.failed_at_unix_ms + i64::from(days) * MS_PER_DAY
+        // Saturating: an instant near the end of time is never reached, so
+        // the action simply never comes due.
+        self.failed_at_unix_ms
+            .saturating_add(i64::from(days) * MS_PER_DAY)
     }
 
     /// The next action and when it is due, if dunning has not ended.
@@ -250,7 +255,7 @@ impl DunningState {
             DunningPhase::Suspended => self.suspended_at_unix_ms.map(|at| {
                 (
                     DunningAction::Cancel,
-                    at + i64::from(self.policy.cancel_after_days) * MS_PER_DAY,
+                    at.saturating_add(i64::from(self.policy.cancel_after_days) * MS_PER_DAY),
                 )
             }),
             DunningPhase::Canceled | DunningPhase::Restored => None,
@@ -314,6 +319,29 @@ impl DunningState {
             DunningPhase::Retrying | DunningPhase::Suspended => {
                 Ok(self.event(DunningPhase::Restored, now_unix_ms, DunningAction::Restore))
             }
+        }
+    }
+}
+
+impl DunningEvent {
+    /// Applies this event's action to the subscription it concerns:
+    /// `Suspend` suspends it, `Cancel` cancels it for non-payment, `Restore`
+    /// records the payment (back to `Active`). `RetryPayment` returns `None`:
+    /// charging is the caller's job, through a payment provider.
+    ///
+    /// Suspending or resuming the tenant itself (read-only mode) is done
+    /// through tenancy by the caller, on the same event.
+    pub fn apply_to(
+        &self,
+        subscription: &mut Subscription,
+    ) -> Result<Option<SubscriptionEvent>, SubscriptionError> {
+        match self.action {
+            DunningAction::RetryPayment { .. } => Ok(None),
+            DunningAction::Suspend => subscription.suspend(self.at_unix_ms).map(Some),
+            DunningAction::Cancel => subscription
+                .cancel_with_reason(self.at_unix_ms, CancelReason::NonPayment)
+                .map(Some),
+            DunningAction::Restore => subscription.payment_succeeded(self.at_unix_ms).map(Some),
         }
     }
 }
@@ -429,6 +457,47 @@ mod tests {
                 count: RETRY_ATTEMPTS_MAX + 1
             })
         );
+    }
+
+    proptest::proptest! {
+        /// However often `advance` is polled, the same events come out, in
+        /// schedule order: retries 1..n, one suspension at the grace end, one
+        /// cancellation `cancel_after_days` later, then nothing.
+        #[test]
+        fn polling_frequency_does_not_change_the_schedule(
+            retry_set in proptest::collection::btree_set(1u32..=20, 0..=RETRY_ATTEMPTS_MAX),
+            extra_grace in 0u32..10,
+            cancel_after_days in 1u32..60,
+            polls in proptest::collection::vec(0i64..100 * MS_PER_DAY, 0..30),
+        ) {
+            let retry_days: Vec<u32> = retry_set.into_iter().collect();
+            let grace_period_days = retry_days.last().copied().unwrap_or(1) + extra_grace;
+            let policy = DunningPolicy { retry_days: retry_days.clone(), grace_period_days, cancel_after_days };
+            let mut polled = state(policy.clone());
+            let mut sorted = polls;
+            sorted.sort_unstable();
+            let mut events = Vec::new();
+            for offset in sorted {
+                events.extend(polled.advance(T0 + offset));
+            }
+            events.extend(polled.advance(T0 + 1_000 * MS_PER_DAY));
+            let mut once = state(policy);
+            let all_at_once = once.advance(T0 + 1_000 * MS_PER_DAY);
+            proptest::prop_assert_eq!(&events, &all_at_once);
+
+            let mut expected: Vec<(DunningAction, i64)> = retry_days
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    (DunningAction::RetryPayment { attempt: i as u32 + 1 }, T0 + i64::from(d) * MS_PER_DAY)
+                })
+                .collect();
+            let suspend_at = T0 + i64::from(grace_period_days) * MS_PER_DAY;
+            expected.push((DunningAction::Suspend, suspend_at));
+            expected.push((DunningAction::Cancel, suspend_at + i64::from(cancel_after_days) * MS_PER_DAY));
+            proptest::prop_assert_eq!(actions(&events), expected);
+            proptest::prop_assert_eq!(polled.phase, DunningPhase::Canceled);
+        }
     }
 
     #[test]

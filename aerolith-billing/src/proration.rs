@@ -26,6 +26,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::invoice::{InvoiceLine, InvoicePeriod};
+use crate::money::{Currency, Money};
 use crate::subscription::{Subscription, SubscriptionError, SubscriptionEvent, SubscriptionStatus};
 
 /// The plan change asked for, with both plans' prices per period in minor
@@ -53,6 +55,21 @@ pub struct ProrationLine {
     pub to_unix_ms: i64,
 }
 
+impl ProrationLine {
+    /// This line as an invoice line (kind `Proration`, quantity 1, over
+    /// `[from, to)`), in `currency`, the currency the prices were given in.
+    pub fn to_invoice_line(&self, currency: Currency) -> InvoiceLine {
+        InvoiceLine::proration(
+            self.description.clone(),
+            Money::new(self.amount_minor, currency),
+            Some(InvoicePeriod {
+                start_unix_ms: self.from_unix_ms,
+                end_unix_ms: self.to_unix_ms,
+            }),
+        )
+    }
+}
+
 /// The lines a plan change will invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProrationPreview {
@@ -67,6 +84,16 @@ pub struct ProrationPreview {
     /// Sum of the lines: positive means the customer owes, negative is a
     /// credit to the account.
     pub net_minor: i64,
+}
+
+impl ProrationPreview {
+    /// The lines as invoice lines in `currency`, in order.
+    pub fn invoice_lines(&self, currency: Currency) -> Vec<InvoiceLine> {
+        self.lines
+            .iter()
+            .map(|line| line.to_invoice_line(currency))
+            .collect()
+    }
 }
 
 /// Why a plan change could not be prorated.

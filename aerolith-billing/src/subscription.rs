@@ -272,7 +272,9 @@ impl Subscription {
                 return Err(SubscriptionError::InvalidTrial { trial_days: days })
             }
             Some(days) => {
-                let end = start + i64::from(days) * MS_PER_DAY;
+                let end = start
+                    .checked_add(i64::from(days) * MS_PER_DAY)
+                    .ok_or(PeriodError::OutOfRange { unix_ms: start })?;
                 (SubscriptionStatus::Trialing, end, Some(end))
             }
         };
@@ -499,25 +501,24 @@ impl Subscription {
     }
 
     /// Records a successful payment: `Active`, `PastDue` or `Suspended`
-    /// becomes `Active`.
+    /// becomes `Active`. During a trial it only proves a working payment
+    /// method: the subscription stays `Trialing` and converts at the trial
+    /// end.
     pub fn payment_succeeded(
         &mut self,
         now_unix_ms: i64,
     ) -> Result<SubscriptionEvent, SubscriptionError> {
-        if !matches!(
-            self.status,
+        let to = match self.status {
+            SubscriptionStatus::Trialing => SubscriptionStatus::Trialing,
             SubscriptionStatus::Active
-                | SubscriptionStatus::PastDue
-                | SubscriptionStatus::Suspended
-        ) {
-            return Err(self.illegal(SubscriptionAction::PaymentSucceeded));
-        }
+            | SubscriptionStatus::PastDue
+            | SubscriptionStatus::Suspended => SubscriptionStatus::Active,
+            SubscriptionStatus::Canceled => {
+                return Err(self.illegal(SubscriptionAction::PaymentSucceeded))
+            }
+        };
         self.has_payment_method = true;
-        Ok(self.transition(
-            SubscriptionStatus::Active,
-            now_unix_ms,
-            SubscriptionEventKind::PaymentSucceeded,
-        ))
+        Ok(self.transition(to, now_unix_ms, SubscriptionEventKind::PaymentSucceeded))
     }
 
     /// Suspends for non-payment: `Active` or `PastDue` becomes `Suspended`.
@@ -655,6 +656,26 @@ mod tests {
     }
 
     #[test]
+    fn payment_during_trial_keeps_trialing_and_converts_at_trial_end() {
+        let (mut sub, _) = Subscription::start(options(Some(14), false), JAN_31).expect("starts");
+        let event = sub.payment_succeeded(JAN_31 + MS_PER_DAY).expect("records");
+        assert_eq!(
+            (event.from, event.to),
+            (SubscriptionStatus::Trialing, SubscriptionStatus::Trialing)
+        );
+        assert_eq!(
+            sub.payment_failed(JAN_31 + MS_PER_DAY),
+            Err(SubscriptionError::IllegalTransition {
+                action: SubscriptionAction::PaymentFailed,
+                status: SubscriptionStatus::Trialing
+            })
+        );
+        let events = sub.advance(JAN_31 + 14 * MS_PER_DAY).expect("advances");
+        assert_eq!(events[0].kind, SubscriptionEventKind::TrialConverted);
+        assert_eq!(sub.status, SubscriptionStatus::Active);
+    }
+
+    #[test]
     fn trial_without_payment_method_lapses_into_canceled() {
         let (mut sub, _) = Subscription::start(options(Some(14), false), JAN_31).expect("starts");
         let events = sub.advance(JAN_31 + 15 * MS_PER_DAY).expect("advances");
@@ -694,6 +715,17 @@ mod tests {
             })
         );
         assert!(Subscription::start(options(Some(TRIAL_DAYS_MAX), true), JAN_31).is_ok());
+        let end_of_time = i64::MAX - 1;
+        assert_eq!(
+            Subscription::start(options(Some(1), true), end_of_time),
+            Err(SubscriptionError::Period(PeriodError::OutOfRange {
+                unix_ms: end_of_time.div_euclid(1_000) * 1_000
+            }))
+        );
+        assert!(matches!(
+            Subscription::start(options(None, true), end_of_time),
+            Err(SubscriptionError::Period(PeriodError::OutOfRange { .. }))
+        ));
     }
 
     #[test]
@@ -802,6 +834,103 @@ mod tests {
             Err(illegal(SubscriptionAction::EndTrial))
         );
         assert_eq!(sub.advance(i64::MAX / 2), Ok(vec![]));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Wait(i64),
+        AttachPaymentMethod,
+        CancelNow,
+        CancelAtPeriodEnd,
+        KeepAtPeriodEnd,
+        PaymentFailed,
+        PaymentSucceeded,
+        Suspend,
+        ChangePlan,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0i64..90 * MS_PER_DAY).prop_map(Op::Wait),
+            1 => Just(Op::AttachPaymentMethod),
+            1 => Just(Op::CancelNow),
+            1 => Just(Op::CancelAtPeriodEnd),
+            1 => Just(Op::KeepAtPeriodEnd),
+            1 => Just(Op::PaymentFailed),
+            1 => Just(Op::PaymentSucceeded),
+            1 => Just(Op::Suspend),
+            1 => Just(Op::ChangePlan),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever happens, events agree with the status, renewals tile
+        /// time from the anchor, nothing leaves `Canceled`, and after
+        /// `advance(now)` nothing time-based is overdue.
+        #[test]
+        fn random_histories_keep_the_state_machine_invariants(
+            trial in proptest::option::of(1u32..30),
+            yearly in proptest::bool::ANY,
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let mut opts = options(trial, false);
+            opts.interval = if yearly { Interval::Yearly } else { Interval::Monthly };
+            let (mut sub, _) = Subscription::start(opts, JAN_31).expect("starts");
+            let mut now = JAN_31;
+            for op in ops {
+                let was_canceled = sub.status == SubscriptionStatus::Canceled;
+                let result = match op {
+                    Op::Wait(ms) => {
+                        now += ms;
+                        let before_end = sub.current_period_end_unix_ms;
+                        let events = sub.advance(now).expect("advances");
+                        let mut expected_start = before_end;
+                        for e in &events {
+                            match e.kind {
+                                SubscriptionEventKind::Renewed {
+                                    period_start_unix_ms,
+                                    period_end_unix_ms,
+                                } => {
+                                    proptest::prop_assert_eq!(period_start_unix_ms, expected_start);
+                                    proptest::prop_assert!(period_end_unix_ms > period_start_unix_ms);
+                                    expected_start = period_end_unix_ms;
+                                }
+                                // The first paid period starts at the trial end.
+                                SubscriptionEventKind::TrialConverted => {
+                                    expected_start = crate::period::next_period_end(
+                                        e.at_unix_ms,
+                                        sub.interval,
+                                        e.at_unix_ms,
+                                    )
+                                    .expect("in range");
+                                }
+                                _ => {}
+                            }
+                        }
+                        if let Some((_, due)) = sub.next_due() {
+                            proptest::prop_assert!(due > now, "overdue after advance");
+                        }
+                        events.last().cloned().ok_or(SubscriptionError::TooManyDueTransitions)
+                    }
+                    Op::AttachPaymentMethod => sub.attach_payment_method(now),
+                    Op::CancelNow => sub.cancel_now(now),
+                    Op::CancelAtPeriodEnd => sub.cancel_at_period_end(now),
+                    Op::KeepAtPeriodEnd => sub.keep_at_period_end(now),
+                    Op::PaymentFailed => sub.payment_failed(now),
+                    Op::PaymentSucceeded => sub.payment_succeeded(now),
+                    Op::Suspend => sub.suspend(now),
+                    Op::ChangePlan => sub.change_plan(if sub.plan_id == "pro" { "starter" } else { "pro" }, now),
+                };
+                if let Ok(event) = result {
+                    proptest::prop_assert_eq!(event.to, sub.status);
+                }
+                if was_canceled {
+                    proptest::prop_assert_eq!(sub.status, SubscriptionStatus::Canceled);
+                }
+                proptest::prop_assert!(sub.current_period_start_unix_ms < sub.current_period_end_unix_ms);
+            }
+        }
     }
 
     #[test]

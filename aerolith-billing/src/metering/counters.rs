@@ -18,7 +18,7 @@
 //! lock, so no event can land in a cell after its final collection.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -28,6 +28,67 @@ use crate::metering::ledger::{hour_start, Aggregation, LedgerEntry};
 /// Number of counter shards; a power of two comfortably above the core
 /// count, so tenants rarely share a lock word.
 pub const SHARD_COUNT: usize = 64;
+const _: () = assert!(SHARD_COUNT.is_power_of_two() && SHARD_COUNT > 1);
+
+/// The multiply-rotate hash of rustc (FxHash): several times faster than
+/// SipHash on short names, which matters because every event hashes its
+/// tenant and metric. It is not keyed, so it is used only for names the
+/// service controls (tenants are created by an operator, metrics come from
+/// the configuration), never for client-chosen keys such as idempotency ids.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NameHash;
+
+/// State of [`NameHash`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NameHasher(u64);
+
+const NAME_HASH_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl NameHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(NAME_HASH_SEED);
+    }
+}
+
+impl Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl BuildHasher for NameHash {
+    type Hasher = NameHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher::default()
+    }
+}
+
+type NameMap<V> = HashMap<String, V, NameHash>;
 
 /// Counters for one tenant, metric and hour.
 #[derive(Debug)]
@@ -113,7 +174,66 @@ impl Cell {
     }
 }
 
-type TenantCells = HashMap<String, Vec<Cell>>;
+/// Passes a precomputed [`NameHash`] through, rotated so that the shard
+/// bits (the top ones) do not end up in the map's bucket index or tag.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prehashed;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; fold anything else for completeness.
+        let mut folded = NameHasher(self.0);
+        folded.write(bytes);
+        self.0 = folded.finish();
+    }
+
+    #[inline]
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash.rotate_left(32);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher::default()
+    }
+}
+
+/// One metric's cells of one tenant, one per live hour.
+#[derive(Debug)]
+struct MetricCells {
+    metric: Box<str>,
+    hours: Vec<Cell>,
+}
+
+/// One tenant's cells.
+#[derive(Debug)]
+struct TenantCells {
+    tenant: Box<str>,
+    /// Few per tenant (the configured metrics), so a scan beats a hash.
+    metrics: Vec<MetricCells>,
+}
+
+impl TenantCells {
+    #[inline]
+    fn metric(&self, metric: &str) -> Option<&MetricCells> {
+        self.metrics.iter().find(|m| &*m.metric == metric)
+    }
+}
+
+/// A shard: tenants by their name hash (a `Vec` for the rare collisions).
+type ShardTable = HashMap<u64, Vec<TenantCells>, Prehashed>;
 
 /// Why an event could not be counted (mapped to `MeterError` by the meter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +253,8 @@ pub(crate) enum AddRefusal {
 /// All counters of a meter.
 #[derive(Debug)]
 pub(crate) struct Counters {
-    shards: Box<[RwLock<HashMap<String, TenantCells>>]>,
-    hasher: std::collections::hash_map::RandomState,
-    metrics: HashMap<String, Aggregation>,
+    shards: Box<[RwLock<ShardTable>]>,
+    metrics: NameMap<Aggregation>,
     /// Events whose hour starts before this are refused. Only moves forward.
     oldest_accepted_unix_ms: AtomicI64,
     closed: AtomicBool,
@@ -151,10 +270,9 @@ impl Counters {
     ) -> Self {
         Counters {
             shards: (0..SHARD_COUNT)
-                .map(|_| RwLock::new(HashMap::new()))
+                .map(|_| RwLock::new(ShardTable::default()))
                 .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-            metrics,
+            metrics: metrics.into_iter().collect(),
             oldest_accepted_unix_ms: AtomicI64::new(oldest_accepted_unix_ms),
             closed: AtomicBool::new(false),
             cells: AtomicUsize::new(0),
@@ -188,12 +306,18 @@ impl Counters {
         self.cells.load(Ordering::Relaxed)
     }
 
-    fn shard(&self, tenant: &str) -> &RwLock<HashMap<String, TenantCells>> {
-        // SHARD_COUNT is a power of two: masking picks a shard uniformly.
-        &self.shards[(self.hasher.hash_one(tenant) as usize) & (SHARD_COUNT - 1)]
+    /// The tenant's name hash and shard. The top bits pick the shard; the
+    /// map inside the shard uses the rotated hash, so the two stay
+    /// independent.
+    #[inline]
+    fn shard(&self, tenant: &str) -> (u64, &RwLock<ShardTable>) {
+        let hash = NameHash.hash_one(tenant);
+        let top_bits = hash >> (64 - SHARD_COUNT.trailing_zeros());
+        (hash, &self.shards[top_bits as usize])
     }
 
     /// Checks, under the shard lock, that the event may still be counted.
+    #[inline]
     fn admit(&self, hour: i64) -> Result<(), AddRefusal> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(AddRefusal::Closed);
@@ -217,26 +341,29 @@ impl Counters {
         at_unix_ms: i64,
     ) -> Result<(), AddRefusal> {
         let hour = hour_start(at_unix_ms);
-        let shard = self.shard(tenant);
+        let (hash, shard) = self.shard(tenant);
         {
-            let cells = shard.read();
-            if let Some(cell) = cells
-                .get(tenant)
-                .and_then(|metrics| metrics.get(metric))
-                .and_then(|hours| hours.iter().find(|c| c.hour_start_unix_ms == hour))
+            let table = shard.read();
+            if let Some(cell) = table
+                .get(&hash)
+                .and_then(|tenants| tenants.iter().find(|t| &*t.tenant == tenant))
+                .and_then(|cells| cells.metric(metric))
+                .and_then(|m| m.hours.iter().find(|c| c.hour_start_unix_ms == hour))
             {
                 self.admit(hour)?;
                 cell.add(quantity, at_unix_ms);
                 return Ok(());
             }
         }
-        self.add_creating(shard, tenant, metric, quantity, at_unix_ms, hour)
+        self.add_creating(hash, shard, tenant, metric, quantity, at_unix_ms, hour)
     }
 
     #[cold]
+    #[allow(clippy::too_many_arguments)] // the hot path's values, passed on once
     fn add_creating(
         &self,
-        shard: &RwLock<HashMap<String, TenantCells>>,
+        hash: u64,
+        shard: &RwLock<ShardTable>,
         tenant: &str,
         metric: &str,
         quantity: u64,
@@ -249,25 +376,49 @@ impl Counters {
             });
         }
         let aggregation = self.aggregation(metric).ok_or(AddRefusal::UnknownMetric)?;
-        let mut cells = shard.write();
+        let mut table = shard.write();
         self.admit(hour)?;
-        let hours = cells
-            .entry(tenant.to_owned())
-            .or_default()
-            .entry(metric.to_owned())
-            .or_default();
-        let index = match hours.iter().position(|c| c.hour_start_unix_ms == hour) {
+        // Another thread may have created the cell since the read lock.
+        if let Some(cell) = table
+            .get(&hash)
+            .and_then(|tenants| tenants.iter().find(|t| &*t.tenant == tenant))
+            .and_then(|cells| cells.metric(metric))
+            .and_then(|m| m.hours.iter().find(|c| c.hour_start_unix_ms == hour))
+        {
+            cell.add(quantity, at_unix_ms);
+            return Ok(());
+        }
+        // Refuse before inserting anything, so a refusal leaves no empty
+        // tenant or metric entries behind.
+        if self.cells.load(Ordering::Relaxed) >= self.cells_max {
+            return Err(AddRefusal::CellLimit);
+        }
+        self.cells.fetch_add(1, Ordering::Relaxed);
+        let tenants = table.entry(hash).or_default();
+        let tenant_index = match tenants.iter().position(|t| &*t.tenant == tenant) {
             Some(index) => index,
             None => {
-                if self.cells.load(Ordering::Relaxed) >= self.cells_max {
-                    return Err(AddRefusal::CellLimit);
-                }
-                self.cells.fetch_add(1, Ordering::Relaxed);
-                hours.push(Cell::new(hour, aggregation));
-                hours.len() - 1
+                tenants.push(TenantCells {
+                    tenant: tenant.into(),
+                    metrics: Vec::new(),
+                });
+                tenants.len() - 1
             }
         };
-        hours[index].add(quantity, at_unix_ms);
+        let metrics = &mut tenants[tenant_index].metrics;
+        let metric_index = match metrics.iter().position(|m| &*m.metric == metric) {
+            Some(index) => index,
+            None => {
+                metrics.push(MetricCells {
+                    metric: metric.into(),
+                    hours: Vec::new(),
+                });
+                metrics.len() - 1
+            }
+        };
+        let cell = Cell::new(hour, aggregation);
+        cell.add(quantity, at_unix_ms);
+        metrics[metric_index].hours.push(cell);
         Ok(())
     }
 
@@ -280,30 +431,38 @@ impl Counters {
         for shard in self.shards.iter() {
             let mut stale = false;
             if !exclusive {
-                let cells = shard.read();
-                for (tenant, metrics) in cells.iter() {
-                    for (metric, hours) in metrics {
-                        for cell in hours {
+                let table = shard.read();
+                for cells in table.values().flatten() {
+                    for m in &cells.metrics {
+                        for cell in &m.hours {
                             stale |= cell.hour_start_unix_ms < oldest_accepted_unix_ms;
-                            collected.entries.extend(cell.collect(tenant, metric));
+                            collected
+                                .entries
+                                .extend(cell.collect(&cells.tenant, &m.metric));
                         }
                     }
                 }
             }
             if exclusive || stale {
-                let mut cells = shard.write();
-                for (tenant, metrics) in cells.iter_mut() {
-                    for (metric, hours) in metrics.iter_mut() {
-                        for cell in hours.iter() {
-                            collected.entries.extend(cell.collect(tenant, metric));
+                let mut table = shard.write();
+                for tenants in table.values_mut() {
+                    for cells in tenants.iter_mut() {
+                        for m in cells.metrics.iter_mut() {
+                            for cell in &m.hours {
+                                collected
+                                    .entries
+                                    .extend(cell.collect(&cells.tenant, &m.metric));
+                            }
+                            let before = m.hours.len();
+                            m.hours
+                                .retain(|c| c.hour_start_unix_ms >= oldest_accepted_unix_ms);
+                            collected.cells_removed += before - m.hours.len();
                         }
-                        let before = hours.len();
-                        hours.retain(|c| c.hour_start_unix_ms >= oldest_accepted_unix_ms);
-                        collected.cells_removed += before - hours.len();
+                        cells.metrics.retain(|m| !m.hours.is_empty());
                     }
-                    metrics.retain(|_, hours| !hours.is_empty());
+                    tenants.retain(|cells| !cells.metrics.is_empty());
                 }
-                cells.retain(|_, metrics| !metrics.is_empty());
+                table.retain(|_, tenants| !tenants.is_empty());
             }
         }
         self.cells
@@ -366,6 +525,16 @@ impl Dedup {
         self.ids.fetch_add(1, Ordering::Relaxed);
         shard.entry(hour).or_default().insert(id);
         DedupOutcome::New
+    }
+
+    /// Forgets one id again (its event was refused after the id was
+    /// accepted, so a redelivery must be counted).
+    pub(crate) fn forget(&self, id: u128, hour: i64) {
+        let folded = (id as u64) ^ ((id >> 64) as u64);
+        let mut shard = self.shards[(folded as usize) & (SHARD_COUNT - 1)].lock();
+        if shard.get_mut(&hour).is_some_and(|ids| ids.remove(&id)) {
+            self.ids.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets ids of hours older than `oldest_accepted_unix_ms`.

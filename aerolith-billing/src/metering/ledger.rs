@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const HOUR_MS: i64 = 3_600_000;
 
 /// Start of the hour containing `unix_ms`.
+#[inline]
 pub fn hour_start(unix_ms: i64) -> i64 {
     unix_ms.div_euclid(HOUR_MS) * HOUR_MS
 }

@@ -14,6 +14,9 @@
 //!   [`MeterConfig::flush_interval_ms`], on [`Meter::flush`], and on
 //!   [`Meter::shutdown`], which loses nothing (see `pipeline` for the crash
 //!   loss window).
+//! - `Meter` implements tenancy's [`UsageSink`](aerolith_tenancy::UsageSink),
+//!   so every data operation is metered (see [`TenantKey`] for how a
+//!   `TenantId` names its counters).
 //! - [`StorageIntegrator`] turns storage size changes into byte-milliseconds
 //!   and GB-months.
 //! - [`period_to_date`] and [`usage_history`] answer usage queries.
@@ -21,6 +24,7 @@
 mod counters;
 mod ledger;
 mod pipeline;
+mod sink;
 mod storage;
 
 use std::collections::HashMap;
@@ -40,6 +44,7 @@ pub use ledger::{
     LedgerEntry, LedgerError, UsageBucket, UsageLedger, HOUR_MS,
 };
 pub use pipeline::{FlushReport, DRAIN_REQUESTS_MAX};
+pub use sink::TenantKey;
 pub use storage::{
     gb_months, StorageError, StorageIntegrator, StorageTrack, BYTES_PER_GB, GB_MONTH_DECIMALS_MAX,
 };
@@ -55,8 +60,11 @@ pub const API_CALLS_WRITE: &str = "api_calls.write";
 pub const API_CALLS_QUERY: &str = "api_calls.query";
 /// Administrative calls.
 pub const API_CALLS_ADMIN: &str = "api_calls.admin";
-/// Query CPU time, milliseconds.
-pub const COMPUTE_MS: &str = "compute_ms";
+/// Calls of an operation kind this crate does not know yet (tenancy's
+/// `OperationKind` is non-exhaustive).
+pub const API_CALLS_OTHER: &str = "api_calls.other";
+/// Query time, microseconds.
+pub const COMPUTE_US: &str = "compute_us";
 /// Request bytes received.
 pub const BANDWIDTH_IN_BYTES: &str = "bandwidth_in_bytes";
 /// Response bytes sent.
@@ -108,7 +116,8 @@ impl Default for MeterConfig {
                 API_CALLS_WRITE,
                 API_CALLS_QUERY,
                 API_CALLS_ADMIN,
-                COMPUTE_MS,
+                API_CALLS_OTHER,
+                COMPUTE_US,
                 BANDWIDTH_IN_BYTES,
                 BANDWIDTH_OUT_BYTES,
             ]
@@ -193,6 +202,8 @@ pub struct Meter {
     thread: Mutex<Option<JoinHandle<()>>>,
     dedup_ids_max: usize,
     cells_max: usize,
+    /// Events the `UsageSink` path could not count (it cannot return errors).
+    dropped_events: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Meter {
@@ -265,6 +276,7 @@ impl Meter {
             thread: Mutex::new(Some(thread)),
             dedup_ids_max: config.dedup_ids_max,
             cells_max: config.cells_max,
+            dropped_events: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -314,7 +326,12 @@ impl Meter {
         }
         match counters.add(tenant, metric, quantity, at_unix_ms) {
             Ok(()) => Ok(RecordOutcome::Counted),
-            Err(refusal) => Err(self.refusal_error(refusal, metric, at_unix_ms)),
+            Err(refusal) => {
+                if let Some(id) = idempotency_id {
+                    self.shared.dedup.forget(id, hour);
+                }
+                Err(self.refusal_error(refusal, metric, at_unix_ms))
+            }
         }
     }
 
@@ -381,10 +398,37 @@ impl Meter {
         Ok(self.shared.drain(true)?)
     }
 
+    /// Usage of each of `metrics` by `tenant` from `period_start_unix_ms` to
+    /// now (per the meter's clock), including events not yet drained: the
+    /// meter flushes first, then reads the ledger.
+    pub fn usage_to_date(
+        &self,
+        tenant: &str,
+        metrics: &[&str],
+        period_start_unix_ms: i64,
+    ) -> Result<Vec<(String, u64)>, MeterError> {
+        self.flush()?;
+        let now_unix_ms = self.shared.clock.now_unix_ms();
+        Ok(period_to_date(
+            self.shared.ledger.as_ref(),
+            tenant,
+            metrics,
+            period_start_unix_ms,
+            now_unix_ms,
+        )?)
+    }
+
     /// Number of periodic drains that failed to write (their batches were
     /// kept and retried).
     pub fn failed_drains(&self) -> u64 {
         self.shared.failed_drains.load(Ordering::Relaxed)
+    }
+
+    /// Metric updates that arrived through the `UsageSink` hook and were
+    /// refused (too late, a limit, shut down); that hook cannot return
+    /// errors, so they are counted here for monitoring.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     /// Number of live counter cells.
@@ -479,6 +523,12 @@ mod tests {
         meter
             .record("acme", "docs", 1, T0 - 5, None)
             .expect("older gauge reading");
+        assert_eq!(
+            meter
+                .usage_to_date("acme", &[API_CALLS_READ, "events"], T0)
+                .expect("reads"),
+            vec![(API_CALLS_READ.to_owned(), 16), ("events".to_owned(), 3)]
+        );
         meter.shutdown().expect("shuts down");
         assert_eq!(total(&ledger, "acme", API_CALLS_READ), 16);
         assert_eq!(total(&ledger, "acme", "peak_conn"), 9);
@@ -568,6 +618,49 @@ mod tests {
             Err(MeterError::CellLimit { cells_max: 1 })
         );
         assert!(meter.record("a", API_CALLS_READ, 1, T0, None).is_ok());
+    }
+
+    #[test]
+    fn an_id_refused_for_a_limit_is_not_burnt() {
+        let clock = ManualClock::new(T0);
+        let config = MeterConfig {
+            cells_max: 1,
+            ..MeterConfig::default()
+        };
+        let meter =
+            Meter::start(config, Arc::new(InMemoryLedger::new()), Arc::new(clock)).expect("starts");
+        meter
+            .record("a", API_CALLS_READ, 1, T0, None)
+            .expect("records");
+        assert_eq!(
+            meter.record("b", API_CALLS_READ, 1, T0, Some(9)),
+            Err(MeterError::CellLimit { cells_max: 1 })
+        );
+        assert_eq!(meter.dedup_id_count(), 0);
+        // Once there is room, the redelivery counts.
+        assert_eq!(
+            meter.record("a", API_CALLS_READ, 1, T0, Some(9)),
+            Ok(RecordOutcome::Counted)
+        );
+    }
+
+    #[test]
+    fn thousands_of_tenants_keep_separate_counters() {
+        let clock = ManualClock::new(T0);
+        let (meter, ledger) = meter(&clock);
+        let tenants: Vec<String> = (0..5_000).map(|i| format!("tenant-{i}")).collect();
+        for round in 0..3u64 {
+            for (i, tenant) in tenants.iter().enumerate() {
+                meter
+                    .record(tenant, API_CALLS_QUERY, i as u64 + round, T0, None)
+                    .expect("records");
+            }
+        }
+        assert_eq!(meter.cell_count(), 5_000);
+        meter.shutdown().expect("shuts down");
+        for (i, tenant) in tenants.iter().enumerate() {
+            assert_eq!(total(&ledger, tenant, API_CALLS_QUERY), 3 * i as u64 + 3);
+        }
     }
 
     #[test]

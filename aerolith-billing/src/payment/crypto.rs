@@ -568,6 +568,22 @@ mod tests {
     }
 
     #[test]
+    fn tron_checksum_agrees_with_bs58_check() {
+        let ours = TronAddress::parse(USDT_CONTRACT).expect("valid");
+        let theirs = bs58::decode(USDT_CONTRACT)
+            .with_check(Some(TRON_VERSION_BYTE))
+            .into_vec()
+            .expect("bs58 accepts it");
+        assert_eq!(&theirs[..], &ours.as_bytes()[..]);
+        assert_eq!(
+            bs58::encode(&ours.as_bytes()[..])
+                .with_check()
+                .into_string(),
+            USDT_CONTRACT
+        );
+    }
+
+    #[test]
     fn corrupted_tron_address_fails_its_checksum() {
         let typo = corrupt(USDT_CONTRACT, 10, 'Q');
         assert_ne!(typo, USDT_CONTRACT);

@@ -14,6 +14,7 @@ use aerolith_billing::subscription::{
     CancelReason, StartOptions, Subscription, SubscriptionEvent, SubscriptionEventKind,
     SubscriptionId, SubscriptionStatus,
 };
+use aerolith_billing::{Currency, InvoiceBuilder, InvoiceId, InvoicePeriod, Money};
 use aerolith_core::{Clock, ManualClock};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -77,6 +78,37 @@ fn upgrade_on_day_ten_of_thirty_invoices_the_previewed_lines() {
     );
     // The period does not move; the next renewal is still on Jul 1.
     assert_eq!(sub.current_period_end_unix_ms, period_end);
+}
+
+#[test]
+fn proration_lines_invoice_exactly_the_previewed_net() {
+    let clock = ManualClock::new(JUN_1);
+    let mut sub = start(&clock, None);
+    clock.advance(DAY * 9);
+    let change = PlanChange {
+        new_plan_id: "professional".into(),
+        old_price_minor: 2_900,
+        new_price_minor: 9_900,
+    };
+    let preview = preview_change(&sub, &change, clock.now_unix_ms()).expect("previews");
+    let (applied, _) = apply_change(&mut sub, &change, clock.now_unix_ms()).expect("applies");
+    let period = InvoicePeriod::new(
+        sub.current_period_start_unix_ms,
+        sub.current_period_end_unix_ms,
+    )
+    .expect("valid period");
+    let mut builder = InvoiceBuilder::new(
+        InvoiceId("inv_change".into()),
+        "acme",
+        Currency::USD,
+        period,
+    );
+    for line in applied.invoice_lines(Currency::USD) {
+        builder = builder.proration(line.description.clone(), line.amount, line.period);
+    }
+    let invoice = builder.build().expect("builds");
+    assert_eq!(invoice.lines(), &preview.invoice_lines(Currency::USD)[..]);
+    assert_eq!(invoice.total(), Money::new(4_900, Currency::USD));
 }
 
 #[test]
@@ -260,19 +292,19 @@ fn unpaid_subscription_is_canceled_thirty_days_after_suspension() {
     .expect("valid policy");
     clock.advance(DAY * 40);
     let events = dunning.advance(clock.now_unix_ms());
-    for e in &events {
-        match e.action {
-            DunningAction::Suspend => {
-                sub.suspend(e.at_unix_ms).expect("suspends");
-            }
-            DunningAction::Cancel => {
-                sub.cancel_with_reason(e.at_unix_ms, CancelReason::NonPayment)
-                    .expect("cancels");
-            }
-            _ => {}
-        }
-    }
+    let applied: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.apply_to(&mut sub).expect("legal transition"))
+        .map(|e| (e.from, e.to))
+        .collect();
     assert_eq!(events.len(), 6);
+    assert_eq!(
+        applied,
+        vec![
+            (SubscriptionStatus::PastDue, SubscriptionStatus::Suspended),
+            (SubscriptionStatus::Suspended, SubscriptionStatus::Canceled),
+        ]
+    );
     assert_eq!(sub.status, SubscriptionStatus::Canceled);
     assert_eq!(sub.cancel_reason, Some(CancelReason::NonPayment));
     assert_eq!(sub.canceled_at_unix_ms, Some(JUN_1 + 40 * DAY_MS));
