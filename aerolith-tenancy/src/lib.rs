@@ -69,10 +69,14 @@ mod api_key;
 mod audit;
 mod concurrency;
 mod error;
+mod handle;
 mod ids;
+mod naming;
 mod quota;
 mod rate_limit;
+mod registry;
 mod role;
+mod system_store;
 mod tenant_shards;
 mod token;
 mod usage;
@@ -89,16 +93,24 @@ pub use audit::{
 };
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyPermit};
 pub use error::{
-    ApiKeyError, ApiKeyParseError, AuditError, AuthError, ConcurrencyLimited, Forbidden,
-    IdParseError, QuotaExceeded, RateLimitConfigError, RateLimited, SlugError, StoreError,
-    Suspended, TenancyError, TokenError,
+    ApiKeyError, ApiKeyParseError, AuditError, AuthError, ConcurrencyLimited, EngineError,
+    Forbidden, IdParseError, QuotaExceeded, RateLimitConfigError, RateLimited, SlugError,
+    StoreError, Suspended, TenancyError, TokenError,
 };
+pub use handle::{TenantHandle, LIST_IDS_LIMIT_MAX};
 pub use ids::{KeyId, Slug, TenantId, KEY_ID_TEXT_LEN, SLUG_LEN_MAX, SLUG_LEN_MIN};
+pub use naming::COLLECTION_NAME_LEN_MAX;
 pub use quota::{
     LimitOverride, QuotaGauge, QuotaKind, QuotaLimits, QuotaOverride, QuotaUsage, Reservation,
 };
 pub use rate_limit::{RateLimit, RateLimiter, CALLS_PER_HOUR_MAX, RATE_BURST_DIVISOR};
+pub use registry::{
+    default_plans, AuditChain, CreatedTenant, IsolationMode, NewTenant, Tenancy, TenancyOptions,
+    Tenant, TenantPage, TenantUpdate, SHARED_KEY_CONTEXT, SYSTEM_KEY_CONTEXT, TENANT_KEY_CONTEXT,
+    TENANT_NAME_BYTES_MAX, TENANT_PAGE_LEN_MAX, TENANT_SALT_BYTES, TOKEN_SECRET_CONTEXT,
+};
 pub use role::{allows, Permission, Principal, Role, SuspensionReason, TenantStatus};
+pub use system_store::{SystemAuditStore, SystemKeyStore};
 pub use token::{
     SessionClaims, SessionToken, TokenSigner, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_LIFETIME_MS_MAX,
     TOKEN_MAC_BYTES, TOKEN_MAC_CONTEXT, TOKEN_PAYLOAD_BYTES, TOKEN_PREFIX, TOKEN_VERSION,
