@@ -5,6 +5,7 @@ mod audit;
 mod concurrency;
 mod errors;
 mod fixtures;
+mod handle;
 mod ids;
 mod quota;
 mod rate_limit;
