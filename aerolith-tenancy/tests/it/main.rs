@@ -7,6 +7,7 @@ mod errors;
 mod fixtures;
 mod handle;
 mod ids;
+mod isolation;
 mod quota;
 mod rate_limit;
 mod registry;
