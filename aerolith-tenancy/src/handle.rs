@@ -18,6 +18,7 @@
 //! by at most the patch's encoding (every byte a patch adds to a document is
 //! a byte of the patch); deletes and drops only shrink.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -168,13 +169,12 @@ impl TenantHandle {
         let status = runtime.state.read().status;
         status.check(tenant, permission)?;
         self.principal.authorize(tenant, permission)?;
-        self.inner
-            .rate
-            .check(tenant, self.inner.clock.monotonic())?;
+        let started = self.inner.clock.monotonic();
+        self.inner.rate.check(tenant, started)?;
         let permit = self.inner.concurrency.acquire(tenant)?;
         Ok(Admitted {
             _permit: permit,
-            started: self.inner.clock.monotonic(),
+            started,
             kind,
         })
     }
@@ -194,9 +194,16 @@ impl TenantHandle {
     }
 
     /// The engine name of a tenant collection, after checking the name.
-    fn internal(&self, name: &str) -> Result<String, TenancyError> {
+    fn internal<'a>(&self, name: &'a str) -> Result<Cow<'a, str>, TenancyError> {
         validate_collection_name(name)?;
-        Ok(format!("{}{name}", self.runtime.prefix))
+        let prefix = &self.runtime.prefix;
+        if prefix.is_empty() {
+            return Ok(Cow::Borrowed(name));
+        }
+        let mut internal = String::with_capacity(prefix.len() + name.len());
+        internal.push_str(prefix);
+        internal.push_str(name);
+        Ok(Cow::Owned(internal))
     }
 
     fn engine_error(&self, error: CoreError, operation: &'static str) -> TenancyError {
