@@ -172,6 +172,13 @@ impl TenantHandle {
         let started = self.inner.clock.monotonic();
         self.inner.rate.check(tenant, started)?;
         let permit = self.inner.concurrency.acquire(tenant)?;
+        // Pairs with the fence in `Tenancy::delete_tenant`: either deletion
+        // sees this permit in flight and waits for it, or this call sees the
+        // tenant deleted.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if runtime.deleted.load(Ordering::Relaxed) {
+            return Err(TenancyError::TenantNotFound { tenant });
+        }
         Ok(Admitted {
             _permit: permit,
             started,

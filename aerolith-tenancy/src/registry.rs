@@ -50,6 +50,9 @@ pub const TENANT_NAME_BYTES_MAX: usize = 200;
 pub const TENANT_PAGE_LEN_MAX: usize = 1000;
 /// Bytes of random salt in a dedicated tenant's key derivation.
 pub const TENANT_SALT_BYTES: usize = 32;
+/// Most times deletion yields while waiting for the tenant's calls in
+/// flight to finish before removing its data.
+const DELETE_DRAIN_SPINS_MAX: u64 = 10_000_000;
 /// Key derivation context of the system database.
 pub const SYSTEM_KEY_CONTEXT: &str = "aerolith 2026-01 system database key";
 /// Key derivation context of the shared engine.
@@ -610,8 +613,16 @@ impl Tenancy {
                 std::fs::remove_dir_all(&dir).map_err(io_error)?;
             }
         }
-        self.start_runtime(&stored, QuotaUsage::default())?;
-        self.persist(&stored, true)?;
+        let runtime = self.start_runtime(&stored, QuotaUsage::default())?;
+        if let Err(error) = self.persist(&stored, true) {
+            self.inner.runtimes.remove(id);
+            if !Arc::ptr_eq(&runtime.engine, &self.inner.shared) {
+                // Best effort: the dedicated engine is new and empty; a failure
+                // to close it changes nothing the caller could act on.
+                let _ = runtime.engine.close();
+            }
+            return Err(error);
+        }
         registry.next_id += 1;
         registry.slugs.insert(new.slug.clone(), id);
         registry.records.insert(id, stored.clone());
@@ -846,6 +857,14 @@ impl Tenancy {
         inner.keys.store().delete_all(tenant)?;
         if let Some(runtime) = inner.runtimes.remove(tenant) {
             runtime.deleted.store(true, Ordering::SeqCst);
+            // Pairs with the fence in the handle's admission: calls admitted
+            // before the flag was set finish before the data goes.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            let mut spins = 0u64;
+            while inner.concurrency.in_flight(tenant) > 0 && spins < DELETE_DRAIN_SPINS_MAX {
+                std::thread::yield_now();
+                spins += 1;
+            }
             match stored.tenant.isolation {
                 IsolationMode::Dedicated => {
                     runtime.engine.close().map_err(engine_error)?;

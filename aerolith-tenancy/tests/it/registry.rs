@@ -700,3 +700,73 @@ fn plan_change_updates_the_rate_limit_and_quotas_at_once() {
             .expect("enterprise burst is larger");
     }
 }
+
+#[test]
+fn deleting_a_shared_tenant_under_concurrent_writes_leaves_nothing_in_the_shared_engine() {
+    let mut fx = Fixture::new();
+    let (tenant, key) = fx.create("busy", "unlimited", IsolationMode::Shared);
+    let (_, other_key) = fx.create("neighbour", "unlimited", IsolationMode::Shared);
+    let owner = fx.tenancy.authenticate(&key).expect("auth");
+    let handle = fx.tenancy.handle(&owner, tenant.id).expect("handle");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(17));
+    let writers: Vec<_> = (0..16)
+        .map(|t| {
+            let handle = handle.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..10_000u32 {
+                    let name = format!("c{t}-{}", i % 5);
+                    let result = handle
+                        .create_collection(&name)
+                        .or_else(|e| match e {
+                            TenancyError::Engine(
+                                aerolith_tenancy::EngineError::CollectionExists { .. },
+                            ) => Ok(()),
+                            other => Err(other),
+                        })
+                        .and_then(|()| handle.insert(&name, json!({"i": i})).map(drop));
+                    match result {
+                        Ok(()) => {}
+                        Err(TenancyError::TenantNotFound { .. }) => return,
+                        // The collection was dropped by the deletion between
+                        // the two calls.
+                        Err(TenancyError::Engine(
+                            aerolith_tenancy::EngineError::CollectionNotFound { .. },
+                        )) => {}
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                panic!("writer {t} never saw the deletion");
+            })
+        })
+        .collect();
+    barrier.wait();
+    // Let the writers get going before deleting.
+    while handle.quota_in_use().documents < 100 {
+        std::thread::yield_now();
+    }
+    fx.tenancy.delete_tenant(&owner, tenant.id).expect("delete");
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    drop(handle);
+    fx.tenancy.close().expect("close");
+    let shared = Database::open(
+        fx.dir.path().join("shared"),
+        Options::default()
+            .master_key(fx.master.derive(aerolith_tenancy::SHARED_KEY_CONTEXT, b""))
+            .must_exist(),
+    )
+    .expect("open shared engine");
+    let prefix = format!("t{}.", tenant.id);
+    let left: Vec<String> = shared
+        .list_collections()
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(shared);
+    fx.reopen();
+    assert!(fx.tenancy.authenticate(&other_key).is_ok());
+}
