@@ -561,3 +561,61 @@ fn the_plan_query_duration_becomes_the_query_time_budget() {
         1000
     );
 }
+
+/// A writer that, on its first write, tells the test it is inside the
+/// export and then waits until the test lets it go: it holds the export's
+/// concurrency permit for as long as the test needs, without sleeping.
+struct GateWriter {
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+    first: bool,
+}
+
+impl std::io::Write for GateWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.first {
+            self.first = false;
+            self.entered.send(()).expect("test waits");
+            self.release.recv().expect("test releases");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_call_past_the_concurrent_request_limit_is_refused_until_one_finishes() {
+    let fx = quota_fixture(QuotaLimits {
+        concurrent_requests_max: Some(1),
+        ..QuotaLimits::UNLIMITED
+    });
+    let (tenant, key) = fx.create("acme", "limited", IsolationMode::Shared);
+    let owner = fx.tenancy.authenticate(&key).expect("auth");
+    let handle = fx.tenancy.handle(&owner, tenant.id).expect("handle");
+    handle.create_collection("c").expect("create");
+    handle.insert("c", json!({"_id": "a"})).expect("insert");
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let exporter = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            let mut gate = GateWriter {
+                entered: entered_tx,
+                release: release_rx,
+                first: true,
+            };
+            handle.export_jsonl("c", &mut gate)
+        })
+    };
+    entered_rx.recv().expect("export started");
+    match handle.get("c", "a") {
+        Err(TenancyError::ConcurrencyLimited(limited)) => assert_eq!(limited.limit, 1),
+        other => panic!("expected ConcurrencyLimited, got {other:?}"),
+    }
+    release_tx.send(()).expect("release");
+    assert_eq!(exporter.join().expect("exporter").expect("export"), 1);
+    assert!(handle.get("c", "a").expect("permit returned").is_some());
+}
