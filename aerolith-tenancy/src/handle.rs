@@ -236,6 +236,17 @@ impl TenantHandle {
     ) -> Result<CommitOutcome, TenancyError> {
         match self.runtime.engine.write(batch) {
             Ok(outcome) => {
+                let (bytes, docs, collections) = reservation.deltas();
+                debug_assert!(
+                    outcome.live_bytes_delta <= bytes.max(0)
+                        && outcome.documents_delta <= docs.max(0)
+                        && outcome.collections_delta <= collections.max(0),
+                    "{operation}: the reservation ({bytes}, {docs}, {collections}) was not an \
+                     upper bound of the write ({}, {}, {})",
+                    outcome.live_bytes_delta,
+                    outcome.documents_delta,
+                    outcome.collections_delta,
+                );
                 reservation.commit_exact(
                     outcome.live_bytes_delta,
                     outcome.documents_delta,

@@ -619,3 +619,91 @@ fn a_call_past_the_concurrent_request_limit_is_refused_until_one_finishes() {
     assert_eq!(exporter.join().expect("exporter").expect("export"), 1);
     assert!(handle.get("c", "a").expect("permit returned").is_some());
 }
+
+fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (-1e6f64..1e6).prop_map(serde_json::Value::from),
+        // Characters that need escaping change encoded sizes.
+        "[a-z\"\\\\\n\t\u{1}é😀]{0,12}".prop_map(serde_json::Value::from),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    json_leaf().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-d]{1,2}", inner, 0..4)
+                .prop_map(|m| { serde_json::Value::Object(m.into_iter().collect()) }),
+        ]
+    })
+}
+
+fn json_object() -> impl Strategy<Value = serde_json::Value> {
+    proptest::collection::btree_map("[a-d]{1,2}", json_value(), 0..5)
+        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
+}
+
+#[derive(Debug, Clone)]
+enum WriteOp {
+    Insert(u8, serde_json::Value),
+    Replace(u8, serde_json::Value),
+    Patch(u8, serde_json::Value),
+    Delete(u8),
+}
+
+fn write_op() -> impl Strategy<Value = WriteOp> {
+    prop_oneof![
+        (0..6u8, json_object()).prop_map(|(i, d)| WriteOp::Insert(i, d)),
+        (0..6u8, json_object()).prop_map(|(i, d)| WriteOp::Replace(i, d)),
+        (0..6u8, json_object()).prop_map(|(i, d)| WriteOp::Patch(i, d)),
+        (0..6u8).prop_map(WriteOp::Delete),
+    ]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Every write's reservation is an upper bound of its exact growth (the
+    /// handle asserts it in debug builds), so storage never passes the
+    /// limit, and the gauge always equals the engine's accounting.
+    #[test]
+    fn random_writes_never_pass_the_storage_quota(
+        limit in 50u64..2_000,
+        ops in proptest::collection::vec(write_op(), 1..40),
+    ) {
+        let fx = quota_fixture(QuotaLimits {
+            storage_bytes_max: Some(limit),
+            ..QuotaLimits::UNLIMITED
+        });
+        let (tenant, key) = fx.create("acme", "limited", IsolationMode::Shared);
+        let owner = fx.tenancy.authenticate(&key).expect("auth");
+        let handle = fx.tenancy.handle(&owner, tenant.id).expect("handle");
+        handle.create_collection("c").expect("create");
+        for op in ops {
+            let result = match op {
+                WriteOp::Insert(i, mut doc) => {
+                    doc["_id"] = json!(format!("d{i}"));
+                    handle.insert("c", doc).map(drop)
+                }
+                WriteOp::Replace(i, doc) => handle.replace("c", &format!("d{i}"), doc),
+                WriteOp::Patch(i, patch) => handle.patch("c", &format!("d{i}"), patch).map(drop),
+                WriteOp::Delete(i) => handle.delete("c", &format!("d{i}")).map(drop),
+            };
+            match result {
+                Ok(())
+                | Err(TenancyError::QuotaExceeded(_))
+                | Err(TenancyError::Engine(EngineError::DocumentNotFound { .. }))
+                | Err(TenancyError::Engine(EngineError::DocumentExists { .. })) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+            let usage = handle.usage().expect("usage");
+            prop_assert!(usage.storage_bytes <= limit);
+            prop_assert_eq!(handle.quota_in_use(), usage);
+        }
+    }
+}
