@@ -770,3 +770,45 @@ fn deleting_a_shared_tenant_under_concurrent_writes_leaves_nothing_in_the_shared
     fx.reopen();
     assert!(fx.tenancy.authenticate(&other_key).is_ok());
 }
+
+#[test]
+fn an_audit_entry_altered_on_disk_is_reported_by_verify() {
+    let mut fx = Fixture::new();
+    let (tenant, _) = fx.create("acme", "starter", IsolationMode::Shared);
+    fx.tenancy
+        .suspend_tenant(&Principal::Operator, tenant.id, SuspensionReason::Operator)
+        .expect("suspend");
+    fx.tenancy.close().expect("close");
+    {
+        // Someone with the operator's key rewrites history in the system
+        // database: the suspension (tenant chain entry 2) becomes a resume.
+        let system = Database::open(
+            fx.dir.path().join("system"),
+            Options::default()
+                .master_key(fx.master.derive(aerolith_tenancy::SYSTEM_KEY_CONTEXT, b""))
+                .must_exist(),
+        )
+        .expect("open system database");
+        let id = format!("t{}-{:020}", tenant.id, 2);
+        let mut doc = system
+            .get("audit", &id)
+            .expect("get")
+            .expect("entry 2 exists");
+        assert_eq!(doc["entry"]["action"], json!("tenant_suspended"));
+        doc["entry"]["action"] = json!("tenant_resumed");
+        system.replace("audit", &id, doc).expect("tamper");
+        system.close().expect("close");
+    }
+    fx.reopen();
+    match fx
+        .tenancy
+        .verify_audit_log(&Principal::Operator, AuditChain::Tenant(tenant.id))
+    {
+        Err(TenancyError::Audit(aerolith_tenancy::AuditError::Tampered { seq: 2 })) => {}
+        other => panic!("expected Tampered at 2, got {other:?}"),
+    }
+    // The operator's chain was not touched and still verifies.
+    fx.tenancy
+        .verify_audit_log(&Principal::Operator, AuditChain::Operator)
+        .expect("operator chain intact");
+}
