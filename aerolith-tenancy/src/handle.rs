@@ -275,8 +275,11 @@ impl TenantHandle {
         batch
             .create_collection(&internal)
             .map_err(|e| self.batch_error(e, "create collection"))?;
+        let mut names = self.runtime.collections.lock();
         let reservation = self.reserve(0, 0, 1)?;
         self.commit(batch, reservation, "create collection")?;
+        names.insert(name.to_owned());
+        drop(names);
         self.report(admitted, 0, 0);
         Ok(())
     }
@@ -289,20 +292,17 @@ impl TenantHandle {
         batch
             .drop_collection(&internal)
             .map_err(|e| self.batch_error(e, "drop collection"))?;
+        let mut names = self.runtime.collections.lock();
         let reservation = self.reserve(0, 0, 0)?;
         self.commit(batch, reservation, "drop collection")?;
+        names.remove(name);
+        drop(names);
         self.report(admitted, 0, 0);
         Ok(())
     }
 
     fn own_collections(&self) -> Vec<String> {
-        let prefix = &self.runtime.prefix;
-        self.runtime
-            .engine
-            .list_collections()
-            .into_iter()
-            .filter_map(|name| name.strip_prefix(prefix.as_str()).map(str::to_owned))
-            .collect()
+        self.runtime.collections.lock().iter().cloned().collect()
     }
 
     /// The tenant's collections, sorted.
@@ -329,20 +329,19 @@ impl TenantHandle {
     /// The tenant's storage use, exact from the engine's accounting.
     pub fn usage(&self) -> Result<QuotaUsage, TenancyError> {
         let admitted = self.admit(Permission::ReadUsage, OperationKind::Read)?;
+        // Holding the names keeps creates and drops out while we add up.
+        let names = self.runtime.collections.lock();
         let snapshot = self.runtime.engine.snapshot();
-        let prefix = &self.runtime.prefix;
         let mut usage = QuotaUsage::default();
-        for name in snapshot.list_collections() {
-            if !name.starts_with(prefix.as_str()) {
-                continue;
-            }
+        for name in names.iter() {
             let stats = snapshot
-                .collection_stats(&name)
+                .collection_stats(&format!("{}{name}", self.runtime.prefix))
                 .map_err(|e| self.engine_error(e, "usage"))?;
             usage.storage_bytes += stats.live_bytes;
             usage.documents += stats.documents;
             usage.collections += 1;
         }
+        drop(names);
         self.report(admitted, 0, 0);
         Ok(usage)
     }

@@ -18,7 +18,7 @@
 //! Invariant: lifecycle operations are serialized by one registry lock; the
 //! data path never takes it (it reads the tenant's runtime from sharded maps).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -247,7 +247,18 @@ pub(crate) struct TenantRuntime {
     pub(crate) prefix: String,
     pub(crate) state: RwLock<RuntimeState>,
     pub(crate) gauge: QuotaGauge,
+    /// The tenant's collection names (as the tenant names them). Collection
+    /// creates and drops hold this lock across the engine call, so it always
+    /// matches the engine; listing it costs nothing per other tenant.
+    pub(crate) collections: Mutex<BTreeSet<String>>,
     pub(crate) deleted: AtomicBool,
+}
+
+/// A tenant's data as found when its runtime starts.
+#[derive(Debug, Default)]
+struct Footprint {
+    usage: QuotaUsage,
+    collections: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -399,20 +410,22 @@ impl Tenancy {
             .system
             .find(TENANTS, &Query::default())
             .map_err(engine_error)?;
-        let mut shared_usage: HashMap<TenantId, QuotaUsage> = HashMap::new();
+        let mut shared_footprints: HashMap<TenantId, Footprint> = HashMap::new();
         let snapshot = inner.shared.snapshot();
         for collection in snapshot.list_collections() {
-            let Some(id) = collection
+            let Some((id, name)) = collection
                 .strip_prefix('t')
                 .and_then(|rest| rest.split_once('.'))
-                .and_then(|(id, _)| id.parse::<TenantId>().ok())
+                .and_then(|(id, name)| Some((id.parse::<TenantId>().ok()?, name)))
             else {
                 continue;
             };
             let stats = snapshot
                 .collection_stats(&collection)
                 .map_err(engine_error)?;
-            let usage = shared_usage.entry(id).or_default();
+            let footprint = shared_footprints.entry(id).or_default();
+            footprint.collections.insert(name.to_owned());
+            let usage = &mut footprint.usage;
             usage.storage_bytes += stats.live_bytes;
             usage.documents += stats.documents;
             usage.collections += 1;
@@ -428,8 +441,8 @@ impl Tenancy {
             let id = stored.tenant.id;
             registry.next_id = registry.next_id.max(id.get() + 1);
             if !stored.tenant.is_deleted() {
-                let usage = shared_usage.get(&id).copied().unwrap_or_default();
-                self.start_runtime(&stored, usage)?;
+                let footprint = shared_footprints.remove(&id).unwrap_or_default();
+                self.start_runtime(&stored, footprint)?;
                 registry.slugs.insert(stored.tenant.slug.clone(), id);
             }
             registry.records.insert(id, stored);
@@ -438,19 +451,17 @@ impl Tenancy {
     }
 
     /// Opens a tenant's engine (dedicated) and publishes its runtime.
-    /// `shared_usage` is the tenant's accounting in the shared engine.
+    /// `shared` is the tenant's footprint in the shared engine.
     fn start_runtime(
         &self,
         stored: &StoredTenant,
-        shared_usage: QuotaUsage,
+        shared: Footprint,
     ) -> Result<Arc<TenantRuntime>, TenancyError> {
         let inner = &self.inner;
         let tenant = &stored.tenant;
         let limits = self.limits_of(tenant)?;
-        let (engine, prefix, usage) = match (tenant.isolation, &stored.key_salt) {
-            (IsolationMode::Shared, _) => {
-                (inner.shared.clone(), shared_prefix(tenant.id), shared_usage)
-            }
+        let (engine, prefix, footprint) = match (tenant.isolation, &stored.key_salt) {
+            (IsolationMode::Shared, _) => (inner.shared.clone(), shared_prefix(tenant.id), shared),
             (IsolationMode::Dedicated, Some(salt)) => {
                 let options = Options::default()
                     .master_key(tenant_key(&inner.master_key, tenant.id, salt))
@@ -459,12 +470,15 @@ impl Tenancy {
                 let db =
                     Database::open(self.dedicated_dir(tenant.id), options).map_err(engine_error)?;
                 let stats = db.stats().map_err(engine_error)?;
-                let usage = QuotaUsage {
-                    storage_bytes: stats.live_bytes,
-                    documents: stats.documents,
-                    collections: stats.collections,
+                let footprint = Footprint {
+                    usage: QuotaUsage {
+                        storage_bytes: stats.live_bytes,
+                        documents: stats.documents,
+                        collections: stats.collections,
+                    },
+                    collections: db.list_collections().into_iter().collect(),
                 };
-                (Arc::new(db), String::new(), usage)
+                (Arc::new(db), String::new(), footprint)
             }
             (IsolationMode::Dedicated, None) => {
                 return Err(TenancyError::Store(StoreError::Conflict {
@@ -484,7 +498,8 @@ impl Tenancy {
                 status: tenant.status,
                 limits,
             }),
-            gauge: QuotaGauge::with_usage(limits, usage),
+            gauge: QuotaGauge::with_usage(limits, footprint.usage),
+            collections: Mutex::new(footprint.collections),
             deleted: AtomicBool::new(false),
         });
         inner.runtimes.insert(tenant.id, runtime.clone());
@@ -613,7 +628,7 @@ impl Tenancy {
                 std::fs::remove_dir_all(&dir).map_err(io_error)?;
             }
         }
-        let runtime = self.start_runtime(&stored, QuotaUsage::default())?;
+        let runtime = self.start_runtime(&stored, Footprint::default())?;
         if let Err(error) = self.persist(&stored, true) {
             self.inner.runtimes.remove(id);
             if !Arc::ptr_eq(&runtime.engine, &self.inner.shared) {
