@@ -9,6 +9,7 @@ use aerolith_tenancy::{
     allows, EngineError, IsolationMode, OperationKind, Permission, Principal, QuotaExceeded,
     QuotaKind, QuotaLimits, Role, TenancyError, TenantHandle, TenantUpdate,
 };
+use proptest::prelude::*;
 use serde_json::json;
 
 use crate::fixtures::{test_plans, Fixture};
@@ -662,8 +663,6 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
         (0..6u8).prop_map(WriteOp::Delete),
     ]
 }
-
-use proptest::prelude::*;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
