@@ -52,7 +52,7 @@
 //! Records that are persisted ([`ApiKeyRecord`], [`AuditEntry`],
 //! [`QuotaLimits`], ...) are serde types, and storage sits behind small
 //! traits with in-memory implementations; the registry implements them over
-//! its system database ([`SystemKeyStore`], [`SystemAuditStore`]).
+//! its system database.
 //!
 //! One request, end to end, with the blocks alone (what a [`TenantHandle`]
 //! does on every call):
@@ -143,7 +143,6 @@ pub use registry::{
     TENANT_NAME_BYTES_MAX, TENANT_PAGE_LEN_MAX, TENANT_SALT_BYTES, TOKEN_SECRET_CONTEXT,
 };
 pub use role::{allows, Permission, Principal, Role, SuspensionReason, TenantStatus};
-pub use system_store::{SystemAuditStore, SystemKeyStore};
 pub use token::{
     SessionClaims, SessionToken, TokenSigner, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_LIFETIME_MS_MAX,
     TOKEN_MAC_BYTES, TOKEN_MAC_CONTEXT, TOKEN_PAYLOAD_BYTES, TOKEN_PREFIX, TOKEN_VERSION,

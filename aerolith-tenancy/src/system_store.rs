@@ -70,7 +70,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// API key records in the system database.
 #[derive(Debug, Clone)]
-pub struct SystemKeyStore {
+pub(crate) struct SystemKeyStore {
     db: Arc<Database>,
     /// Serializes read-modify-write updates (revocation, role changes).
     update: Arc<Mutex<()>>,
@@ -206,7 +206,7 @@ impl ApiKeyStore for SystemKeyStore {
 
 /// One audit chain in the system database.
 #[derive(Debug, Clone)]
-pub struct SystemAuditStore {
+pub(crate) struct SystemAuditStore {
     db: Arc<Database>,
     chain: String,
 }
