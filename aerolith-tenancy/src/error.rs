@@ -339,6 +339,99 @@ pub enum AuditError {
     Store(#[from] StoreError),
 }
 
+/// A data operation failed inside the storage engine. Rewritten from the
+/// engine's error so that it names collections as the tenant knows them
+/// (never the internal `t<id>.` prefix of shared mode) and carries no file
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A collection name breaks the tenant naming rule
+    /// (`[A-Za-z0-9_-]{1,64}`).
+    #[error("invalid collection name {name:?}: {reason}")]
+    InvalidCollectionName {
+        /// The name as given (truncated for display).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The collection does not exist.
+    #[error("collection {collection:?} does not exist")]
+    CollectionNotFound {
+        /// The collection, as the tenant names it.
+        collection: String,
+    },
+    /// The collection already exists.
+    #[error("collection {collection:?} already exists")]
+    CollectionExists {
+        /// The collection, as the tenant names it.
+        collection: String,
+    },
+    /// No document with this id.
+    #[error("document {id:?} not found in collection {collection:?}")]
+    DocumentNotFound {
+        /// The collection, as the tenant names it.
+        collection: String,
+        /// The document id.
+        id: String,
+    },
+    /// An insert named an id that is already taken.
+    #[error("document {id:?} already exists in collection {collection:?}")]
+    DocumentExists {
+        /// The collection, as the tenant names it.
+        collection: String,
+        /// The document id.
+        id: String,
+    },
+    /// A unique index already holds the value.
+    #[error("unique index on {path:?} in {collection:?} already holds this value (document {existing_id:?})")]
+    UniqueViolation {
+        /// The collection, as the tenant names it.
+        collection: String,
+        /// The indexed path.
+        path: String,
+        /// The tenant's own document that holds the value.
+        existing_id: String,
+    },
+    /// The index does not exist.
+    #[error("no index on {path:?} in collection {collection:?}")]
+    IndexNotFound {
+        /// The collection, as the tenant names it.
+        collection: String,
+        /// The field path.
+        path: String,
+    },
+    /// The index already exists.
+    #[error("an index on {path:?} already exists in collection {collection:?}")]
+    IndexExists {
+        /// The collection, as the tenant names it.
+        collection: String,
+        /// The field path.
+        path: String,
+    },
+    /// A document, id, index path or batch broke an engine rule.
+    #[error(transparent)]
+    Invalid(aerolith_core::InvalidInput),
+    /// A malformed filter, sort or projection.
+    #[error(transparent)]
+    Query(aerolith_core::QueryError),
+    /// The query ran past the plan's query time budget.
+    #[error("query stopped after {elapsed_ms} ms: the plan's query time budget is {budget_ms} ms")]
+    Timeout {
+        /// The budget.
+        budget_ms: u64,
+        /// How long it had run.
+        elapsed_ms: u64,
+    },
+    /// The storage failed (I/O, corruption, closed); details are for the
+    /// operator's logs, not for the tenant.
+    #[error("storage is unavailable during {operation}")]
+    Unavailable {
+        /// What was being done.
+        operation: &'static str,
+    },
+}
+
 /// Any error of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -379,6 +472,44 @@ pub enum TenancyError {
     /// A storage backend failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No such tenant (or it was deleted). Also what a principal of another
+    /// tenant would see, so the answer reveals nothing.
+    #[error("tenant {tenant} not found")]
+    TenantNotFound {
+        /// The tenant asked for.
+        tenant: TenantId,
+    },
+    /// Another live tenant already has this slug.
+    #[error("slug {slug:?} is already taken")]
+    SlugTaken {
+        /// The slug asked for.
+        slug: String,
+    },
+    /// The plan id is not in the plan catalog.
+    #[error("unknown plan {plan:?}")]
+    PlanNotFound {
+        /// The plan asked for.
+        plan: String,
+    },
+    /// A tenant display name is empty or too long.
+    #[error("tenant name has {len} bytes; allowed 1..={max}")]
+    InvalidTenantName {
+        /// Bytes given.
+        len: usize,
+        /// The maximum ([`crate::TENANT_NAME_BYTES_MAX`]).
+        max: usize,
+    },
+    /// A page size of zero or above the maximum.
+    #[error("page size {requested} is outside 1..={max}")]
+    InvalidPageSize {
+        /// The size asked for.
+        requested: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A data operation failed in the engine (message sanitized).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 impl From<TokenError> for TenancyError {

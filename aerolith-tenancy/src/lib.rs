@@ -1,7 +1,39 @@
 //! Aerolith tenancy: the layer that turns one storage engine into many
 //! customers who cannot see each other, each held to the limits of a plan.
 //!
-//! This crate currently provides the parts that do not need the engine:
+//! The entry point is [`Tenancy`]: the tenant registry, persisted in an
+//! encrypted system database next to the tenants' data. It runs the tenant
+//! lifecycle (create with a first owner key, get, list, update, suspend,
+//! resume, delete with crypto-shredding), authenticates bearers (API keys
+//! and session tokens) into a [`Principal`], and hands out [`TenantHandle`]s,
+//! the only way to reach a tenant's data. Tenants are [`IsolationMode::Shared`]
+//! (one engine, collections under the tenant's prefix) or
+//! [`IsolationMode::Dedicated`] (own engine directory, own derived key).
+//!
+//! ```
+//! use aerolith_core::MasterKey;
+//! use aerolith_tenancy::*;
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), TenancyError> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let tenancy = Tenancy::open(dir.path(), TenancyOptions::new(MasterKey::generate()))?;
+//! let created = tenancy.create_tenant(&Principal::Operator, NewTenant {
+//!     name: "Acme".into(),
+//!     slug: Slug::new("acme")?,
+//!     plan: "starter".into(),
+//!     isolation: IsolationMode::Shared,
+//! })?;
+//! let principal = tenancy.authenticate(created.owner_key.secret.expose())?;
+//! let handle = tenancy.handle(&principal, created.tenant.id)?;
+//! handle.create_collection("users")?;
+//! handle.insert("users", json!({"_id": "u1", "name": "Ada"}))?;
+//! assert_eq!(handle.get("users", "u1")?.expect("just inserted")["name"], "Ada");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Underneath, the building blocks:
 //!
 //! - **Identity**: [`TenantId`], [`Slug`], [`KeyId`].
 //! - **Authentication**: API keys `ak_<slug>_<secret>` ([`ApiKeys`] over an
@@ -17,12 +49,13 @@
 //! - **Audit**: a hash-chained, verifiable [`AuditLog`] over an [`AuditStore`].
 //! - **Metering hook**: [`UsageSink`], implemented by aerolith-billing.
 //!
-//! Records that will be persisted ([`ApiKeyRecord`], [`AuditEntry`],
+//! Records that are persisted ([`ApiKeyRecord`], [`AuditEntry`],
 //! [`QuotaLimits`], ...) are serde types, and storage sits behind small
-//! traits with in-memory implementations, so the tenant registry can keep
-//! them in the engine's system database.
+//! traits with in-memory implementations; the registry implements them over
+//! its system database.
 //!
-//! One request, end to end (the tenant registry will wrap these steps):
+//! One request, end to end, with the blocks alone (what a [`TenantHandle`]
+//! does on every call):
 //!
 //! ```
 //! use std::sync::Arc;
@@ -69,10 +102,14 @@ mod api_key;
 mod audit;
 mod concurrency;
 mod error;
+mod handle;
 mod ids;
+mod naming;
 mod quota;
 mod rate_limit;
+mod registry;
 mod role;
+mod system_store;
 mod tenant_shards;
 mod token;
 mod usage;
@@ -89,15 +126,22 @@ pub use audit::{
 };
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyPermit};
 pub use error::{
-    ApiKeyError, ApiKeyParseError, AuditError, AuthError, ConcurrencyLimited, Forbidden,
-    IdParseError, QuotaExceeded, RateLimitConfigError, RateLimited, SlugError, StoreError,
-    Suspended, TenancyError, TokenError,
+    ApiKeyError, ApiKeyParseError, AuditError, AuthError, ConcurrencyLimited, EngineError,
+    Forbidden, IdParseError, QuotaExceeded, RateLimitConfigError, RateLimited, SlugError,
+    StoreError, Suspended, TenancyError, TokenError,
 };
+pub use handle::{TenantHandle, LIST_IDS_LIMIT_MAX};
 pub use ids::{KeyId, Slug, TenantId, KEY_ID_TEXT_LEN, SLUG_LEN_MAX, SLUG_LEN_MIN};
+pub use naming::COLLECTION_NAME_LEN_MAX;
 pub use quota::{
     LimitOverride, QuotaGauge, QuotaKind, QuotaLimits, QuotaOverride, QuotaUsage, Reservation,
 };
 pub use rate_limit::{RateLimit, RateLimiter, CALLS_PER_HOUR_MAX, RATE_BURST_DIVISOR};
+pub use registry::{
+    default_plans, AuditChain, CreatedTenant, IsolationMode, NewTenant, Tenancy, TenancyOptions,
+    Tenant, TenantPage, TenantUpdate, SHARED_KEY_CONTEXT, SYSTEM_KEY_CONTEXT, TENANT_KEY_CONTEXT,
+    TENANT_NAME_BYTES_MAX, TENANT_PAGE_LEN_MAX, TENANT_SALT_BYTES, TOKEN_SECRET_CONTEXT,
+};
 pub use role::{allows, Permission, Principal, Role, SuspensionReason, TenantStatus};
 pub use token::{
     SessionClaims, SessionToken, TokenSigner, TOKEN_LIFETIME_MS_DEFAULT, TOKEN_LIFETIME_MS_MAX,

@@ -380,6 +380,23 @@ impl Reservation {
         committed.collections = apply(committed.collections, d.collections);
         self.settled = true;
     }
+
+    /// Settles the reservation with the exact deltas the write turned out to
+    /// have (from the engine's commit outcome): the reserved amounts are
+    /// released and the exact ones applied, under one lock, so no other
+    /// reservation can slip in between. The exact positive amounts must not
+    /// exceed the reserved ones (the reservation is an upper bound); if a
+    /// caller's bound was wrong the exact amounts still win, so the gauge
+    /// never drifts from the engine's accounting.
+    pub fn commit_exact(mut self, delta_bytes: i64, delta_docs: i64, delta_collections: i64) {
+        let mut state = self.state.lock();
+        release(&mut state.reserved, self.delta);
+        let committed = &mut state.committed;
+        committed.storage_bytes = apply(committed.storage_bytes, delta_bytes);
+        committed.documents = apply(committed.documents, delta_docs);
+        committed.collections = apply(committed.collections, delta_collections);
+        self.settled = true;
+    }
 }
 
 fn apply(value: u64, delta: i64) -> u64 {

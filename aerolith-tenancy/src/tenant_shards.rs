@@ -61,6 +61,11 @@ impl<V> TenantShards<V> {
         shard.insert(tenant, Arc::new(value));
     }
 
+    /// Publishes `value` for `tenant`, replacing any previous one.
+    pub(crate) fn insert(&self, tenant: TenantId, value: Arc<V>) {
+        self.shard(tenant).write().insert(tenant, value);
+    }
+
     pub(crate) fn remove(&self, tenant: TenantId) -> Option<Arc<V>> {
         self.shard(tenant).write().remove(&tenant)
     }
