@@ -166,7 +166,6 @@ fn sort_skip_limit_and_projection_compose() {
 
 #[test]
 fn bad_filters_are_typed_errors_not_empty_results() {
-    let (_dir, db) = people();
     let cases = [
         json!({"filter": {"age": {"$regexp": "x"}}}),
         json!({"filter": {"age": {"$in": 5}}}),
