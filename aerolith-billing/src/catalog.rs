@@ -736,6 +736,37 @@ impl Catalog {
     pub fn metric(&self, id: &MetricId) -> Option<&MetricDefinition> {
         self.metrics.iter().find(|metric| &metric.id == id)
     }
+
+    /// Each plan's limits as tenancy quotas, keyed by plan id: what
+    /// `aerolith_tenancy::TenancyOptions::plans` takes, so the catalog is the
+    /// one source of every plan's limits.
+    pub fn quota_limits(&self) -> BTreeMap<String, aerolith_tenancy::QuotaLimits> {
+        self.plans
+            .iter()
+            .map(|plan| {
+                (
+                    plan.id.as_str().to_owned(),
+                    aerolith_tenancy::QuotaLimits::from(&plan.limits),
+                )
+            })
+            .collect()
+    }
+}
+
+impl From<&PlanLimits> for aerolith_tenancy::QuotaLimits {
+    fn from(limits: &PlanLimits) -> Self {
+        aerolith_tenancy::QuotaLimits {
+            storage_bytes_max: limits.storage_bytes_max,
+            documents_max: limits.documents_max,
+            collections_max: limits.collections_max,
+            api_calls_per_hour: limits.api_calls_per_hour,
+            // A limit past u32 is no limit in practice; saturate rather than wrap.
+            concurrent_requests_max: limits
+                .concurrent_requests_max
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            query_duration_ms_max: limits.query_duration_ms_max,
+        }
+    }
 }
 
 /// Trial length of the default plans, in days.

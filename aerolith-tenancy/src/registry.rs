@@ -72,44 +72,28 @@ pub enum IsolationMode {
     Dedicated,
 }
 
-/// The default plan catalog: `starter`, `professional`, `enterprise`.
-/// Billing replaces it with its own catalog's limits.
+/// The default plans, matching the default billing catalog
+/// (`aerolith_billing::Catalog::default_catalog().quota_limits()` feeds the
+/// same numbers when billing is in use): collections and calls per hour as
+/// the product brief sets them. Storage and documents have no hard cap —
+/// storage beyond the included amount is billed as overage, not refused.
+/// Concurrency and query time are protective limits the brief leaves open.
 pub fn default_plans() -> BTreeMap<String, QuotaLimits> {
-    const GIB: u64 = 1024 * 1024 * 1024;
+    let plan = |collections_max,
+                api_calls_per_hour,
+                concurrent_requests_max,
+                query_duration_ms_max| QuotaLimits {
+        storage_bytes_max: None,
+        documents_max: None,
+        collections_max: Some(collections_max),
+        api_calls_per_hour: Some(api_calls_per_hour),
+        concurrent_requests_max: Some(concurrent_requests_max),
+        query_duration_ms_max: Some(query_duration_ms_max),
+    };
     BTreeMap::from([
-        (
-            "starter".to_owned(),
-            QuotaLimits {
-                storage_bytes_max: Some(GIB),
-                documents_max: Some(1_000_000),
-                collections_max: Some(20),
-                api_calls_per_hour: Some(10_000),
-                concurrent_requests_max: Some(10),
-                query_duration_ms_max: Some(1_000),
-            },
-        ),
-        (
-            "professional".to_owned(),
-            QuotaLimits {
-                storage_bytes_max: Some(20 * GIB),
-                documents_max: Some(50_000_000),
-                collections_max: Some(200),
-                api_calls_per_hour: Some(100_000),
-                concurrent_requests_max: Some(50),
-                query_duration_ms_max: Some(5_000),
-            },
-        ),
-        (
-            "enterprise".to_owned(),
-            QuotaLimits {
-                storage_bytes_max: Some(500 * GIB),
-                documents_max: None,
-                collections_max: Some(2_000),
-                api_calls_per_hour: Some(1_000_000),
-                concurrent_requests_max: Some(200),
-                query_duration_ms_max: Some(30_000),
-            },
-        ),
+        ("starter".to_owned(), plan(10, 10_000, 10, 1_000)),
+        ("professional".to_owned(), plan(100, 100_000, 50, 5_000)),
+        ("enterprise".to_owned(), plan(1_000, 1_000_000, 200, 30_000)),
     ])
 }
 

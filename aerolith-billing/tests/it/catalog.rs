@@ -359,3 +359,25 @@ fn custom_metrics_and_zero_package_size_are_checked() {
         CatalogError::InvalidOveragePrice { metric, source: PriceError::ZeroPackageSize, .. } if metric.as_str() == "gpu_seconds"
     ));
 }
+
+#[test]
+fn the_default_catalog_feeds_the_same_limits_as_tenancys_default_plans() {
+    let from_catalog = aerolith_billing::Catalog::default_catalog().quota_limits();
+    let tenancy = aerolith_tenancy::default_plans();
+    assert_eq!(
+        from_catalog.keys().collect::<Vec<_>>(),
+        tenancy.keys().collect::<Vec<_>>()
+    );
+    for (plan, limits) in &from_catalog {
+        let t = &tenancy[plan];
+        assert_eq!(limits.collections_max, t.collections_max, "{plan}");
+        assert_eq!(limits.api_calls_per_hour, t.api_calls_per_hour, "{plan}");
+        assert_eq!(limits.storage_bytes_max, t.storage_bytes_max, "{plan}");
+        assert_eq!(limits.documents_max, t.documents_max, "{plan}");
+    }
+    assert_eq!(from_catalog["starter"].collections_max, Some(10));
+    assert_eq!(
+        from_catalog["enterprise"].api_calls_per_hour,
+        Some(1_000_000)
+    );
+}
