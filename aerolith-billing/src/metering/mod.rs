@@ -22,6 +22,7 @@
 //! - [`period_to_date`] and [`usage_history`] answer usage queries.
 
 mod counters;
+mod engine_ledger;
 mod ledger;
 mod pipeline;
 mod sink;
@@ -39,6 +40,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 pub use counters::SHARD_COUNT;
+pub use engine_ledger::{EngineLedger, LEDGER_COLLECTION};
 pub use ledger::{
     hour_start, period_to_date, usage_history, Aggregation, Granularity, InMemoryLedger,
     LedgerEntry, LedgerError, UsageBucket, UsageLedger, HOUR_MS,

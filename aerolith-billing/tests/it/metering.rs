@@ -362,3 +362,58 @@ proptest! {
         prop_assert_eq!(ledger_total(ledger.as_ref(), "acme", API_CALLS_READ), expected);
     }
 }
+
+#[test]
+fn usage_persisted_in_the_engine_survives_shutdown_and_reopen() {
+    use aerolith_billing::metering::{period_to_date, EngineLedger};
+    use aerolith_core::{Database, Durability, Options};
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::new(T0);
+    let open = || {
+        Database::open(
+            dir.path(),
+            Options::default().durability(Durability::Always),
+        )
+        .expect("opens")
+    };
+    let per_thread = 2_000u64;
+    {
+        let ledger = Arc::new(EngineLedger::open(open()).expect("ledger"));
+        let meter = Meter::start(config(), ledger, Arc::new(clock.clone())).expect("starts");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let meter = &meter;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let at = T0 + ((i % 3) as i64) * 3_600_000;
+                        meter
+                            .record(
+                                "tenant-1",
+                                API_CALLS_READ,
+                                1,
+                                at,
+                                Some(u128::from(t * per_thread + i)),
+                            )
+                            .expect("records");
+                    }
+                });
+            }
+        });
+        // A redelivered event is counted once.
+        meter
+            .record("tenant-1", API_CALLS_READ, 1, T0, Some(0))
+            .expect("records");
+        meter.shutdown().expect("flushes");
+    }
+    let ledger = EngineLedger::open(open()).expect("ledger");
+    let totals = period_to_date(
+        &ledger,
+        "tenant-1",
+        &[API_CALLS_READ],
+        T0,
+        T0 + 3 * 3_600_000,
+    )
+    .expect("query");
+    assert_eq!(totals, vec![(API_CALLS_READ.to_string(), 4 * per_thread)]);
+}
