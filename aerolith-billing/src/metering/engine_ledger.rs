@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use aerolith_core::{Database, Error as CoreError, Query, WriteBatch};
 
-use super::ledger::{hour_start, Aggregation, LedgerEntry, LedgerError, UsageLedger};
+use super::ledger::{hour_start, LedgerEntry, LedgerError, UsageLedger};
 
 /// The collection that holds the ledger.
 pub const LEDGER_COLLECTION: &str = "billing.usage_ledger";
@@ -166,6 +166,7 @@ impl UsageLedger for EngineLedger {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ledger::Aggregation;
     use super::*;
     use aerolith_core::{Durability, Options};
 
