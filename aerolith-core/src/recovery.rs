@@ -306,6 +306,11 @@ impl Replayer<'_> {
                 None => body,
             };
             let rec = decode_op(payload).map_err(|e| corrupt(e.0.into()))?;
+            if rec.txn == u64::MAX {
+                // The writer never reaches this id (the next one would overflow);
+                // only a hostile or damaged file carries it.
+                return Err(corrupt("transaction id out of range".into()));
+            }
             match self.pending_txn {
                 Some(t) if t != rec.txn => {
                     return Err(corrupt(format!(

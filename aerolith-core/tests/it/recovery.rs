@@ -182,3 +182,31 @@ fn stray_files_from_an_interrupted_compaction_are_removed() {
     assert!(!stray.exists());
     assert_eq!(db.collection_stats("c").unwrap().documents, 3);
 }
+
+/// Regression (found by the `recovery` fuzz target): a record with a valid
+/// checksum and transaction id u64::MAX made replay overflow `max + 1`.
+#[test]
+fn a_record_with_the_largest_transaction_id_is_corruption_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    populate(dir.path(), 1);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // A committed CreateCollection record for "z" with txn u64::MAX, framed by hand.
+    let mut payload = vec![3 | 0x80];
+    payload.extend_from_slice(&u64::MAX.to_le_bytes());
+    payload.extend_from_slice(&1u16.to_le_bytes());
+    payload.push(b'z');
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&len);
+    hasher.update(&payload);
+    bytes.extend_from_slice(&[0xA7, b'L', b'R', b'1']);
+    bytes.extend_from_slice(&len);
+    bytes.extend_from_slice(&hasher.finalize().as_bytes()[..16]);
+    bytes.extend_from_slice(&payload);
+    std::fs::write(&seg, &bytes).unwrap();
+    assert!(matches!(
+        Database::open(dir.path(), fast()),
+        Err(Error::Corrupt { .. })
+    ));
+}
