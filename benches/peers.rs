@@ -127,10 +127,13 @@ impl AerolithStore {
             Sync::Fsync => Durability::Always,
             Sync::None => Durability::Never,
         };
-        let db = Database::open(dir, Options::default().durability(durability)).expect("aerolith opens");
+        let db =
+            Database::open(dir, Options::default().durability(durability)).expect("aerolith opens");
         if !db.list_collections().iter().any(|c| c == COLLECTION) {
-            db.create_collection(COLLECTION).expect("aerolith creates the collection");
-            db.create_index(COLLECTION, "category", false).expect("aerolith creates the index");
+            db.create_collection(COLLECTION)
+                .expect("aerolith creates the collection");
+            db.create_index(COLLECTION, "category", false)
+                .expect("aerolith creates the index");
         }
         AerolithStore { db }
     }
@@ -144,7 +147,9 @@ impl Store for AerolithStore {
     fn insert_batch(&mut self, docs: Vec<Value>) {
         let mut batch = aerolith_core::WriteBatch::new();
         for doc in docs {
-            batch.insert(COLLECTION, doc).expect("aerolith batch insert");
+            batch
+                .insert(COLLECTION, doc)
+                .expect("aerolith batch insert");
         }
         self.db.write(batch).expect("aerolith batch commit");
     }
@@ -154,12 +159,14 @@ impl Store for AerolithStore {
     }
 
     fn find_category(&self, category: &str) -> Vec<Value> {
-        let query = aerolith_core::Query::filter(&json!({ "category": category })).expect("valid filter");
+        let query =
+            aerolith_core::Query::filter(&json!({ "category": category })).expect("valid filter");
         self.db.find(COLLECTION, &query).expect("aerolith find")
     }
 
     fn scan_region(&self, region: &str) -> Vec<Value> {
-        let query = aerolith_core::Query::filter(&json!({ "region": region })).expect("valid filter");
+        let query =
+            aerolith_core::Query::filter(&json!({ "region": region })).expect("valid filter");
         self.db.find(COLLECTION, &query).expect("aerolith scan")
     }
 
@@ -187,7 +194,8 @@ impl SqliteStore {
             Sync::Fsync => "FULL",
             Sync::None => "OFF",
         };
-        conn.pragma_update(None, "synchronous", synchronous).expect("sqlite synchronous");
+        conn.pragma_update(None, "synchronous", synchronous)
+            .expect("sqlite synchronous");
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS docs_category ON docs (json_extract(doc, '$.category'));",
@@ -210,7 +218,11 @@ impl SqliteStore {
         let mut rows = stmt.query(rusqlite::params![param]).expect("sqlite query");
         let mut docs = Vec::new();
         while let Some(row) = rows.next().expect("sqlite row") {
-            let text = row.get_ref(0).expect("doc column").as_str().expect("doc is text");
+            let text = row
+                .get_ref(0)
+                .expect("doc column")
+                .as_str()
+                .expect("doc is text");
             docs.push(serde_json::from_str(text).expect("stored JSON parses"));
         }
         docs
@@ -231,15 +243,22 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, id: &str) -> Option<Value> {
-        self.docs_from("SELECT doc FROM docs WHERE id = ?1", id).pop()
+        self.docs_from("SELECT doc FROM docs WHERE id = ?1", id)
+            .pop()
     }
 
     fn find_category(&self, category: &str) -> Vec<Value> {
-        self.docs_from("SELECT doc FROM docs WHERE json_extract(doc, '$.category') = ?1", category)
+        self.docs_from(
+            "SELECT doc FROM docs WHERE json_extract(doc, '$.category') = ?1",
+            category,
+        )
     }
 
     fn scan_region(&self, region: &str) -> Vec<Value> {
-        self.docs_from("SELECT doc FROM docs WHERE json_extract(doc, '$.region') = ?1", region)
+        self.docs_from(
+            "SELECT doc FROM docs WHERE json_extract(doc, '$.region') = ?1",
+            region,
+        )
     }
 
     fn close(self: Box<Self>) {
@@ -271,20 +290,31 @@ impl RedbStore {
         store
     }
 
-    fn write(&self, fill: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>, &mut redb::MultimapTable<'_, &str, &str>)) {
+    fn write(
+        &self,
+        fill: impl FnOnce(&mut redb::Table<'_, &str, &[u8]>, &mut redb::MultimapTable<'_, &str, &str>),
+    ) {
         let mut tx = self.db.begin_write().expect("redb begin");
         tx.set_durability(self.durability).expect("redb durability");
         {
             let mut docs = tx.open_table(REDB_DOCS).expect("redb docs table");
-            let mut by_category = tx.open_multimap_table(REDB_BY_CATEGORY).expect("redb index table");
+            let mut by_category = tx
+                .open_multimap_table(REDB_BY_CATEGORY)
+                .expect("redb index table");
             fill(&mut docs, &mut by_category);
         }
         tx.commit().expect("redb commit");
     }
 
-    fn insert_in(docs: &mut redb::Table<'_, &str, &[u8]>, index: &mut redb::MultimapTable<'_, &str, &str>, doc: &Value) {
+    fn insert_in(
+        docs: &mut redb::Table<'_, &str, &[u8]>,
+        index: &mut redb::MultimapTable<'_, &str, &str>,
+        doc: &Value,
+    ) {
         let id = doc["_id"].as_str().expect("bench documents carry an id");
-        let category = doc["category"].as_str().expect("bench documents carry a category");
+        let category = doc["category"]
+            .as_str()
+            .expect("bench documents carry a category");
         let bytes = serde_json::to_vec(doc).expect("documents serialize");
         docs.insert(id, bytes.as_slice()).expect("redb insert");
         index.insert(category, id).expect("redb index insert");
@@ -316,11 +346,16 @@ impl Store for RedbStore {
         use redb::ReadableDatabase;
         let tx = self.db.begin_read().expect("redb read");
         let docs = tx.open_table(REDB_DOCS).expect("redb docs table");
-        let index = tx.open_multimap_table(REDB_BY_CATEGORY).expect("redb index table");
+        let index = tx
+            .open_multimap_table(REDB_BY_CATEGORY)
+            .expect("redb index table");
         let mut out = Vec::new();
         for id in index.get(category).expect("redb index get") {
             let id = id.expect("redb index entry");
-            let guard = docs.get(id.value()).expect("redb get").expect("index points at a document");
+            let guard = docs
+                .get(id.value())
+                .expect("redb get")
+                .expect("index points at a document");
             out.push(serde_json::from_slice(guard.value()).expect("stored JSON parses"));
         }
         out
@@ -343,7 +378,10 @@ impl Store for RedbStore {
 
     fn close(self: Box<Self>) {
         // A final durable commit makes earlier `Durability::None` commits durable.
-        let store = RedbStore { db: self.db, durability: redb::Durability::Immediate };
+        let store = RedbStore {
+            db: self.db,
+            durability: redb::Durability::Immediate,
+        };
         store.write(|_, _| {});
     }
 }
@@ -365,10 +403,19 @@ impl SledStore {
     fn open(dir: &Path, sync: Sync) -> Self {
         // No background flushing: durability comes only from the explicit
         // flush after each commit in the fsync groups.
-        let db = sled::Config::new().path(dir.join("sled")).flush_every_ms(None).open().expect("sled opens");
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .flush_every_ms(None)
+            .open()
+            .expect("sled opens");
         let docs = db.open_tree(COLLECTION).expect("sled docs tree");
         let by_category = db.open_tree("docs_by_category").expect("sled index tree");
-        SledStore { db, docs, by_category, sync }
+        SledStore {
+            db,
+            docs,
+            by_category,
+            sync,
+        }
     }
 
     fn index_key(category: &str, id: &str) -> Vec<u8> {
@@ -381,7 +428,9 @@ impl SledStore {
 
     fn encoded(doc: &Value) -> (String, Vec<u8>, Vec<u8>) {
         let id = doc["_id"].as_str().expect("bench documents carry an id");
-        let category = doc["category"].as_str().expect("bench documents carry a category");
+        let category = doc["category"]
+            .as_str()
+            .expect("bench documents carry a category");
         let bytes = serde_json::to_vec(doc).expect("documents serialize");
         (id.to_owned(), SledStore::index_key(category, id), bytes)
     }
@@ -425,7 +474,11 @@ impl Store for SledStore {
         for entry in self.by_category.scan_prefix(&prefix) {
             let (key, _) = entry.expect("sled index entry");
             let id = &key[prefix.len()..];
-            let bytes = self.docs.get(id).expect("sled get").expect("index points at a document");
+            let bytes = self
+                .docs
+                .get(id)
+                .expect("sled get")
+                .expect("index points at a document");
             out.push(serde_json::from_slice(&bytes).expect("stored JSON parses"));
         }
         out
@@ -462,7 +515,10 @@ fn category(i: u64) -> String {
 /// the same `i` always gives the same document.
 fn make_doc(prefix: &str, i: u64) -> Value {
     let mut rng = StdRng::seed_from_u64(SEED ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let tags: Vec<&str> = ["alpha", "beta", "gamma"].into_iter().take(rng.random_range(1..=3)).collect();
+    let tags: Vec<&str> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .take(rng.random_range(1..=3))
+        .collect();
     let mut doc = json!({
         "_id": doc_id(prefix, i),
         "category": category(rng.random_range(0..CATEGORIES)),
@@ -477,7 +533,9 @@ fn make_doc(prefix: &str, i: u64) -> Value {
     let encoded_bytes = serde_json::to_vec(&doc).expect("documents serialize").len();
     // `,"payload":""` adds 13 bytes around the padding.
     let padding = DOC_SIZE_BYTES_TARGET.saturating_sub(encoded_bytes + 13);
-    let payload: String = (0..padding).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect();
+    let payload: String = (0..padding)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect();
     doc["payload"] = Value::String(payload);
     doc
 }
@@ -491,7 +549,9 @@ fn load_batches(docs: u64) -> impl Iterator<Item = Vec<Value>> {
 
 /// Sum of the sizes of the files under `path`.
 fn disk_bytes(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::metadata(path) else { return 0 };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return 0;
+    };
     if meta.is_file() {
         return meta.len();
     }
@@ -513,11 +573,17 @@ impl Setup {
     fn from_env() -> Setup {
         let quick = std::env::var("AEROLITH_BENCH_QUICK").is_ok_and(|v| v == "1");
         let docs = match std::env::var("AEROLITH_BENCH_DOCS") {
-            Ok(v) => v.replace('_', "").parse().expect("AEROLITH_BENCH_DOCS is a number of documents"),
+            Ok(v) => v
+                .replace('_', "")
+                .parse()
+                .expect("AEROLITH_BENCH_DOCS is a number of documents"),
             Err(_) if quick => DOCS_QUICK,
             Err(_) => DOCS_DEFAULT,
         };
-        let root = tempfile::Builder::new().prefix("aerolith-peers-").tempdir().expect("temp dir");
+        let root = tempfile::Builder::new()
+            .prefix("aerolith-peers-")
+            .tempdir()
+            .expect("temp dir");
         Setup { docs, quick, root }
     }
 
@@ -529,13 +595,20 @@ impl Setup {
         self.root.path().join(format!("{}-{group}", engine.name()))
     }
 
-    fn configure<'a>(&self, c: &'a mut Criterion, group: &str, heavy: bool) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    fn configure<'a>(
+        &self,
+        c: &'a mut Criterion,
+        group: &str,
+        heavy: bool,
+    ) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
         let mut g = c.benchmark_group(group);
         g.sample_size(10);
         if self.quick {
-            g.warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(300));
+            g.warm_up_time(Duration::from_millis(100))
+                .measurement_time(Duration::from_millis(300));
         } else {
-            g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(if heavy { 5 } else { 3 }));
+            g.warm_up_time(Duration::from_secs(1))
+                .measurement_time(Duration::from_secs(if heavy { 5 } else { 3 }));
         }
         if heavy {
             g.sampling_mode(SamplingMode::Flat);
@@ -564,7 +637,11 @@ fn load_all(setup: &Setup) -> Vec<LoadReport> {
         }
         store.close();
         let load = started.elapsed();
-        reports.push(LoadReport { engine, load, disk_bytes: disk_bytes(&dir) });
+        reports.push(LoadReport {
+            engine,
+            load,
+            disk_bytes: disk_bytes(&dir),
+        });
     }
     // The engines must agree before their timings mean anything.
     let mut expected: Option<(usize, usize, bool)> = None;
@@ -587,11 +664,21 @@ fn load_all(setup: &Setup) -> Vec<LoadReport> {
 }
 
 fn report_sizes(setup: &Setup, reports: &[LoadReport]) {
-    let logical_bytes: u64 =
-        load_batches(setup.docs).flatten().map(|d| serde_json::to_vec(&d).expect("serializes").len() as u64).sum();
+    let logical_bytes: u64 = load_batches(setup.docs)
+        .flatten()
+        .map(|d| serde_json::to_vec(&d).expect("serializes").len() as u64)
+        .sum();
     let mut table = String::new();
-    let _ = writeln!(table, "\nLoad of {} documents ({} bytes of JSON), 1,000 per transaction, no fsync:", setup.docs, logical_bytes);
-    let _ = writeln!(table, "{:<10} {:>12} {:>14} {:>16} {:>12}", "engine", "load_s", "docs_per_s", "disk_bytes", "x_json");
+    let _ = writeln!(
+        table,
+        "\nLoad of {} documents ({} bytes of JSON), 1,000 per transaction, no fsync:",
+        setup.docs, logical_bytes
+    );
+    let _ = writeln!(
+        table,
+        "{:<10} {:>12} {:>14} {:>16} {:>12}",
+        "engine", "load_s", "docs_per_s", "disk_bytes", "x_json"
+    );
     let mut json_rows = Vec::new();
     for r in reports {
         let secs = r.load.as_secs_f64();
@@ -615,8 +702,11 @@ fn report_sizes(setup: &Setup, reports: &[LoadReport]) {
     let out_dir = Path::new(&target).join("criterion");
     std::fs::create_dir_all(&out_dir).expect("criterion output directory");
     let body = json!({ "docs": setup.docs, "json_bytes": logical_bytes, "engines": json_rows });
-    std::fs::write(out_dir.join("peer-sizes.json"), serde_json::to_vec_pretty(&body).expect("serializes"))
-        .expect("peer-sizes.json is written");
+    std::fs::write(
+        out_dir.join("peer-sizes.json"),
+        serde_json::to_vec_pretty(&body).expect("serializes"),
+    )
+    .expect("peer-sizes.json is written");
 }
 
 fn bench_inserts(c: &mut Criterion, setup: &Setup) {
@@ -655,7 +745,9 @@ fn bench_inserts(c: &mut Criterion, setup: &Setup) {
                     || {
                         let first = next;
                         next += BATCH_DOCS;
-                        (first..next).map(|i| make_doc("batch", i)).collect::<Vec<_>>()
+                        (first..next)
+                            .map(|i| make_doc("batch", i))
+                            .collect::<Vec<_>>()
                     },
                     |docs| store.insert_batch(docs),
                     BatchSize::PerIteration,
@@ -670,7 +762,9 @@ fn bench_inserts(c: &mut Criterion, setup: &Setup) {
 
 fn bench_reads(c: &mut Criterion, setup: &Setup) {
     let mut rng = StdRng::seed_from_u64(SEED);
-    let hot_ids: Vec<String> = (0..HOT_READ_IDS).map(|_| doc_id("doc", rng.random_range(0..setup.docs))).collect();
+    let hot_ids: Vec<String> = (0..HOT_READ_IDS)
+        .map(|_| doc_id("doc", rng.random_range(0..setup.docs)))
+        .collect();
 
     let mut g = setup.configure(c, "get_hot", false);
     g.throughput(Throughput::Elements(1));
@@ -703,8 +797,9 @@ fn bench_reads(c: &mut Criterion, setup: &Setup) {
                     let store = engine.open(&dir, Sync::None);
                     round += 1;
                     let mut rng = StdRng::seed_from_u64(SEED ^ round);
-                    let ids: Vec<String> =
-                        (0..COLD_READS_PER_REOPEN).map(|_| doc_id("doc", rng.random_range(0..setup.docs))).collect();
+                    let ids: Vec<String> = (0..COLD_READS_PER_REOPEN)
+                        .map(|_| doc_id("doc", rng.random_range(0..setup.docs)))
+                        .collect();
                     let started = Instant::now();
                     for id in &ids {
                         black_box(store.get(id)).expect("loaded id is present");
@@ -760,7 +855,9 @@ fn bench_reads(c: &mut Criterion, setup: &Setup) {
     g.throughput(Throughput::Elements(setup.docs));
     for engine in ENGINES {
         let store = engine.open(&setup.loaded_dir(engine), Sync::None);
-        g.bench_function(engine.name(), |b| b.iter(|| black_box(store.scan_region(SCAN_REGION))));
+        g.bench_function(engine.name(), |b| {
+            b.iter(|| black_box(store.scan_region(SCAN_REGION)))
+        });
         store.close();
     }
     g.finish();

@@ -4,7 +4,7 @@
 //! file with `#[path]`) run exactly the same code. Each function must return
 //! normally for every input; a panic, abort or hang is a finding.
 //!
-//! Depends only on `aerolith_core`, `serde_json` and `tempfile`, which both
+//! Depends only on `aerolith_core`, `blake3`, `serde_json` and `tempfile`, which both
 //! the fuzz crate and the main workspace's facade package provide.
 
 use std::path::Path;
@@ -16,9 +16,37 @@ use serde_json::{json, Value};
 /// The collection the template database holds.
 pub const TEMPLATE_COLLECTION: &str = "fuzz";
 
-/// Decodes one log frame and its operation (`record_decode`).
+/// Magic at the start of every log frame (see `docs/format.md`).
+const FRAME_MAGIC: [u8; 4] = [0xA7, b'L', b'R', b'1'];
+/// Bytes of a segment file's header.
+const SEGMENT_HEADER_BYTES: usize = 32;
+/// Bytes of a frame's header: magic, body length, checksum.
+const FRAME_HEADER_BYTES: usize = 24;
+
+/// Wraps `body` in a frame with a correct checksum, so that fuzzed bodies
+/// get past the checksum and reach the operation decoder and replay.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len())
+        .expect("fuzz inputs are far below 4 GiB")
+        .to_le_bytes();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&len);
+    hasher.update(body);
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes the bytes as one log frame and its operation, then decodes them
+/// again as the body of a correctly checksummed frame (`record_decode`).
+/// Returns whether the bytes were a valid frame.
 pub fn record_decode(data: &[u8]) -> bool {
-    aerolith_core::fuzzing::decode_record(data)
+    let as_frame = aerolith_core::fuzzing::decode_record(data);
+    let _ = aerolith_core::fuzzing::decode_record(&frame(data));
+    as_frame
 }
 
 /// Parses the bytes as JSON and validates them as a document
@@ -64,14 +92,25 @@ fn build_template() -> TemplateFiles {
     let dir = tempfile::tempdir().expect("temp dir for the template database");
     let db = Database::open(dir.path(), Options::default().durability(Durability::Never))
         .expect("a fresh template database opens");
-    db.create_collection(TEMPLATE_COLLECTION).expect("template collection");
-    db.create_index(TEMPLATE_COLLECTION, "kind", false).expect("template index");
+    db.create_collection(TEMPLATE_COLLECTION)
+        .expect("template collection");
+    db.create_index(TEMPLATE_COLLECTION, "kind", false)
+        .expect("template index");
     for i in 0..4 {
-        db.insert(TEMPLATE_COLLECTION, json!({"_id": format!("d{i}"), "kind": i % 2, "tags": ["a", {"n": i}]}))
-            .expect("template insert");
+        db.insert(
+            TEMPLATE_COLLECTION,
+            json!({"_id": format!("d{i}"), "kind": i % 2, "tags": ["a", {"n": i}]}),
+        )
+        .expect("template insert");
     }
-    db.delete(TEMPLATE_COLLECTION, "d3").expect("template delete");
-    db.patch(TEMPLATE_COLLECTION, "d0", json!({"kind": null, "extra": 1.5})).expect("template patch");
+    db.delete(TEMPLATE_COLLECTION, "d3")
+        .expect("template delete");
+    db.patch(
+        TEMPLATE_COLLECTION,
+        "d0",
+        json!({"kind": null, "extra": 1.5}),
+    )
+    .expect("template patch");
     db.close().expect("template close");
     drop(db);
 
@@ -79,7 +118,10 @@ fn build_template() -> TemplateFiles {
     let mut segments = Vec::new();
     for entry in std::fs::read_dir(dir.path()).expect("template dir is readable") {
         let entry = entry.expect("template dir entry");
-        let name = entry.file_name().into_string().expect("engine file names are UTF-8");
+        let name = entry
+            .file_name()
+            .into_string()
+            .expect("engine file names are UTF-8");
         let bytes = std::fs::read(entry.path()).expect("template file is readable");
         if name.starts_with("seg-") {
             segments.push((name, bytes));
@@ -87,9 +129,17 @@ fn build_template() -> TemplateFiles {
             fixed.push((name, bytes));
         }
     }
-    assert_eq!(segments.len(), 1, "the template database fits in one segment");
+    assert_eq!(
+        segments.len(),
+        1,
+        "the template database fits in one segment"
+    );
     let (segment_name, segment) = segments.pop().expect("one segment");
-    TemplateFiles { fixed, segment_name, segment }
+    TemplateFiles {
+        fixed,
+        segment_name,
+        segment,
+    }
 }
 
 /// Writes the template's meta file and manifest plus `segment` as its
@@ -134,10 +184,48 @@ pub fn recovery(data: &[u8]) -> bool {
     strict_ok
 }
 
+/// Builds a segment from the template's header and the bodies in `data`,
+/// each framed with a correct checksum, then recovers it like [`recovery`]
+/// (`recovery_framed`). `data` is a sequence of `len u16 LE | body`
+/// chunks; a short last chunk takes what is left. This reaches replay with
+/// arbitrary operations, which checksums keep raw fuzzed files from doing.
+pub fn recovery_framed(data: &[u8]) -> bool {
+    recovery(&segment_of_bodies(data))
+}
+
+/// The segment `recovery_framed` builds from `data`.
+pub fn segment_of_bodies(data: &[u8]) -> Vec<u8> {
+    let mut segment = template_files().segment[..SEGMENT_HEADER_BYTES].to_vec();
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let body = &rest[2..(2 + len).min(rest.len())];
+        segment.extend_from_slice(&frame(body));
+        rest = &rest[2 + body.len()..];
+    }
+    segment
+}
+
+/// The inverse of [`segment_of_bodies`] for an engine-written segment:
+/// its frame bodies as `len u16 LE | body` chunks (for seeds).
+pub fn bodies_of(segment: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for frame in frames_of(segment) {
+        let body = &frame[FRAME_HEADER_BYTES..];
+        let len = u16::try_from(body.len()).expect("template records are small");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+    }
+    out
+}
+
 fn open_with(data: &[u8], mode: RecoveryMode) -> bool {
     let dir = tempfile::tempdir().expect("temp dir for a fuzzed database");
     lay_out(dir.path(), data);
-    let options = Options::default().durability(Durability::Never).recovery(mode).must_exist();
+    let options = Options::default()
+        .durability(Durability::Never)
+        .recovery(mode)
+        .must_exist();
     match Database::open(dir.path(), options) {
         Ok(db) => {
             read_everything(&db);
@@ -150,8 +238,6 @@ fn open_with(data: &[u8], mode: RecoveryMode) -> bool {
 /// Splits a segment produced by the engine into its frames (header of 32
 /// bytes, then `magic 4 | body_len u32 LE | checksum 16 | body`), for seeds.
 pub fn frames_of(segment: &[u8]) -> Vec<Vec<u8>> {
-    const SEGMENT_HEADER_BYTES: usize = 32;
-    const FRAME_HEADER_BYTES: usize = 24;
     let mut frames = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES;
     while at + FRAME_HEADER_BYTES <= segment.len() {
