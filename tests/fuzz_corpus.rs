@@ -162,3 +162,17 @@ fn seeds_are_regenerated_on_request() {
         &bodies[2 + first_body_len..],
     );
 }
+
+/// Found by `recovery_framed` on 2026-11-23: a committed record whose
+/// transaction id is `u64::MAX` made recovery compute `max_txn + 1` and
+/// panic with an overflow (`aerolith-core/src/recovery.rs`, `next_txn`).
+#[test]
+fn recovery_survives_a_transaction_id_of_u64_max() {
+    let data = std::fs::read(
+        corpus_dir()
+            .join("recovery_framed")
+            .join("regression-txn-id-u64-max"),
+    )
+    .expect("regression seed is present");
+    harness::recovery_framed(&data);
+}
