@@ -326,6 +326,101 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How a library error of the tenancy layer is reported over HTTP. Bad input
+/// is always a 4xx; only storage failures are 5xx.
+impl From<aerolith_tenancy::TenancyError> for ApiError {
+    fn from(error: aerolith_tenancy::TenancyError) -> ApiError {
+        use aerolith_tenancy::{AuthError, SuspensionReason, TenancyError};
+        let unprocessable = |detail: &dyn std::fmt::Display| ApiError::Unprocessable {
+            detail: detail.to_string(),
+        };
+        match &error {
+            TenancyError::Auth(AuthError::Store(_)) | TenancyError::Store(_) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Auth(_) => ApiError::Unauthenticated {
+                reason: AuthFailure::InvalidCredentials,
+            },
+            TenancyError::Forbidden(forbidden) => ApiError::Forbidden {
+                action: forbidden.permission.to_string(),
+            },
+            TenancyError::Suspended(suspended) => match suspended.reason {
+                SuspensionReason::NonPayment => ApiError::PaymentRequired {
+                    tenant_id: suspended.tenant.to_string(),
+                },
+                _ => ApiError::Forbidden {
+                    action: format!(
+                        "{} while the tenant is suspended ({})",
+                        suspended.permission, suspended.reason
+                    ),
+                },
+            },
+            TenancyError::QuotaExceeded(quota) => ApiError::QuotaExceeded {
+                limit: quota.limit.to_string(),
+                limit_value: quota.limit_value,
+                usage: quota.current,
+            },
+            TenancyError::RateLimited(limited) => ApiError::RateLimited {
+                retry_after_ms: limited.retry_after_ms,
+            },
+            TenancyError::ConcurrencyLimited(_) => ApiError::RateLimited {
+                retry_after_ms: CONCURRENCY_RETRY_AFTER_MS,
+            },
+            TenancyError::ApiKey(aerolith_tenancy::ApiKeyError::NotFound { .. }) => {
+                ApiError::NotFound {
+                    what: error.to_string(),
+                }
+            }
+            TenancyError::ApiKey(aerolith_tenancy::ApiKeyError::Store(_)) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Audit(aerolith_tenancy::AuditError::Store(_)) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Audit(_) => ApiError::Conflict {
+                what: error.to_string(),
+            },
+            TenancyError::TenantNotFound { .. } => ApiError::NotFound {
+                what: format!("{error}").trim_end_matches(" not found").to_owned(),
+            },
+            TenancyError::SlugTaken { .. } => ApiError::Conflict {
+                what: error.to_string(),
+            },
+            TenancyError::Engine(engine) => engine_error(engine),
+            _ => unprocessable(&error),
+        }
+    }
+}
+
+/// How long a client refused for too many requests in flight should wait.
+const CONCURRENCY_RETRY_AFTER_MS: u64 = 1_000;
+
+fn engine_error(error: &aerolith_tenancy::EngineError) -> ApiError {
+    use aerolith_tenancy::EngineError;
+    match error {
+        EngineError::CollectionNotFound { .. }
+        | EngineError::DocumentNotFound { .. }
+        | EngineError::IndexNotFound { .. } => ApiError::NotFound {
+            what: error.to_string(),
+        },
+        EngineError::CollectionExists { .. }
+        | EngineError::DocumentExists { .. }
+        | EngineError::UniqueViolation { .. }
+        | EngineError::IndexExists { .. } => ApiError::Conflict {
+            what: error.to_string(),
+        },
+        EngineError::Timeout { budget_ms, .. } => ApiError::RequestTimeout {
+            timeout_ms: *budget_ms,
+        },
+        EngineError::Unavailable { .. } => ApiError::Unavailable {
+            reason: error.to_string(),
+        },
+        _ => ApiError::Unprocessable {
+            detail: error.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
