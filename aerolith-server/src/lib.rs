@@ -23,6 +23,7 @@
 //! Boundary: no storage, tenancy or billing logic lives here; handlers call
 //! the library crates and translate their errors into [`ApiError`].
 
+mod admin;
 mod app;
 mod auth;
 mod cli;
@@ -35,6 +36,7 @@ pub mod secrets;
 mod serve;
 mod state;
 
+pub use admin::admin_routes;
 pub use app::{app, app_with_routes, base_routes, ApiRouter, Health, WhoAmI};
 pub use auth::{bearer_token, AdminAuth};
 pub use cli::{run as run_cli, SERVER_URL_DEFAULT};

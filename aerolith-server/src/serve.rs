@@ -334,7 +334,10 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             tracing::error!(error = %err, "closing the tenant registry failed");
         }
     });
-    let router = app::app(state.clone());
+    let router = app::app_with_routes(
+        state.clone(),
+        crate::admin::admin_routes(app::base_routes()),
+    );
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
         let signals = ShutdownSignals::install()?;
