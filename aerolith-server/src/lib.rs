@@ -35,6 +35,7 @@ mod metrics;
 pub mod secrets;
 mod serve;
 mod state;
+mod tenant;
 
 pub use admin::admin_routes;
 pub use app::{app, app_with_routes, base_routes, ApiRouter, Health, WhoAmI};
@@ -47,3 +48,4 @@ pub use json::{check_json_depth, parse_json_body, JsonBody, JsonTooDeep};
 pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
 pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
+pub use tenant::tenant_routes;

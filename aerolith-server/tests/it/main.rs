@@ -9,3 +9,4 @@ mod limits;
 mod observability;
 mod serving;
 mod support;
+mod tenant_routes;

@@ -1,0 +1,341 @@
+//! The tenant data routes: collections, documents and queries. Each request
+//! authenticates its `Bearer` API key or session token with the tenant
+//! registry, and acts on the principal's own tenant only (there is no tenant
+//! in the path, so no route can name another tenant's data).
+
+use aerolith_tenancy::{TenancyError, TenantHandle};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::app::ApiRouter;
+use crate::auth::bearer_token;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+/// Authenticates the request and runs `work` with the caller's tenant
+/// handle on the blocking pool.
+async fn with_handle<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&TenantHandle) -> Result<T, TenancyError> + Send + 'static,
+{
+    let bearer = bearer_token(headers)
+        .map_err(|reason| ApiError::Unauthenticated { reason })?
+        .to_owned();
+    let tenancy = state.tenancy()?.clone();
+    tokio::task::spawn_blocking(move || {
+        let principal = tenancy.authenticate(&bearer)?;
+        let tenant =
+            principal
+                .tenant()
+                .ok_or(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
+                    aerolith_tenancy::Permission::ReadDocuments,
+                )))?;
+        let handle = tenancy.handle(&principal, tenant)?;
+        work(&handle)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}
+
+/// Body of `POST /v1/collections`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollectionRequest {
+    /// Collection name (`[A-Za-z0-9_-]{1,64}`).
+    pub name: String,
+}
+
+/// Creates a collection.
+#[utoipa::path(
+    post,
+    path = "/v1/collections",
+    tag = "data",
+    security(("api_key" = [])),
+    request_body = CreateCollectionRequest,
+    responses(
+        (status = 201, description = "Created."),
+        (status = 401, description = "No valid key.", body = ErrorBody),
+        (status = 409, description = "It exists.", body = ErrorBody),
+        (status = 422, description = "Invalid name.", body = ErrorBody)
+    )
+)]
+pub async fn create_collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<CreateCollectionRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = request.name;
+    let echoed = name.clone();
+    with_handle(&state, &headers, move |h| h.create_collection(&name)).await?;
+    Ok((StatusCode::CREATED, Json(json!({"name": echoed}))))
+}
+
+/// Lists the tenant's collections.
+#[utoipa::path(
+    get,
+    path = "/v1/collections",
+    tag = "data",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`collections`."),
+        (status = 401, description = "No valid key.", body = ErrorBody)
+    )
+)]
+pub async fn list_collections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let names = with_handle(&state, &headers, |h| h.list_collections()).await?;
+    Ok(Json(json!({"collections": names})))
+}
+
+/// Drops a collection and its documents.
+#[utoipa::path(
+    delete,
+    path = "/v1/collections/{name}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    responses(
+        (status = 200, description = "Dropped."),
+        (status = 404, description = "No such collection.", body = ErrorBody)
+    )
+)]
+pub async fn drop_collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let echoed = name.clone();
+    with_handle(&state, &headers, move |h| h.drop_collection(&name)).await?;
+    Ok(Json(json!({"dropped": echoed})))
+}
+
+/// Inserts a document, or `{"documents":[..]}` atomically.
+#[utoipa::path(
+    post,
+    path = "/v1/collections/{name}/docs",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    request_body = Object,
+    responses(
+        (status = 201, description = "`id`, or `ids` for a bulk insert."),
+        (status = 404, description = "No such collection.", body = ErrorBody),
+        (status = 409, description = "The id is taken.", body = ErrorBody),
+        (status = 422, description = "Invalid document.", body = ErrorBody)
+    )
+)]
+pub async fn insert_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let bulk = match &body {
+        Value::Object(map) if map.len() == 1 => match map.get("documents") {
+            Some(Value::Array(docs)) => Some(docs.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let reply = match bulk {
+        Some(docs) => {
+            let ids = with_handle(&state, &headers, move |h| h.insert_many(&name, docs)).await?;
+            json!({"ids": ids})
+        }
+        None => {
+            let id = with_handle(&state, &headers, move |h| h.insert(&name, body)).await?;
+            json!({"id": id})
+        }
+    };
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+fn document_not_found(collection: &str, id: &str) -> ApiError {
+    ApiError::NotFound {
+        what: format!("document {id:?} in collection {collection:?}"),
+    }
+}
+
+/// Reads one document.
+#[utoipa::path(
+    get,
+    path = "/v1/collections/{name}/docs/{id}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("id" = String, Path, description = "Document id.")
+    ),
+    responses(
+        (status = 200, description = "The document."),
+        (status = 404, description = "No such collection or document.", body = ErrorBody)
+    )
+)]
+pub async fn get_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (c, i) = (name.clone(), id.clone());
+    with_handle(&state, &headers, move |h| h.get(&c, &i))
+        .await?
+        .map(Json)
+        .ok_or_else(|| document_not_found(&name, &id))
+}
+
+/// Replaces one document.
+#[utoipa::path(
+    put,
+    path = "/v1/collections/{name}/docs/{id}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("id" = String, Path, description = "Document id.")
+    ),
+    request_body = Object,
+    responses(
+        (status = 200, description = "Replaced."),
+        (status = 404, description = "No such collection or document.", body = ErrorBody)
+    )
+)]
+pub async fn replace_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    JsonBody(doc): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let echoed = id.clone();
+    with_handle(&state, &headers, move |h| h.replace(&name, &id, doc)).await?;
+    Ok(Json(json!({"id": echoed})))
+}
+
+/// Patches one document (merge patch); returns the new document.
+#[utoipa::path(
+    patch,
+    path = "/v1/collections/{name}/docs/{id}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("id" = String, Path, description = "Document id.")
+    ),
+    request_body = Object,
+    responses(
+        (status = 200, description = "The patched document."),
+        (status = 404, description = "No such collection or document.", body = ErrorBody)
+    )
+)]
+pub async fn patch_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let doc = with_handle(&state, &headers, move |h| h.patch(&name, &id, patch)).await?;
+    Ok(Json(doc))
+}
+
+/// Deletes one document.
+#[utoipa::path(
+    delete,
+    path = "/v1/collections/{name}/docs/{id}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("id" = String, Path, description = "Document id.")
+    ),
+    responses(
+        (status = 200, description = "Deleted."),
+        (status = 404, description = "No such collection or document.", body = ErrorBody)
+    )
+)]
+pub async fn delete_document(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (c, i) = (name.clone(), id.clone());
+    let deleted = with_handle(&state, &headers, move |h| h.delete(&c, &i)).await?;
+    if deleted {
+        Ok(Json(json!({"deleted": id})))
+    } else {
+        Err(document_not_found(&name, &id))
+    }
+}
+
+/// Runs a query: body `{"filter","sort","skip","limit","projection"}` plus
+/// `"count":true` (only the count) or `"explain":true` (only the plan).
+#[utoipa::path(
+    post,
+    path = "/v1/collections/{name}/query",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    request_body = Object,
+    responses(
+        (status = 200, description = "`documents`, `count` or `explain`."),
+        (status = 404, description = "No such collection.", body = ErrorBody),
+        (status = 422, description = "Invalid query.", body = ErrorBody)
+    )
+)]
+pub async fn query_documents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(mut spec) = body else {
+        return Err(ApiError::Unprocessable {
+            detail: "a query is a JSON object".to_owned(),
+        });
+    };
+    let flag = |spec: &mut serde_json::Map<String, Value>, key: &str| match spec.remove(key) {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(_) => Err(ApiError::Unprocessable {
+            detail: format!("`{key}` must be a boolean"),
+        }),
+    };
+    let count = flag(&mut spec, "count")?;
+    let explain = flag(&mut spec, "explain")?;
+    let query = aerolith_core::Query::from_json(&Value::Object(spec)).map_err(|err| {
+        ApiError::Unprocessable {
+            detail: err.to_string(),
+        }
+    })?;
+    let reply = with_handle(&state, &headers, move |h| {
+        if explain {
+            let plan = h.explain(&name, &query)?;
+            Ok(json!({"explain": format!("{plan:?}")}))
+        } else if count {
+            Ok(json!({"count": h.count(&name, &query)?}))
+        } else {
+            Ok(json!({"documents": h.find(&name, &query)?}))
+        }
+    })
+    .await?;
+    Ok(Json(reply))
+}
+
+/// Adds the tenant data routes to `routes`.
+pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
+    routes
+        .route::<__path_create_collection, _, _>(create_collection)
+        .route::<__path_list_collections, _, _>(list_collections)
+        .route::<__path_drop_collection, _, _>(drop_collection)
+        .route::<__path_insert_document, _, _>(insert_document)
+        .route::<__path_get_document, _, _>(get_document)
+        .route::<__path_replace_document, _, _>(replace_document)
+        .route::<__path_patch_document, _, _>(patch_document)
+        .route::<__path_delete_document, _, _>(delete_document)
+        .route::<__path_query_documents, _, _>(query_documents)
+}
