@@ -4,7 +4,7 @@
 //! in the path, so no route can name another tenant's data).
 
 use aerolith_tenancy::{TenancyError, TenantHandle};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
@@ -326,6 +326,222 @@ pub async fn query_documents(
     Ok(Json(reply))
 }
 
+/// Statistics of one collection.
+#[utoipa::path(
+    get,
+    path = "/v1/collections/{name}/stats",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    responses(
+        (status = 200, description = "`documents`, `live_bytes`, `indexes`."),
+        (status = 404, description = "No such collection.", body = ErrorBody)
+    )
+)]
+pub async fn collection_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stats = with_handle(&state, &headers, move |h| h.collection_stats(&name)).await?;
+    Ok(Json(
+        serde_json::to_value(stats).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Documents per page of `GET /v1/collections/{name}/docs` by default.
+pub const DOCUMENT_PAGE_SIZE_DEFAULT: usize = 100;
+
+/// Paging of `GET /v1/collections/{name}/docs`.
+#[derive(Debug, serde::Deserialize)]
+pub struct DocumentListParams {
+    /// Continue after this document id.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+}
+
+/// Lists documents in id order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/collections/{name}/docs",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("after" = Option<String>, Query, description = "Continue after this id."),
+        ("limit" = Option<usize>, Query, description = "Page size.")
+    ),
+    responses(
+        (status = 200, description = "`documents` and `next_after`."),
+        (status = 404, description = "No such collection.", body = ErrorBody),
+        (status = 422, description = "Invalid page size.", body = ErrorBody)
+    )
+)]
+pub async fn list_documents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(params): Query<DocumentListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(DOCUMENT_PAGE_SIZE_DEFAULT);
+    let reply = with_handle(&state, &headers, move |h| {
+        let ids = h.list_ids(&name, params.after.as_deref(), limit)?;
+        let mut documents = Vec::with_capacity(ids.len());
+        for id in &ids {
+            // A document deleted between the two reads is skipped.
+            if let Some(doc) = h.get(&name, id)? {
+                documents.push(doc);
+            }
+        }
+        let next_after = if ids.len() == limit {
+            ids.last().cloned()
+        } else {
+            None
+        };
+        Ok(json!({"documents": documents, "next_after": next_after}))
+    })
+    .await?;
+    Ok(Json(reply))
+}
+
+/// Body of `POST /v1/collections/{name}/indexes`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIndexRequest {
+    /// The field path (`address.city`).
+    pub path: String,
+    /// Whether values must be unique.
+    #[serde(default)]
+    pub unique: bool,
+}
+
+/// Creates a secondary index.
+#[utoipa::path(
+    post,
+    path = "/v1/collections/{name}/indexes",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    request_body = CreateIndexRequest,
+    responses(
+        (status = 201, description = "Created."),
+        (status = 404, description = "No such collection.", body = ErrorBody),
+        (status = 409, description = "It exists, or existing values are not unique.", body = ErrorBody)
+    )
+)]
+pub async fn create_index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<CreateIndexRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let reply = json!({"path": request.path, "unique": request.unique});
+    with_handle(&state, &headers, move |h| {
+        h.create_index(&name, &request.path, request.unique)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Lists a collection's indexes.
+#[utoipa::path(
+    get,
+    path = "/v1/collections/{name}/indexes",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    responses(
+        (status = 200, description = "`indexes`."),
+        (status = 404, description = "No such collection.", body = ErrorBody)
+    )
+)]
+pub async fn list_indexes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let indexes = with_handle(&state, &headers, move |h| h.list_indexes(&name)).await?;
+    Ok(Json(json!({"indexes": indexes})))
+}
+
+/// Drops an index.
+#[utoipa::path(
+    delete,
+    path = "/v1/collections/{name}/indexes/{path}",
+    tag = "data",
+    security(("api_key" = [])),
+    params(
+        ("name" = String, Path, description = "Collection."),
+        ("path" = String, Path, description = "Indexed field path.")
+    ),
+    responses(
+        (status = 200, description = "Dropped."),
+        (status = 404, description = "No such collection or index.", body = ErrorBody)
+    )
+)]
+pub async fn drop_index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, path)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let echoed = path.clone();
+    with_handle(&state, &headers, move |h| h.drop_index(&name, &path)).await?;
+    Ok(Json(json!({"dropped": echoed})))
+}
+
+/// The tenant's current storage, documents and collections.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "data",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`storage_bytes`, `documents`, `collections`."),
+        (status = 401, description = "No valid key.", body = ErrorBody)
+    )
+)]
+pub async fn usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let usage = with_handle(&state, &headers, |h| h.usage()).await?;
+    Ok(Json(
+        serde_json::to_value(usage).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Exports a collection as JSON Lines (one document per line).
+#[utoipa::path(
+    get,
+    path = "/v1/collections/{name}/export",
+    tag = "data",
+    security(("api_key" = [])),
+    params(("name" = String, Path, description = "Collection.")),
+    responses(
+        (status = 200, description = "JSON Lines.", content_type = "application/x-ndjson"),
+        (status = 404, description = "No such collection.", body = ErrorBody)
+    )
+)]
+pub async fn export_collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let lines = with_handle(&state, &headers, move |h| {
+        let mut out = Vec::new();
+        h.export_jsonl(&name, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        lines,
+    )
+        .into_response())
+}
+
 /// Adds the tenant data routes to `routes`.
 pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
     routes
@@ -338,4 +554,11 @@ pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
         .route::<__path_patch_document, _, _>(patch_document)
         .route::<__path_delete_document, _, _>(delete_document)
         .route::<__path_query_documents, _, _>(query_documents)
+        .route::<__path_collection_stats, _, _>(collection_stats)
+        .route::<__path_list_documents, _, _>(list_documents)
+        .route::<__path_create_index, _, _>(create_index)
+        .route::<__path_list_indexes, _, _>(list_indexes)
+        .route::<__path_drop_index, _, _>(drop_index)
+        .route::<__path_usage, _, _>(usage)
+        .route::<__path_export_collection, _, _>(export_collection)
 }

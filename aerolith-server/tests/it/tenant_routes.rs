@@ -143,6 +143,56 @@ fn tenants_write_and_query_their_own_documents_only_and_survive_kill_9() {
         "tenant b cannot delete tenant a's document"
     );
 
+    let page = a
+        .get("/v1/collections/users/docs?limit=2")
+        .expect("first page");
+    assert_eq!(page["documents"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["next_after"], "u2");
+    let page = a
+        .get("/v1/collections/users/docs?after=u2&limit=2")
+        .expect("second page");
+    assert_eq!(page["documents"][0]["_id"], "u3");
+    assert!(page["next_after"].is_null(), "{page}");
+    assert_eq!(
+        api_error(a.get("/v1/collections/users/docs?limit=0")),
+        (422, "unprocessable".to_owned())
+    );
+
+    a.post(
+        "/v1/collections/users/indexes",
+        &json!({"path": "name", "unique": true}),
+    )
+    .expect("index created");
+    assert_eq!(
+        api_error(a.post("/v1/collections/users/indexes", &json!({"path": "name"}))),
+        (409, "conflict".to_owned())
+    );
+    assert_eq!(
+        api_error(a.post(
+            "/v1/collections/users/docs",
+            &json!({"_id": "u5", "name": "ada"})
+        )),
+        (409, "conflict".to_owned()),
+        "unique violation"
+    );
+    let indexes = a.get("/v1/collections/users/indexes").expect("indexes");
+    assert_eq!(indexes["indexes"][0]["path"], "name", "{indexes}");
+    assert!(
+        b.get("/v1/collections/users/indexes").expect("b's indexes")["indexes"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    a.delete("/v1/collections/users/indexes/name")
+        .expect("index dropped");
+
+    let stats = a.get("/v1/collections/users/stats").expect("stats");
+    assert_eq!(stats["documents"], 3, "{stats}");
+    let usage = a.get("/v1/usage").expect("usage");
+    assert_eq!(usage["documents"], 3, "{usage}");
+    assert_eq!(usage["collections"], 1, "{usage}");
+    let usage_b = b.get("/v1/usage").expect("usage");
+    assert_eq!(usage_b["documents"], 1, "{usage_b}");
+
     operator
         .post(&format!("/v1/admin/tenants/{id_a}/suspend"), &json!({}))
         .expect("suspended");
