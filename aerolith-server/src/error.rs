@@ -338,6 +338,9 @@ impl From<aerolith_tenancy::TenancyError> for ApiError {
             TenancyError::Auth(AuthError::Store(_)) | TenancyError::Store(_) => {
                 ApiError::internal(&error)
             }
+            TenancyError::Auth(AuthError::Token(
+                aerolith_tenancy::TokenError::LifetimeOutOfRange { .. },
+            )) => unprocessable(&error),
             TenancyError::Auth(_) => ApiError::Unauthenticated {
                 reason: AuthFailure::InvalidCredentials,
             },

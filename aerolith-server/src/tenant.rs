@@ -542,6 +542,195 @@ pub async fn export_collection(
         .into_response())
 }
 
+/// Authenticates the request and runs `work` with the registry and the
+/// caller's principal on the blocking pool.
+async fn with_principal<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(
+            &aerolith_tenancy::Tenancy,
+            &str,
+            aerolith_tenancy::Principal,
+        ) -> Result<T, TenancyError>
+        + Send
+        + 'static,
+{
+    let bearer = bearer_token(headers)
+        .map_err(|reason| ApiError::Unauthenticated { reason })?
+        .to_owned();
+    let tenancy = state.tenancy()?.clone();
+    tokio::task::spawn_blocking(move || {
+        let principal = tenancy.authenticate(&bearer)?;
+        work(&tenancy, &bearer, principal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}
+
+/// Body of `POST /v1/tokens` and `POST /v1/tokens/refresh`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Lifetime of the token (default 15 minutes, at most 12 hours).
+    #[serde(default)]
+    pub lifetime_ms: Option<u64>,
+}
+
+fn token_json(
+    token: &aerolith_tenancy::SessionToken,
+    claims: &aerolith_tenancy::SessionClaims,
+) -> Value {
+    json!({
+        "token": token.expose(),
+        "tenant_id": claims.tenant.to_string(),
+        "key_id": claims.key_id.to_string(),
+        "role": claims.role,
+        "issued_unix_ms": claims.issued_unix_ms,
+        "expires_unix_ms": claims.expires_unix_ms,
+    })
+}
+
+/// Issues a short-lived session token for the presented API key.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "auth",
+    security(("api_key" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "`token` and its claims."),
+        (status = 401, description = "No valid key.", body = ErrorBody),
+        (status = 422, description = "Lifetime out of range.", body = ErrorBody)
+    )
+)]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let lifetime_ms = request
+        .lifetime_ms
+        .unwrap_or(aerolith_tenancy::TOKEN_LIFETIME_MS_DEFAULT);
+    let reply = with_principal(&state, &headers, move |t, _, principal| {
+        let (token, claims) = t.issue_token(&principal, lifetime_ms)?;
+        Ok(token_json(&token, &claims))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Exchanges the presented (valid) session token for a new one.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/refresh",
+    tag = "auth",
+    security(("api_key" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "`token` and its claims."),
+        (status = 401, description = "Not a valid session token.", body = ErrorBody)
+    )
+)]
+pub async fn refresh_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let lifetime_ms = request
+        .lifetime_ms
+        .unwrap_or(aerolith_tenancy::TOKEN_LIFETIME_MS_DEFAULT);
+    let reply = with_principal(&state, &headers, move |t, bearer, _| {
+        let (token, claims) = t.refresh_token(bearer, lifetime_ms)?;
+        Ok(token_json(&token, &claims))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// Audit entries per page by default.
+pub const AUDIT_PAGE_SIZE_DEFAULT: usize = 100;
+
+/// Paging of `GET /v1/audit`.
+#[derive(Debug, serde::Deserialize)]
+pub struct AuditParams {
+    /// First sequence number to return.
+    pub from_seq: Option<u64>,
+    /// Page size.
+    pub limit: Option<usize>,
+}
+
+fn own_chain(
+    principal: &aerolith_tenancy::Principal,
+) -> Result<aerolith_tenancy::AuditChain, TenancyError> {
+    principal
+        .tenant()
+        .map(aerolith_tenancy::AuditChain::Tenant)
+        .ok_or(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
+            aerolith_tenancy::Permission::ReadAudit,
+        )))
+}
+
+/// The caller's tenant audit log, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "auth",
+    security(("api_key" = [])),
+    params(
+        ("from_seq" = Option<u64>, Query, description = "First sequence number."),
+        ("limit" = Option<usize>, Query, description = "Page size.")
+    ),
+    responses(
+        (status = 200, description = "`entries`."),
+        (status = 403, description = "The role may not read the audit log.", body = ErrorBody)
+    )
+)]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    let from_seq = params.from_seq.unwrap_or(0);
+    let limit = params.limit.unwrap_or(AUDIT_PAGE_SIZE_DEFAULT);
+    let entries = with_principal(&state, &headers, move |t, _, principal| {
+        t.audit_log(&principal, own_chain(&principal)?, from_seq, limit)
+    })
+    .await?;
+    Ok(Json(json!({"entries": entries})))
+}
+
+/// Verifies the caller's tenant audit chain; a broken chain is reported in
+/// the body (`verified: false` with the finding), not as an error status.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "auth",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`verified` and, when false, `finding`."),
+        (status = 403, description = "The role may not read the audit log.", body = ErrorBody)
+    )
+)]
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let reply = with_principal(&state, &headers, move |t, _, principal| {
+        match t.verify_audit_log(&principal, own_chain(&principal)?) {
+            Ok(()) => Ok(json!({"verified": true})),
+            Err(TenancyError::Audit(finding))
+                if !matches!(finding, aerolith_tenancy::AuditError::Store(_)) =>
+            {
+                Ok(json!({"verified": false, "finding": finding.to_string()}))
+            }
+            Err(other) => Err(other),
+        }
+    })
+    .await?;
+    Ok(Json(reply))
+}
+
 /// Adds the tenant data routes to `routes`.
 pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
     routes
@@ -561,4 +750,8 @@ pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
         .route::<__path_drop_index, _, _>(drop_index)
         .route::<__path_usage, _, _>(usage)
         .route::<__path_export_collection, _, _>(export_collection)
+        .route::<__path_issue_token, _, _>(issue_token)
+        .route::<__path_refresh_token, _, _>(refresh_token)
+        .route::<__path_audit_log, _, _>(audit_log)
+        .route::<__path_verify_audit, _, _>(verify_audit)
 }

@@ -223,3 +223,41 @@ fn tenants_write_and_query_their_own_documents_only_and_survive_kill_9() {
             .unwrap_or_else(|e| panic!("{id} lost after kill -9: {e:?}"));
     }
 }
+
+#[test]
+fn session_tokens_act_for_the_key_and_the_audit_chain_verifies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start(&dir.path().join("data"));
+    read_admin_key(&mut server);
+    wait_healthy(&server.url);
+    let operator = AdminClient::new(&server.url, server.admin_key.clone());
+    let (_id, key) = create_tenant(&operator, "tokens-co");
+    let owner = AdminClient::new(&server.url, Some(key));
+
+    let issued = owner.post("/v1/tokens", &json!({})).expect("issued");
+    let token = issued["token"].as_str().expect("token").to_owned();
+    assert_eq!(issued["role"], "owner");
+    let session = AdminClient::new(&server.url, Some(token));
+    session
+        .post("/v1/collections", &json!({"name": "notes"}))
+        .expect("the token acts for the key");
+    let refreshed = session
+        .post("/v1/tokens/refresh", &json!({"lifetime_ms": 60_000}))
+        .expect("refreshed");
+    assert!(refreshed["token"].is_string());
+    assert_eq!(
+        api_error(owner.post("/v1/tokens/refresh", &json!({}))),
+        (401, "unauthenticated".to_owned()),
+        "an API key is not a session token"
+    );
+    assert_eq!(
+        api_error(owner.post("/v1/tokens", &json!({"lifetime_ms": 0}))),
+        (422, "unprocessable".to_owned()),
+        "a lifetime out of range is invalid input"
+    );
+
+    let audit = owner.get("/v1/audit").expect("audit log");
+    assert!(audit["entries"].is_array(), "{audit}");
+    let verified = owner.get("/v1/audit/verify").expect("verify");
+    assert_eq!(verified["verified"], true, "{verified}");
+}
