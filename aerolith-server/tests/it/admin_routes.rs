@@ -122,3 +122,55 @@ fn operator_creates_lists_suspends_resumes_and_deletes_tenants_and_keys() {
     let (status, _) = terminate(server);
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn serve_refuses_existing_data_when_the_master_key_was_just_generated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut server = start(&data_dir);
+    read_admin_key(&mut server);
+    wait_healthy(&server.url);
+    let operator = AdminClient::new(&server.url, server.admin_key.clone());
+    operator
+        .post("/v1/admin/tenants", &json!({"name": "keeps-data"}))
+        .expect("created");
+    let (status, _) = terminate(server);
+    assert!(status.success());
+
+    std::fs::remove_file(data_dir.join("master.key")).expect("master key removed");
+    let refused = crate::cli_binary::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+    ])
+    .output()
+    .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("master key was just generated"), "{stderr}");
+}
+
+#[test]
+fn openapi_document_lists_the_admin_and_tenant_routes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start(&dir.path().join("data"));
+    read_admin_key(&mut server);
+    wait_healthy(&server.url);
+    let document = AdminClient::new(&server.url, None)
+        .get("/openapi.json")
+        .expect("document");
+    for path in [
+        "/v1/admin/tenants",
+        "/v1/admin/tenants/{id}/keys/{key_id}",
+        "/v1/collections/{name}/docs/{id}",
+        "/v1/collections/{name}/query",
+        "/v1/collections/{name}/indexes/{path}",
+        "/v1/usage",
+        "/v1/tokens/refresh",
+        "/v1/audit/verify",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} missing");
+    }
+}

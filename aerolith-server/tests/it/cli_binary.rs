@@ -31,7 +31,7 @@ impl Drop for Running {
     }
 }
 
-fn command(args: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
     for var in [
