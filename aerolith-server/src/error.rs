@@ -436,6 +436,105 @@ mod tests {
         assert_eq!(retry_after_seconds(1_001), 2);
     }
 
+    fn status_of(error: aerolith_tenancy::TenancyError) -> StatusCode {
+        ApiError::from(error).status()
+    }
+
+    #[test]
+    fn tenancy_errors_map_to_their_statuses_and_bad_input_is_never_500() {
+        use aerolith_tenancy::{
+            AuthError, EngineError, Permission, SuspensionReason, TenancyError, TenantId,
+            TenantStatus,
+        };
+        use std::str::FromStr;
+        let tenant = TenantId::from_str("7").expect("a valid id");
+        let suspended = |reason| {
+            TenantStatus::Suspended { reason }
+                .check(tenant, Permission::WriteDocuments)
+                .expect_err("a suspended tenant cannot write")
+        };
+        let cases = [
+            (
+                TenancyError::Suspended(suspended(SuspensionReason::NonPayment)),
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            (
+                TenancyError::Suspended(suspended(SuspensionReason::Operator)),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                TenancyError::Auth(AuthError::UnknownKey),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                TenancyError::TenantNotFound { tenant },
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                TenancyError::SlugTaken {
+                    slug: "acme".into(),
+                },
+                StatusCode::CONFLICT,
+            ),
+            (
+                TenancyError::PlanNotFound {
+                    plan: "gold".into(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                TenancyError::Engine(EngineError::DocumentExists {
+                    collection: "c".into(),
+                    id: "1".into(),
+                }),
+                StatusCode::CONFLICT,
+            ),
+            (
+                TenancyError::Engine(EngineError::CollectionNotFound {
+                    collection: "c".into(),
+                }),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                TenancyError::Engine(EngineError::InvalidCollectionName {
+                    name: "a b".into(),
+                    reason: "space",
+                }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                TenancyError::Engine(EngineError::Timeout {
+                    budget_ms: 10,
+                    elapsed_ms: 11,
+                }),
+                StatusCode::REQUEST_TIMEOUT,
+            ),
+            (
+                TenancyError::Engine(EngineError::Unavailable { operation: "read" }),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (error, status) in cases {
+            let shown = error.to_string();
+            assert_eq!(status_of(error), status, "{shown}");
+        }
+    }
+
+    #[test]
+    fn payment_suspension_names_the_tenant_in_the_body() {
+        let error = aerolith_tenancy::TenantStatus::Suspended {
+            reason: aerolith_tenancy::SuspensionReason::NonPayment,
+        }
+        .check(
+            "7".parse().expect("a valid id"),
+            aerolith_tenancy::Permission::WriteDocuments,
+        )
+        .expect_err("refused");
+        let body = ApiError::from(aerolith_tenancy::TenancyError::Suspended(error)).body();
+        assert_eq!(body["error"]["code"], "payment_required");
+        assert_eq!(body["error"]["tenant_id"], "7");
+    }
+
     #[test]
     fn internal_error_never_echoes_its_detail() {
         let err = ApiError::internal("disk /secret/path exploded");
