@@ -1,8 +1,8 @@
 //! The state every handler shares: limits, the admin key hash, metrics,
-//! readiness, the clock, and the hooks to run at shutdown.
+//! readiness, the clock, the tenant registry, and the hooks to run at
+//! shutdown.
 //!
-//! This is where the engine, tenancy and billing handles will live once the
-//! library crates land; handlers reach them through [`AppState`], never
+//! Handlers reach the tenant registry through [`AppState::tenancy`], never
 //! through globals. Cloning an `AppState` is cheap (one `Arc`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
