@@ -326,6 +326,104 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How a library error of the tenancy layer is reported over HTTP. Bad input
+/// is always a 4xx; only storage failures are 5xx.
+impl From<aerolith_tenancy::TenancyError> for ApiError {
+    fn from(error: aerolith_tenancy::TenancyError) -> ApiError {
+        use aerolith_tenancy::{AuthError, SuspensionReason, TenancyError};
+        let unprocessable = |detail: &dyn std::fmt::Display| ApiError::Unprocessable {
+            detail: detail.to_string(),
+        };
+        match &error {
+            TenancyError::Auth(AuthError::Store(_)) | TenancyError::Store(_) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Auth(AuthError::Token(
+                aerolith_tenancy::TokenError::LifetimeOutOfRange { .. },
+            )) => unprocessable(&error),
+            TenancyError::Auth(_) => ApiError::Unauthenticated {
+                reason: AuthFailure::InvalidCredentials,
+            },
+            TenancyError::Forbidden(forbidden) => ApiError::Forbidden {
+                action: forbidden.permission.to_string(),
+            },
+            TenancyError::Suspended(suspended) => match suspended.reason {
+                SuspensionReason::NonPayment => ApiError::PaymentRequired {
+                    tenant_id: suspended.tenant.to_string(),
+                },
+                _ => ApiError::Forbidden {
+                    action: format!(
+                        "{} while the tenant is suspended ({})",
+                        suspended.permission, suspended.reason
+                    ),
+                },
+            },
+            TenancyError::QuotaExceeded(quota) => ApiError::QuotaExceeded {
+                limit: quota.limit.to_string(),
+                limit_value: quota.limit_value,
+                usage: quota.current,
+            },
+            TenancyError::RateLimited(limited) => ApiError::RateLimited {
+                retry_after_ms: limited.retry_after_ms,
+            },
+            TenancyError::ConcurrencyLimited(_) => ApiError::RateLimited {
+                retry_after_ms: CONCURRENCY_RETRY_AFTER_MS,
+            },
+            TenancyError::ApiKey(aerolith_tenancy::ApiKeyError::NotFound { .. }) => {
+                ApiError::NotFound {
+                    what: error.to_string(),
+                }
+            }
+            TenancyError::ApiKey(aerolith_tenancy::ApiKeyError::Store(_)) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Audit(aerolith_tenancy::AuditError::Store(_)) => {
+                ApiError::internal(&error)
+            }
+            TenancyError::Audit(_) => ApiError::Conflict {
+                what: error.to_string(),
+            },
+            TenancyError::TenantNotFound { .. } => ApiError::NotFound {
+                what: format!("{error}").trim_end_matches(" not found").to_owned(),
+            },
+            TenancyError::SlugTaken { .. } => ApiError::Conflict {
+                what: error.to_string(),
+            },
+            TenancyError::Engine(engine) => engine_error(engine),
+            _ => unprocessable(&error),
+        }
+    }
+}
+
+/// How long a client refused for too many requests in flight should wait.
+const CONCURRENCY_RETRY_AFTER_MS: u64 = 1_000;
+
+fn engine_error(error: &aerolith_tenancy::EngineError) -> ApiError {
+    use aerolith_tenancy::EngineError;
+    match error {
+        EngineError::CollectionNotFound { .. }
+        | EngineError::DocumentNotFound { .. }
+        | EngineError::IndexNotFound { .. } => ApiError::NotFound {
+            what: error.to_string(),
+        },
+        EngineError::CollectionExists { .. }
+        | EngineError::DocumentExists { .. }
+        | EngineError::UniqueViolation { .. }
+        | EngineError::IndexExists { .. } => ApiError::Conflict {
+            what: error.to_string(),
+        },
+        EngineError::Timeout { budget_ms, .. } => ApiError::RequestTimeout {
+            timeout_ms: *budget_ms,
+        },
+        EngineError::Unavailable { .. } => ApiError::Unavailable {
+            reason: error.to_string(),
+        },
+        _ => ApiError::Unprocessable {
+            detail: error.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +434,105 @@ mod tests {
         assert_eq!(retry_after_seconds(1), 1);
         assert_eq!(retry_after_seconds(1_000), 1);
         assert_eq!(retry_after_seconds(1_001), 2);
+    }
+
+    fn status_of(error: aerolith_tenancy::TenancyError) -> StatusCode {
+        ApiError::from(error).status()
+    }
+
+    #[test]
+    fn tenancy_errors_map_to_their_statuses_and_bad_input_is_never_500() {
+        use aerolith_tenancy::{
+            AuthError, EngineError, Permission, SuspensionReason, TenancyError, TenantId,
+            TenantStatus,
+        };
+        use std::str::FromStr;
+        let tenant = TenantId::from_str("7").expect("a valid id");
+        let suspended = |reason| {
+            TenantStatus::Suspended { reason }
+                .check(tenant, Permission::WriteDocuments)
+                .expect_err("a suspended tenant cannot write")
+        };
+        let cases = [
+            (
+                TenancyError::Suspended(suspended(SuspensionReason::NonPayment)),
+                StatusCode::PAYMENT_REQUIRED,
+            ),
+            (
+                TenancyError::Suspended(suspended(SuspensionReason::Operator)),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                TenancyError::Auth(AuthError::UnknownKey),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                TenancyError::TenantNotFound { tenant },
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                TenancyError::SlugTaken {
+                    slug: "acme".into(),
+                },
+                StatusCode::CONFLICT,
+            ),
+            (
+                TenancyError::PlanNotFound {
+                    plan: "gold".into(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                TenancyError::Engine(EngineError::DocumentExists {
+                    collection: "c".into(),
+                    id: "1".into(),
+                }),
+                StatusCode::CONFLICT,
+            ),
+            (
+                TenancyError::Engine(EngineError::CollectionNotFound {
+                    collection: "c".into(),
+                }),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                TenancyError::Engine(EngineError::InvalidCollectionName {
+                    name: "a b".into(),
+                    reason: "space",
+                }),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                TenancyError::Engine(EngineError::Timeout {
+                    budget_ms: 10,
+                    elapsed_ms: 11,
+                }),
+                StatusCode::REQUEST_TIMEOUT,
+            ),
+            (
+                TenancyError::Engine(EngineError::Unavailable { operation: "read" }),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (error, status) in cases {
+            let shown = error.to_string();
+            assert_eq!(status_of(error), status, "{shown}");
+        }
+    }
+
+    #[test]
+    fn payment_suspension_names_the_tenant_in_the_body() {
+        let error = aerolith_tenancy::TenantStatus::Suspended {
+            reason: aerolith_tenancy::SuspensionReason::NonPayment,
+        }
+        .check(
+            "7".parse().expect("a valid id"),
+            aerolith_tenancy::Permission::WriteDocuments,
+        )
+        .expect_err("refused");
+        let body = ApiError::from(aerolith_tenancy::TenancyError::Suspended(error)).body();
+        assert_eq!(body["error"]["code"], "payment_required");
+        assert_eq!(body["error"]["tenant_id"], "7");
     }
 
     #[test]

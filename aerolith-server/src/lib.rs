@@ -23,6 +23,7 @@
 //! Boundary: no storage, tenancy or billing logic lives here; handlers call
 //! the library crates and translate their errors into [`ApiError`].
 
+mod admin;
 mod app;
 mod auth;
 mod cli;
@@ -34,7 +35,9 @@ mod metrics;
 pub mod secrets;
 mod serve;
 mod state;
+mod tenant;
 
+pub use admin::admin_routes;
 pub use app::{app, app_with_routes, base_routes, ApiRouter, Health, WhoAmI};
 pub use auth::{bearer_token, AdminAuth};
 pub use cli::{run as run_cli, SERVER_URL_DEFAULT};
@@ -45,3 +48,4 @@ pub use json::{check_json_depth, parse_json_body, JsonBody, JsonTooDeep};
 pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
 pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
+pub use tenant::tenant_routes;

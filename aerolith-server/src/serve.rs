@@ -327,10 +327,17 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
         HttpLimits::from_config(&config),
         secrets.admin_key_hash.clone(),
     );
-    // Where the engine, tenancy and billing are opened (with
-    // `secrets.master_key`) and their routes, metrics sources and shutdown
-    // hooks registered on `state`.
-    let router = app::app(state.clone());
+    let tenancy = open_tenancy(&config.data_dir, &secrets)?;
+    state.set_tenancy(tenancy.clone());
+    state.on_shutdown(move || {
+        if let Err(err) = tenancy.close() {
+            tracing::error!(error = %err, "closing the tenant registry failed");
+        }
+    });
+    let router = app::app_with_routes(
+        state.clone(),
+        crate::tenant::tenant_routes(crate::admin::admin_routes(app::base_routes())),
+    );
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
         let signals = ShutdownSignals::install()?;
@@ -351,6 +358,39 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     let hooks = state.run_shutdown_hooks();
     tracing::info!(hooks, "shutdown complete");
     Ok(())
+}
+
+/// The directory under the data directory that holds the tenant registry
+/// and every tenant's database.
+pub const DB_DIR: &str = "db";
+
+/// Opens the tenant registry in `<data_dir>/db`. Refuses when that directory
+/// already holds data but the master key was generated just now: the data
+/// was written under another key and could not be read.
+fn open_tenancy(
+    data_dir: &std::path::Path,
+    secrets: &secrets::Secrets,
+) -> anyhow::Result<aerolith_tenancy::Tenancy> {
+    let db_dir = data_dir.join(DB_DIR);
+    if secrets.generated_master_key && dir_has_entries(&db_dir)? {
+        anyhow::bail!(
+            "{} holds data, but the master key was just generated: the data was \
+             written under another key. Restore the master key file or set \
+             AEROLITH_MASTER_KEY.",
+            db_dir.display()
+        );
+    }
+    let master_key = aerolith_core::MasterKey::from_bytes(*secrets.master_key.as_bytes());
+    let options = aerolith_tenancy::TenancyOptions::new(master_key);
+    Ok(aerolith_tenancy::Tenancy::open(&db_dir, options)?)
+}
+
+fn dir_has_entries(dir: &std::path::Path) -> std::io::Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 fn announce(

@@ -1,13 +1,15 @@
 //! The state every handler shares: limits, the admin key hash, metrics,
-//! readiness, the clock, and the hooks to run at shutdown.
+//! readiness, the clock, the tenant registry, and the hooks to run at
+//! shutdown.
 //!
-//! This is where the engine, tenancy and billing handles will live once the
-//! library crates land; handlers reach them through [`AppState`], never
+//! Handlers reach the tenant registry through [`AppState::tenancy`], never
 //! through globals. Cloning an `AppState` is cheap (one `Arc`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use aerolith_tenancy::Tenancy;
 
 use aerolith_core::{Clock, SystemClock};
 use parking_lot::Mutex;
@@ -66,6 +68,7 @@ struct StateInner {
     ready: AtomicBool,
     clock: Arc<dyn Clock>,
     shutdown_hooks: Mutex<Vec<ShutdownHook>>,
+    tenancy: OnceLock<Tenancy>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -98,6 +101,7 @@ impl AppState {
                 ready: AtomicBool::new(false),
                 clock,
                 shutdown_hooks: Mutex::new(Vec::new()),
+                tenancy: OnceLock::new(),
             }),
         }
     }
@@ -125,6 +129,22 @@ impl AppState {
     /// Whether `/readyz` reports ready.
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    /// Installs the tenant registry the data routes serve. Only the first
+    /// call has an effect; returns whether this call installed it.
+    pub fn set_tenancy(&self, tenancy: Tenancy) -> bool {
+        self.inner.tenancy.set(tenancy).is_ok()
+    }
+
+    /// The tenant registry, or `unavailable` while none is installed.
+    pub fn tenancy(&self) -> Result<&Tenancy, crate::error::ApiError> {
+        self.inner
+            .tenancy
+            .get()
+            .ok_or_else(|| crate::error::ApiError::Unavailable {
+                reason: "the tenant registry is not open".to_owned(),
+            })
     }
 
     /// Registers work to run at shutdown, after in-flight requests finished.

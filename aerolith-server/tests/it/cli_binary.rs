@@ -16,11 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_aerolith");
 const POLL_ATTEMPTS_MAX: u32 = 500;
 const POLL_INTERVAL_MS: u64 = 20;
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
     stdout: BufReader<ChildStdout>,
-    url: String,
-    admin_key: Option<String>,
+    pub(crate) url: String,
+    pub(crate) admin_key: Option<String>,
 }
 
 impl Drop for Running {
@@ -31,7 +31,7 @@ impl Drop for Running {
     }
 }
 
-fn command(args: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
     for var in [
@@ -49,7 +49,7 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// Starts `aerolith serve` on an OS-chosen port with `data_dir`.
-fn start(data_dir: &Path) -> Running {
+pub(crate) fn start(data_dir: &Path) -> Running {
     spawn(command(&[
         "serve",
         "--listen",
@@ -93,7 +93,7 @@ fn spawn(mut command: Command) -> Running {
     }
 }
 
-fn read_admin_key(running: &mut Running) {
+pub(crate) fn read_admin_key(running: &mut Running) {
     let mut notice = String::new();
     running.stdout.read_line(&mut notice).expect("notice line");
     assert!(notice.starts_with("first start:"), "{notice:?}");
@@ -107,7 +107,7 @@ fn read_admin_key(running: &mut Running) {
     running.admin_key = Some(key.to_owned());
 }
 
-fn wait_healthy(url: &str) {
+pub(crate) fn wait_healthy(url: &str) {
     let client = AdminClient::new(url, None);
     for _ in 0..POLL_ATTEMPTS_MAX {
         if client.get("/healthz").is_ok() {
@@ -120,7 +120,7 @@ fn wait_healthy(url: &str) {
 
 /// Sends SIGTERM and waits (bounded) for the exit status; returns the rest
 /// of stdout.
-fn terminate(mut running: Running) -> (std::process::ExitStatus, String) {
+pub(crate) fn terminate(mut running: Running) -> (std::process::ExitStatus, String) {
     let pid = running.child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -200,10 +200,11 @@ fn first_start_prints_a_working_admin_key_once_and_sigterm_exits_cleanly() {
         "a start that cannot listen generates no key it could not print"
     );
 
-    // The CLI reports a route the server does not have as a readable error.
+    // The CLI reports an API error readably.
     let cli = command(&[
         "tenant",
-        "list",
+        "get",
+        "no-such-tenant",
         "--server",
         &first.url,
         "--admin-key",
@@ -214,7 +215,7 @@ fn first_start_prints_a_working_admin_key_once_and_sigterm_exits_cleanly() {
     assert_eq!(cli.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&cli.stderr);
     assert!(
-        stderr.contains("error: not_found (404): route GET /v1/admin/tenants not found"),
+        stderr.contains("error: not_found (404): tenant \"no-such-tenant\" not found"),
         "{stderr}"
     );
 

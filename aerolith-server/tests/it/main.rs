@@ -2,9 +2,11 @@
 //! a socket (tower `oneshot`), the accept loop on loopback, and the real
 //! `aerolith` binary end to end.
 
+mod admin_routes;
 mod cli_binary;
 mod errors;
 mod limits;
 mod observability;
 mod serving;
 mod support;
+mod tenant_routes;

@@ -1,0 +1,438 @@
+//! The operator's HTTP routes under `/v1/admin`: tenant lifecycle (create,
+//! list, get, update, suspend, resume, delete) and tenant API keys. Every
+//! route requires the admin key ([`AdminAuth`]) and acts as
+//! `Principal::Operator`; the work runs on the blocking pool.
+
+use std::str::FromStr;
+
+use aerolith_tenancy::{
+    ApiKeyRecord, IsolationMode, KeyId, NewTenant, Principal, Role, Slug, SuspensionReason,
+    Tenancy, TenancyError, Tenant, TenantId, TenantUpdate,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::ApiRouter;
+use crate::auth::AdminAuth;
+use crate::error::{ApiError, BadRequestReason, ErrorBody};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+/// Tenants per page of `GET /v1/admin/tenants` when the client names none.
+pub const TENANT_PAGE_SIZE_DEFAULT: usize = 100;
+
+/// Plan a tenant gets when the create request names none.
+pub const DEFAULT_PLAN: &str = "starter";
+
+/// Runs `work` against the tenant registry on the blocking pool.
+pub(crate) async fn blocking<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tenancy) -> Result<T, TenancyError> + Send + 'static,
+{
+    let tenancy = state.tenancy()?.clone();
+    tokio::task::spawn_blocking(move || work(&tenancy))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+/// A tenant id from the path; an unparsable id names no tenant (404).
+fn tenant_id(text: &str) -> Result<TenantId, ApiError> {
+    TenantId::from_str(text).map_err(|_| ApiError::NotFound {
+        what: format!("tenant {text:?}"),
+    })
+}
+
+fn tenant_json(tenant: &Tenant) -> Result<Value, ApiError> {
+    serde_json::to_value(tenant).map_err(ApiError::internal)
+}
+
+/// A key record as the API shows it: never the hash.
+pub(crate) fn key_json(record: &ApiKeyRecord) -> Value {
+    json!({
+        "key_id": record.key_id.to_string(),
+        "tenant_id": record.tenant.to_string(),
+        "role": record.role,
+        "display_prefix": record.display_prefix,
+        "created_unix_ms": record.created_unix_ms,
+        "expires_unix_ms": record.expires_unix_ms,
+        "revoked_unix_ms": record.revoked_unix_ms,
+    })
+}
+
+/// Body of `POST /v1/admin/tenants`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Display name; also the slug when `slug` is absent.
+    pub name: String,
+    /// URL-safe unique name (`[a-z0-9-]`, 3..=40).
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// Plan id (default `starter`).
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// `shared` (default) or `dedicated`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub isolation: Option<IsolationMode>,
+}
+
+/// Creates a tenant; the response carries its owner API key, shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    security(("admin_key" = [])),
+    request_body = CreateTenantRequest,
+    responses(
+        (status = 201, description = "Created; `owner_key` is shown only now."),
+        (status = 401, description = "Missing or wrong admin key.", body = ErrorBody),
+        (status = 409, description = "The slug is taken.", body = ErrorBody),
+        (status = 422, description = "Invalid name, slug or plan.", body = ErrorBody)
+    )
+)]
+pub async fn create_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let slug_text = request.slug.unwrap_or_else(|| request.name.clone());
+    let slug = Slug::new(&slug_text).map_err(|err| ApiError::Unprocessable {
+        detail: format!("slug {slug_text:?}: {err}"),
+    })?;
+    let new = NewTenant {
+        name: request.name,
+        slug,
+        plan: request.plan.unwrap_or_else(|| DEFAULT_PLAN.to_owned()),
+        isolation: request.isolation.unwrap_or(IsolationMode::Shared),
+    };
+    let created = blocking(&state, move |t| t.create_tenant(&Principal::Operator, new)).await?;
+    let mut body = tenant_json(&created.tenant)?;
+    body["owner_key"] = json!({
+        "key": created.owner_key.secret.expose(),
+        "record": key_json(&created.owner_key.record),
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Paging of `GET /v1/admin/tenants`.
+#[derive(Debug, Deserialize)]
+pub struct TenantListParams {
+    /// Continue after this tenant id.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+}
+
+/// Lists live tenants, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(
+        ("after" = Option<String>, Query, description = "Continue after this tenant id."),
+        ("limit" = Option<usize>, Query, description = "Page size.")
+    ),
+    responses(
+        (status = 200, description = "`tenants` and `next_cursor`."),
+        (status = 401, description = "Missing or wrong admin key.", body = ErrorBody)
+    )
+)]
+pub async fn list_tenants(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Query(params): Query<TenantListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let after = params
+        .after
+        .as_deref()
+        .map(TenantId::from_str)
+        .transpose()
+        .map_err(|err| ApiError::BadRequest {
+            reason: BadRequestReason::InvalidParameter {
+                detail: format!("after: {err}"),
+            },
+        })?;
+    let limit = params.limit.unwrap_or(TENANT_PAGE_SIZE_DEFAULT);
+    let page = blocking(&state, move |t| {
+        t.list_tenants(&Principal::Operator, after, limit)
+    })
+    .await?;
+    let tenants = page
+        .tenants
+        .iter()
+        .map(tenant_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({
+        "tenants": tenants,
+        "next_cursor": page.next_cursor.map(|id| id.to_string()),
+    })))
+}
+
+/// Shows one tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "The tenant."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn get_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let tenant = blocking(&state, move |t| t.get_tenant(&Principal::Operator, id)).await?;
+    Ok(Json(tenant_json(&tenant)?))
+}
+
+/// Body of `PATCH /v1/admin/tenants/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// Renames a tenant or changes its plan.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body = UpdateTenantRequest,
+    responses(
+        (status = 200, description = "The updated tenant."),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+        (status = 422, description = "Invalid name or plan.", body = ErrorBody)
+    )
+)]
+pub async fn update_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<UpdateTenantRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let update = TenantUpdate {
+        name: request.name,
+        plan: request.plan,
+        ..TenantUpdate::default()
+    };
+    let tenant = blocking(&state, move |t| {
+        t.update_tenant(&Principal::Operator, id, update)
+    })
+    .await?;
+    Ok(Json(tenant_json(&tenant)?))
+}
+
+/// Deletes a tenant and its data.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "The deleted tenant."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn delete_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let tenant = blocking(&state, move |t| t.delete_tenant(&Principal::Operator, id)).await?;
+    Ok(Json(tenant_json(&tenant)?))
+}
+
+/// Body of `POST /v1/admin/tenants/{id}/suspend`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendRequest {
+    /// `operator` (default), `non_payment` or `requested`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<SuspensionReason>,
+}
+
+/// Suspends a tenant: it becomes read-only.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/suspend",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body = SuspendRequest,
+    responses(
+        (status = 200, description = "The suspended tenant."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn suspend_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<SuspendRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let reason = request.reason.unwrap_or(SuspensionReason::Operator);
+    let tenant = blocking(&state, move |t| {
+        t.suspend_tenant(&Principal::Operator, id, reason)
+    })
+    .await?;
+    Ok(Json(tenant_json(&tenant)?))
+}
+
+/// Resumes a suspended tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/resume",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "The resumed tenant."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn resume_tenant(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let tenant = blocking(&state, move |t| t.resume_tenant(&Principal::Operator, id)).await?;
+    Ok(Json(tenant_json(&tenant)?))
+}
+
+/// Body of `POST /v1/admin/tenants/{id}/keys`. Other members (the CLI's
+/// `name` label) are ignored: keys carry no label.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CreateKeyRequest {
+    /// `owner`, `admin`, `writer` or `reader`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Expiry, Unix milliseconds.
+    #[serde(default)]
+    pub expires_unix_ms: Option<i64>,
+}
+
+/// Creates an API key for a tenant; the key text is shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/keys",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "`key` (shown once) and `record`."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn create_key(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<CreateKeyRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = tenant_id(&id)?;
+    let (role, expires) = (request.role, request.expires_unix_ms);
+    let created = blocking(&state, move |t| {
+        t.create_api_key(&Principal::Operator, id, role, expires)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"key": created.secret.expose(), "record": key_json(&created.record)})),
+    ))
+}
+
+/// Lists a tenant's API keys (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/keys",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "`keys`."),
+        (status = 404, description = "No such tenant.", body = ErrorBody)
+    )
+)]
+pub async fn list_keys(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let keys = blocking(&state, move |t| t.list_api_keys(&Principal::Operator, id)).await?;
+    Ok(Json(
+        json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Revokes one of a tenant's API keys.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tenants/{id}/keys/{key_id}",
+    tag = "admin",
+    security(("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "Tenant id."),
+        ("key_id" = String, Path, description = "Key id.")
+    ),
+    responses(
+        (status = 200, description = "The revoked key's record."),
+        (status = 404, description = "No such tenant or key.", body = ErrorBody)
+    )
+)]
+pub async fn revoke_key(
+    _admin: AdminAuth,
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = tenant_id(&id)?;
+    let key_id = KeyId::from_str(&key_id).map_err(|_| ApiError::NotFound {
+        what: format!("key {key_id:?}"),
+    })?;
+    let record = blocking(&state, move |t| {
+        t.revoke_api_key(&Principal::Operator, id, key_id)
+    })
+    .await?;
+    Ok(Json(key_json(&record)))
+}
+
+/// Adds the admin routes to `routes`.
+pub fn admin_routes(routes: ApiRouter) -> ApiRouter {
+    routes
+        .route::<__path_create_tenant, _, _>(create_tenant)
+        .route::<__path_list_tenants, _, _>(list_tenants)
+        .route::<__path_get_tenant, _, _>(get_tenant)
+        .route::<__path_update_tenant, _, _>(update_tenant)
+        .route::<__path_delete_tenant, _, _>(delete_tenant)
+        .route::<__path_suspend_tenant, _, _>(suspend_tenant)
+        .route::<__path_resume_tenant, _, _>(resume_tenant)
+        .route::<__path_create_key, _, _>(create_key)
+        .route::<__path_list_keys, _, _>(list_keys)
+        .route::<__path_revoke_key, _, _>(revoke_key)
+}
