@@ -1,7 +1,8 @@
 //! Crash test: a child process writes with `Durability::Always` from several
 //! threads and prints each acknowledged id; the parent kills it with SIGKILL
-//! after a random number of acknowledgements, reopens, and checks that every
-//! acknowledged write is present and intact. `AEROLITH_CRASH_CYCLES` raises
+//! after a random number of acknowledgements (while another thread compacts
+//! in a loop), reopens, and checks that every acknowledged write is present
+//! and intact. `AEROLITH_CRASH_CYCLES` raises
 //! the number of cycles for a soak run (default 50).
 
 use std::io::{BufRead, BufReader};
@@ -24,12 +25,18 @@ fn crash_child_writer() {
         .unwrap()
         .parse()
         .unwrap();
-    let db = Database::open(&dir, Options::default()).unwrap();
+    // Small segments and a thread compacting in a loop, so kills also land
+    // in the middle of roll-overs and compactions.
+    let db = Database::open(&dir, Options::default().segment_size_bytes_max(16 * 1024)).unwrap();
     if !db.list_collections().contains(&"acked".to_string()) {
         db.create_collection("acked").unwrap();
     }
     let stdout = std::sync::Mutex::new(std::io::stdout());
     std::thread::scope(|s| {
+        let compactor = db.clone();
+        s.spawn(move || loop {
+            compactor.compact().unwrap();
+        });
         for t in 0..WRITER_THREADS {
             let db = db.clone();
             let stdout = &stdout;
@@ -58,6 +65,7 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
     let mut acked: Vec<String> = Vec::new();
     let mut truncations = 0;
+    let mut orphans_removed = 0;
     for cycle in 0..cycles {
         let kill_after: usize = rng.random_range(1..120);
         let mut child = Command::new(&exe)
@@ -92,6 +100,7 @@ fn acknowledged_writes_survive_sigkill() {
         if db.recovery_report().truncated.is_some() {
             truncations += 1;
         }
+        orphans_removed += db.recovery_report().orphan_files_removed.len();
         for id in &acked {
             let doc = db
                 .get("acked", id)
@@ -101,5 +110,9 @@ fn acknowledged_writes_survive_sigkill() {
         }
         db.close().unwrap();
     }
-    eprintln!("crash test: {cycles} SIGKILL cycles, {} acknowledged writes checked, {truncations} torn tails repaired", acked.len());
+    eprintln!(
+        "crash test: {cycles} SIGKILL cycles, {} acknowledged writes checked, {truncations} torn tails repaired, \
+         {orphans_removed} files of interrupted compactions removed",
+        acked.len()
+    );
 }
