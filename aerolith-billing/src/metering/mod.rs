@@ -71,6 +71,9 @@ pub const COMPUTE_US: &str = "compute_us";
 pub const BANDWIDTH_IN_BYTES: &str = "bandwidth_in_bytes";
 /// Response bytes sent.
 pub const BANDWIDTH_OUT_BYTES: &str = "bandwidth_out_bytes";
+/// Stored bytes integrated over time, byte-seconds, attributed to the hour
+/// in which they were stored (storage is billed in GB-months from this).
+pub const STORAGE_BYTE_SECONDS: &str = "storage_byte_seconds";
 
 /// Longest tenant or metric name accepted, in bytes.
 pub const NAME_BYTES_MAX: usize = 128;
@@ -122,6 +125,7 @@ impl Default for MeterConfig {
                 COMPUTE_US,
                 BANDWIDTH_IN_BYTES,
                 BANDWIDTH_OUT_BYTES,
+                STORAGE_BYTE_SECONDS,
             ]
             .into_iter()
             .map(sum)
