@@ -37,6 +37,7 @@ pub mod secrets;
 mod serve;
 mod state;
 mod tenant;
+mod transfer;
 mod usage;
 
 pub use admin::admin_routes;
@@ -55,4 +56,5 @@ pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
 pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
 pub use tenant::tenant_routes;
+pub use transfer::{transfer_routes, EXPORT_CHANNEL_CHUNKS, EXPORT_CHUNK_BYTES, IMPORT_BATCH_DOCS};
 pub use usage::{usage_routes, HISTORY_RANGE_MS_MAX, USAGE_METRICS};

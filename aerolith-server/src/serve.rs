@@ -359,8 +359,8 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     });
     let router = app::app_with_routes(
         state.clone(),
-        crate::usage::usage_routes(crate::tenant::tenant_routes(crate::admin::admin_routes(
-            app::base_routes(),
+        crate::transfer::transfer_routes(crate::usage::usage_routes(crate::tenant::tenant_routes(
+            crate::admin::admin_routes(app::base_routes()),
         ))),
     );
     let limits = ConnectionLimits::from_config(&config);
