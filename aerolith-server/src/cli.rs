@@ -2,17 +2,20 @@
 //! (which call the admin API of a running server through [`AdminClient`]),
 //! and the offline subcommands that work on a data directory.
 //!
-//! Output contract: results go to stdout as pretty JSON; errors go to stderr
-//! as one `error: ...` line, with exit status 1 (2 for a feature this build
-//! lacks). The admin routes behind `tenant`, `key`, `usage`, `invoice`,
-//! `backup` and `restore` are served once the tenancy and billing crates are
-//! wired in; until then the server answers `not_found` and the CLI says so.
+//! Output contract: results go to stdout as pretty JSON (`verify` prints
+//! one `ok ...` line per check instead); errors go to stderr
+//! as one `error: ...` line, with exit status 1 (2 for a usage error).
+//! `verify` and `compact` work on a data directory while no server
+//! holds it (its engines' locks tell), with the master key from the data
+//! directory or `AEROLITH_MASTER_KEY`; on a terminal they show a progress
+//! spinner, as `backup` and `restore` show a byte progress bar.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
@@ -219,11 +222,6 @@ enum CliError {
     Client(#[from] ClientError),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
-    #[error("`{command}` is not available in this build: {why}")]
-    NotAvailable {
-        command: &'static str,
-        why: &'static str,
-    },
 }
 
 /// Parses `args` (program name first) and runs the command. The process
@@ -245,10 +243,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            match err {
-                CliError::NotAvailable { .. } => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::FAILURE
         }
     }
 }
@@ -292,11 +287,8 @@ fn execute(command: Command, env: &HashMap<String, String>) -> Result<(), CliErr
             tenant,
             input,
         } => restore(&client(&remote), &tenant, &input),
-        Command::Verify { data_dir } => verify(&data_dir),
-        Command::Compact { .. } => Err(CliError::NotAvailable {
-            command: "compact",
-            why: "offline compaction needs the storage engine (aerolith-core), which is not linked into the server yet",
-        }),
+        Command::Verify { data_dir } => verify(&data_dir, env),
+        Command::Compact { data_dir } => compact(&data_dir, env),
     }
 }
 
@@ -459,24 +451,156 @@ fn restore(client: &AdminClient, tenant: &str, input: &Path) -> Result<(), CliEr
     print(result?)
 }
 
-/// Checks what the server crate owns in a data directory (config file,
-/// secret files with their permissions), then reports that the storage
-/// checks are not in this build.
-fn verify(data_dir: &Path) -> Result<(), CliError> {
+/// A progress bar over the engines of a data directory on stderr when it is
+/// a terminal, hidden otherwise.
+fn engine_progress() -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} engines {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Says so when an engine error means the server holds the directory.
+fn offline_error(err: impl std::fmt::Display, locked: bool) -> CliError {
+    if locked {
+        anyhow::anyhow!(
+            "{err}: the data directory is in use; stop `aerolith serve` first (offline commands need it closed)"
+        )
+        .into()
+    } else {
+        anyhow::anyhow!("{err}").into()
+    }
+}
+
+fn tenancy_error(err: aerolith_tenancy::OfflineError) -> CliError {
+    let locked = matches!(
+        &err,
+        aerolith_tenancy::OfflineError::Engine {
+            source: aerolith_core::Error::Locked { .. },
+            ..
+        }
+    );
+    offline_error(err, locked)
+}
+
+fn billing_error(path: &Path, err: aerolith_core::Error) -> CliError {
+    let locked = matches!(err, aerolith_core::Error::Locked { .. });
+    offline_error(format!("billing ({}): {err}", path.display()), locked)
+}
+
+/// The master key of `data_dir`, as the core type.
+fn offline_master_key(
+    data_dir: &Path,
+    env: &HashMap<String, String>,
+) -> Result<aerolith_core::MasterKey, CliError> {
     if !data_dir.is_dir() {
         return Err(anyhow::anyhow!("{} is not a directory", data_dir.display()).into());
     }
+    let key = secrets::load_master_key(data_dir, env).map_err(anyhow::Error::from)?;
+    Ok(aerolith_core::MasterKey::from_bytes(*key.as_bytes()))
+}
+
+/// `aerolith verify`: the config file and the secret files, then every
+/// record of every engine (system, shared, dedicated tenants, billing) and
+/// every audit chain. The first failure ends it with its file and offset.
+fn verify(data_dir: &Path, env: &HashMap<String, String>) -> Result<(), CliError> {
+    let master_key = offline_master_key(data_dir, env)?;
     let config_file = data_dir.join(CONFIG_FILE_NAME);
     if config_file.is_file() {
         ConfigLayer::from_file(&config_file).map_err(anyhow::Error::from)?;
         println!("ok   config file {}", config_file.display());
     }
-    secrets::verify_files(data_dir).map_err(anyhow::Error::from)?;
-    println!("ok   secret files (present, mode 0600, well formed)");
-    Err(CliError::NotAvailable {
-        command: "verify",
-        why: "checksum and audit-chain verification need the storage engine (aerolith-core), which is not linked into the server yet; only the server's own files were checked",
-    })
+    if env.contains_key(secrets::ENV_MASTER_KEY) {
+        println!("ok   master key (from {})", secrets::ENV_MASTER_KEY);
+    } else {
+        secrets::verify_files(data_dir).map_err(anyhow::Error::from)?;
+        println!("ok   secret files (present, mode 0600, well formed)");
+    }
+    let bar = engine_progress();
+    let report = aerolith_tenancy::verify_offline(
+        &data_dir.join(crate::serve::DB_DIR),
+        &master_key,
+        &mut |check| {
+            bar.inc(1);
+            bar.set_message(check.engine.clone());
+            bar.suspend(|| print_engine_check(&check.engine, &check.report));
+        },
+    );
+    let billing_dir = data_dir.join(crate::metering::BILLING_DIR);
+    let billing = report.map_err(tenancy_error).and_then(|report| {
+        let options =
+            crate::metering::billing_db_options(&master_key, Arc::new(aerolith_core::SystemClock));
+        let billing = aerolith_core::Database::verify_offline(&billing_dir, &options)
+            .map_err(|err| billing_error(&billing_dir, err))?;
+        bar.inc(1);
+        Ok((report, billing))
+    });
+    bar.finish_and_clear();
+    let (report, billing) = billing?;
+    print_engine_check("billing", &billing);
+    println!("ok   {} audit chains", report.audit_chains);
+    println!(
+        "verified {} engines, {} records",
+        report.engines.len() + 1,
+        report.engines.iter().map(|e| e.report.records).sum::<u64>() + billing.records
+    );
+    Ok(())
+}
+
+fn print_engine_check(engine: &str, report: &aerolith_core::VerifyReport) {
+    let torn = match &report.torn_tail {
+        Some((path, offset)) => format!(
+            "; torn tail at {} offset {offset} (a crash mid-write; the next start truncates it)",
+            path.display()
+        ),
+        None => String::new(),
+    };
+    println!(
+        "ok   engine {engine}: {} segments, {} records, {} bytes{torn}",
+        report.segments, report.records, report.bytes
+    );
+}
+
+/// `aerolith compact`: compacts every engine of `data_dir` offline.
+fn compact(data_dir: &Path, env: &HashMap<String, String>) -> Result<(), CliError> {
+    let master_key = offline_master_key(data_dir, env)?;
+    let bar = engine_progress();
+    let compacted = aerolith_tenancy::compact_offline(
+        &data_dir.join(crate::serve::DB_DIR),
+        &master_key,
+        &mut |engine, _| {
+            bar.inc(1);
+            bar.set_message(engine.to_owned());
+        },
+    )
+    .map_err(tenancy_error)
+    .and_then(|mut reports| {
+        let billing_dir = data_dir.join(crate::metering::BILLING_DIR);
+        let options =
+            crate::metering::billing_db_options(&master_key, Arc::new(aerolith_core::SystemClock));
+        let mut options = options;
+        options.create_if_missing = false;
+        let db = aerolith_core::Database::open(&billing_dir, options)
+            .map_err(|err| billing_error(&billing_dir, err))?;
+        let report = db.compact();
+        db.close().map_err(|err| billing_error(&billing_dir, err))?;
+        reports.push((
+            "billing".to_owned(),
+            report.map_err(|err| billing_error(&billing_dir, err))?,
+        ));
+        bar.inc(1);
+        Ok(reports)
+    });
+    bar.finish_and_clear();
+    let engines: Vec<Value> = compacted?
+        .into_iter()
+        .map(|(engine, report)| json!({"engine": engine, "report": report}))
+        .collect();
+    print(json!({"compacted": engines}))
 }
 
 #[cfg(test)]

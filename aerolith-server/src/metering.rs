@@ -401,7 +401,7 @@ pub(crate) fn note_tenant(tenant: TenantId) {
 /// handler authenticated a tenant ([`note_tenant`]), records them as that
 /// tenant's `bandwidth_in_bytes` / `bandwidth_out_bytes`. The response is
 /// counted as it is sent (a streamed export included) and recorded when its
-/// body is finished or dropped.
+/// last frame is polled or its body dropped.
 pub(crate) async fn meter_bandwidth(
     State(state): State<AppState>,
     request: Request,
@@ -418,7 +418,7 @@ pub(crate) async fn meter_bandwidth(
         Body::new(CountingBody {
             inner: body,
             bytes: bytes_in.clone(),
-            on_drop: None,
+            on_end: None,
         }),
     );
     let slot = Arc::new(OnceLock::new());
@@ -434,7 +434,7 @@ pub(crate) async fn meter_bandwidth(
         clock.now_unix_ms(),
     );
     let (parts, body) = response.into_parts();
-    let on_drop: Box<dyn FnOnce(u64) + Send + Sync> = Box::new(move |bytes| {
+    let on_end: Box<dyn FnOnce(u64) + Send + Sync> = Box::new(move |bytes| {
         billing.record_bandwidth(tenant, BANDWIDTH_OUT_BYTES, bytes, clock.now_unix_ms());
     });
     Response::from_parts(
@@ -442,17 +442,27 @@ pub(crate) async fn meter_bandwidth(
         Body::new(CountingBody {
             inner: body,
             bytes: Arc::new(AtomicU64::new(0)),
-            on_drop: Some(on_drop),
+            on_end: Some(on_end),
         }),
     )
 }
 
-/// A body that counts the data bytes passing through it, and hands the count
-/// to `on_drop` when it is dropped (after the last frame or an abort).
+/// A body that counts the data bytes passing through it and hands the count
+/// to `on_end` once: when the last frame has been polled (before the server
+/// writes it, so a client that saw the whole response also sees it metered),
+/// or when the body is dropped early (an aborted transfer).
 struct CountingBody {
     inner: Body,
     bytes: Arc<AtomicU64>,
-    on_drop: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+    on_end: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+}
+
+impl CountingBody {
+    fn finish(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.bytes.load(Ordering::Relaxed));
+        }
+    }
 }
 
 impl http_body::Body for CountingBody {
@@ -464,10 +474,17 @@ impl http_body::Body for CountingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
             }
+            Poll::Ready(_) => self.finish(),
+            Poll::Pending => {}
         }
         polled
     }
@@ -483,9 +500,7 @@ impl http_body::Body for CountingBody {
 
 impl Drop for CountingBody {
     fn drop(&mut self) {
-        if let Some(on_drop) = self.on_drop.take() {
-            on_drop(self.bytes.load(Ordering::Relaxed));
-        }
+        self.finish();
     }
 }
 

@@ -175,6 +175,22 @@ pub fn verify_files(data_dir: &Path) -> Result<(), SecretsError> {
     Ok(())
 }
 
+/// The master key of an existing data directory, for the offline commands:
+/// [`ENV_MASTER_KEY`] if set, else the key file, which must exist (nothing
+/// is created).
+pub fn load_master_key(
+    data_dir: &Path,
+    env: &HashMap<String, String>,
+) -> Result<MasterKey, SecretsError> {
+    if let Some(text) = env.get(ENV_MASTER_KEY) {
+        return decode_master_key(text).ok_or(SecretsError::InvalidEnv {
+            var: ENV_MASTER_KEY,
+            expected: "base64url (no padding) of exactly 32 bytes",
+        });
+    }
+    parse_master_key_file(&data_dir.join(MASTER_KEY_FILE))
+}
+
 /// Generates a new admin key: `adm_` followed by 256 random bits in base64url.
 pub fn generate_admin_key() -> Result<String, SecretsError> {
     let bytes = random_bytes::<ADMIN_KEY_RANDOM_BYTES>()?;

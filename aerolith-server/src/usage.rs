@@ -94,9 +94,10 @@ async fn usage_report(state: &AppState, tenant: TenantId) -> Result<Value, ApiEr
             .map_err(|err| ApiError::Unavailable {
                 reason: format!("usage meter: {err}"),
             })?;
+        // The quota gauge: exact, and reading it is not itself a metered call.
         let storage = tenancy
             .handle(&Principal::Operator, tenant)
-            .and_then(|handle| handle.usage())
+            .map(|handle| handle.quota_in_use())
             .map_err(ApiError::from)?;
         let metrics: serde_json::Map<String, Value> =
             metrics.into_iter().map(|(m, q)| (m, json!(q))).collect();

@@ -1,7 +1,8 @@
 //! The real `aerolith` binary end to end: first start on a fresh data
 //! directory prints a working admin key and creates 0600 key files; SIGTERM
 //! exits 0; a second start on the same directory does not print a key; a
-//! taken port is a clear error; the CLI prints API errors readably.
+//! taken port is a clear error; the CLI prints API errors readably; offline
+//! verify checks the secret files first.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -271,35 +272,24 @@ fn environment_and_config_file_settings_reach_the_running_server() {
 }
 
 #[test]
-fn offline_compact_says_it_is_not_available_in_this_build() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let output = command(&["compact", "--data-dir", dir.path().to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not available in this build"), "{stderr}");
-}
-
-#[test]
 fn unknown_subcommand_is_a_usage_error() {
     let output = command(&["frobnicate"]).output().expect("runs");
     assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]
-fn offline_verify_checks_the_secret_files_and_says_what_it_cannot_check() {
+fn offline_verify_checks_the_secret_files_and_needs_the_databases() {
     let dir = tempfile::tempdir().expect("temp dir");
     aerolith_server::secrets::load_or_create(dir.path(), &Default::default()).expect("secrets");
     let data_dir = dir.path().to_str().expect("utf-8");
     let output = command(&["verify", "--data-dir", data_dir])
         .output()
         .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ok   secret files"), "{stdout}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not available in this build"), "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
 
     let master = dir.path().join("master.key");
     std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o644)).expect("chmod");

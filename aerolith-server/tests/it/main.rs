@@ -7,6 +7,7 @@ mod cli_binary;
 mod errors;
 mod limits;
 mod observability;
+mod operations;
 mod serving;
 mod support;
 mod tenant_routes;
