@@ -483,6 +483,45 @@ mod tests {
     }
 
     #[test]
+    fn meter_interval_and_catalog_come_from_env_or_file_and_are_checked() {
+        let dir = empty_data_dir();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE_NAME),
+            "meter_flush_interval_ms = 250\ncatalog_file = \"plans.toml\"\n",
+        )
+        .expect("write config");
+        let flags = || ConfigLayer {
+            data_dir: Some(dir.path().to_owned()),
+            ..ConfigLayer::default()
+        };
+        let config = ServerConfig::resolve(flags(), &HashMap::new()).expect("resolves");
+        assert_eq!(config.meter_flush_interval_ms, 250);
+        assert_eq!(config.catalog_file, Some(PathBuf::from("plans.toml")));
+        let config = ServerConfig::resolve(
+            flags(),
+            &env(&[
+                (ENV_METER_FLUSH_INTERVAL_MS, "5000"),
+                (ENV_CATALOG_FILE, "/etc/catalog.json"),
+            ]),
+        )
+        .expect("resolves");
+        assert_eq!(config.meter_flush_interval_ms, 5000, "env beats file");
+        assert_eq!(
+            config.catalog_file,
+            Some(PathBuf::from("/etc/catalog.json"))
+        );
+        let err = ServerConfig::resolve(flags(), &env(&[(ENV_METER_FLUSH_INTERVAL_MS, "0")]))
+            .expect_err("zero is refused");
+        assert!(matches!(
+            err,
+            ConfigError::OutOfRange {
+                field: "meter_flush_interval_ms",
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn flag_beats_env_beats_file_beats_default() {
         let dir = empty_data_dir();
         let file = dir.path().join("custom.toml");

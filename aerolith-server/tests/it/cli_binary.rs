@@ -60,6 +60,19 @@ pub(crate) fn start(data_dir: &Path) -> Running {
     ]))
 }
 
+/// Starts `aerolith serve` like [`start`], with extra environment variables.
+pub(crate) fn start_with_env(data_dir: &Path, vars: &[(&str, &str)]) -> Running {
+    let mut command = command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+    ]);
+    command.envs(vars.iter().copied());
+    spawn(command)
+}
+
 /// Spawns a `serve` command and reads its first two start-up lines: the
 /// address and the data directory. The admin key lines, if any, follow.
 fn spawn(mut command: Command) -> Running {

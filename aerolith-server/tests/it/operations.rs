@@ -8,7 +8,9 @@
 use aerolith_server::{AdminClient, ClientError};
 use serde_json::{json, Value};
 
-use crate::cli_binary::{command, read_admin_key, start, terminate, wait_healthy, Running};
+use crate::cli_binary::{
+    command, read_admin_key, start_with_env, terminate, wait_healthy, Running,
+};
 
 fn api_status(result: Result<Value, ClientError>) -> u16 {
     match result {
@@ -17,8 +19,11 @@ fn api_status(result: Result<Value, ClientError>) -> u16 {
     }
 }
 
+/// A meter flush interval no test outlives: only reads and shutdown flush.
+const FLUSH_NEVER: (&str, &str) = ("AEROLITH_METER_FLUSH_INTERVAL_MS", "3600000");
+
 fn started(data_dir: &std::path::Path) -> (Running, AdminClient, String) {
-    let mut server = start(data_dir);
+    let mut server = start_with_env(data_dir, &[FLUSH_NEVER]);
     read_admin_key(&mut server);
     wait_healthy(&server.url);
     let admin_key = server.admin_key.clone().expect("admin key");
@@ -206,8 +211,17 @@ fn usage_counts_calls_and_exact_body_bytes_per_tenant_only() {
         metrics.contains("aerolith_tenant_bandwidth_bytes_total{tenant="),
         "{metrics}"
     );
+    // A call after the last read reaches the ledger through the shutdown
+    // flush alone (the periodic flush is an hour away).
+    a.delete("/v1/collections/users/docs/u3").expect("deleted");
     let (status, _) = terminate(server);
     assert!(status.success(), "{status:?}");
+    let restarted = start_with_env(&dir.path().join("data"), &[FLUSH_NEVER]);
+    wait_healthy(&restarted.url);
+    let a = AdminClient::new(&restarted.url, Some(key_a));
+    let after = a.get("/v1/usage").expect("usage after restart");
+    assert_eq!(metric(&after, "api_calls.write"), 4, "{after}");
+    assert_eq!(metric(&after, "api_calls.query"), 2, "{after}");
 }
 
 fn run_cli(args: &[&str]) -> std::process::Output {
@@ -247,7 +261,7 @@ fn backup_restore_round_trip_then_offline_verify_and_compact() {
     )
     .expect("index");
     // More than one import batch.
-    let users: Vec<Value> = (0..700)
+    let users: Vec<Value> = (0..510)
         .map(|i| json!({"_id": format!("u{i:04}"), "email": format!("u{i}@example.com"), "n": i}))
         .collect();
     a.post("/v1/collections/users/docs", &json!({"documents": users}))
@@ -280,8 +294,8 @@ fn backup_restore_round_trip_then_offline_verify_and_compact() {
     let text = std::fs::read_to_string(&backup).expect("backup file");
     assert_eq!(
         text.lines().count(),
-        2 + 700 + 1,
-        "two headers, 701 documents"
+        2 + 510 + 1,
+        "two headers, 511 documents"
     );
 
     let (_, key_b) = create_tenant(&operator, "target");
@@ -298,7 +312,7 @@ fn backup_restore_round_trip_then_offline_verify_and_compact() {
         String::from_utf8_lossy(&out.stderr)
     );
     let restored: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(restored["documents"], 701, "{restored}");
+    assert_eq!(restored["documents"], 511, "{restored}");
     assert_eq!(restored["collections"], 2, "{restored}");
     assert_eq!(restored["indexes"], 1, "{restored}");
 
