@@ -1,7 +1,8 @@
 //! The operator's HTTP routes under `/v1/admin`: tenant lifecycle (create,
 //! list, get, update, suspend, resume, delete) and tenant API keys. Every
 //! route requires the admin key ([`AdminAuth`]) and acts as
-//! `Principal::Operator`; the work runs on the blocking pool.
+//! `Principal::Operator`; the work runs on the blocking pool. A tenant in
+//! the path is its decimal id or its slug (`resolve_tenant`).
 
 use std::str::FromStr;
 

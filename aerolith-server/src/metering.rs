@@ -140,7 +140,9 @@ impl Billing {
         &self.db
     }
 
-    /// The usage meter.
+    /// The usage meter. Storage hook: a storage sampler (integrating each
+    /// tenant's `quota_in_use().storage_bytes` over time) records
+    /// `STORAGE_BYTE_SECONDS` for `TenantKey::new(tenant)` here.
     pub fn meter(&self) -> &Arc<Meter> {
         &self.meter
     }

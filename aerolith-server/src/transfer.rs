@@ -17,7 +17,9 @@
 //! [`IMPORT_BATCH_DOCS`] documents per atomic batch. A line is at most the
 //! request body limit. Import inserts: restoring into collections that
 //! already hold the same ids is a conflict (batches before it stay
-//! committed). Both count as the tenant's operations (reads, writes).
+//! committed). Both count as the tenant's operations (reads, writes). The
+//! import reads its body within the request timeout (`request_timeout_ms`):
+//! a backup too large to insert in that time needs a longer timeout.
 
 use std::io::Write;
 
@@ -431,4 +433,44 @@ pub fn transfer_routes(routes: ApiRouter) -> ApiRouter {
     routes
         .route::<__path_export_tenant, _, _>(export_tenant)
         .route::<__path_import_tenant, _, _>(import_tenant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_lines_wrap_each_line_whatever_the_write_boundaries() {
+        let (sender, mut receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
+        let mut out = ChannelWriter {
+            sender,
+            buffer: Vec::new(),
+        };
+        let mut lines = DocumentLines::new("a\"b", &mut out);
+        for piece in [&b"{\"_id\":"[..], b"\"1\"}\n{\"_id\"", b":\"2\"}", b"\n"] {
+            lines.write_all(piece).expect("writes");
+        }
+        lines.finish().expect("ends on a line boundary");
+        out.flush().expect("flushes");
+        drop(out);
+        let chunk = receiver.try_recv().expect("one chunk").expect("no error");
+        assert_eq!(
+            std::str::from_utf8(&chunk).expect("utf-8"),
+            "{\"collection\":\"a\\\"b\",\"document\":{\"_id\":\"1\"}}\n\
+             {\"collection\":\"a\\\"b\",\"document\":{\"_id\":\"2\"}}\n"
+        );
+        assert!(receiver.try_recv().is_err(), "nothing more");
+    }
+
+    #[test]
+    fn an_export_cut_inside_a_line_is_an_error() {
+        let (sender, _receiver) = mpsc::channel(EXPORT_CHANNEL_CHUNKS);
+        let mut out = ChannelWriter {
+            sender,
+            buffer: Vec::new(),
+        };
+        let mut lines = DocumentLines::new("c", &mut out);
+        lines.write_all(b"{\"_id\":").expect("writes");
+        assert!(lines.finish().is_err());
+    }
 }

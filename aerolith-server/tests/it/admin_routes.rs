@@ -168,6 +168,10 @@ fn openapi_document_lists_the_admin_and_tenant_routes() {
         "/v1/collections/{name}/query",
         "/v1/collections/{name}/indexes/{path}",
         "/v1/usage",
+        "/v1/usage/history",
+        "/v1/admin/tenants/{id}/usage",
+        "/v1/admin/tenants/{id}/export",
+        "/v1/admin/tenants/{id}/import",
         "/v1/tokens/refresh",
         "/v1/audit/verify",
     ] {
