@@ -10,5 +10,6 @@ mod numbering;
 mod payments;
 mod price;
 mod render;
+mod storage_sampler;
 mod store;
 mod subscription;
