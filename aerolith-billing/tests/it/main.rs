@@ -4,6 +4,7 @@ mod catalog;
 mod credit_note;
 mod invoice;
 mod metering;
+mod metering_crash;
 mod money;
 mod no_floats;
 mod numbering;
