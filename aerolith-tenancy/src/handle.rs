@@ -160,6 +160,15 @@ impl TenantHandle {
         self.runtime.gauge.in_use()
     }
 
+    /// Committed use only (no reservations in flight): exactly what the
+    /// engine holds for the tenant after its acknowledged writes. Like
+    /// [`Self::quota_in_use`] it is a read of in-memory counters: no
+    /// permission, rate limit or usage event is involved, so an operator's
+    /// storage sampling is neither throttled nor billed as an API call.
+    pub fn quota_committed(&self) -> QuotaUsage {
+        self.runtime.gauge.usage()
+    }
+
     fn admit(&self, permission: Permission, kind: OperationKind) -> Result<Admitted, TenancyError> {
         let runtime = &self.runtime;
         let tenant = runtime.id;

@@ -90,9 +90,34 @@ impl EngineLedger {
     }
 }
 
-impl UsageLedger for EngineLedger {
-    fn upsert_batch(&self, entries: &[LedgerEntry]) -> Result<(), LedgerError> {
+impl EngineLedger {
+    /// The database holding the ledger (the storage sampler keeps its state
+    /// beside it, so both change in one engine batch).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Upserts `entries` and applies `more` to the same engine batch, so the
+    /// ledger change and the caller's documents commit atomically: all of
+    /// them or none, also across a crash.
+    pub(crate) fn upsert_batch_with(
+        &self,
+        entries: &[LedgerEntry],
+        more: impl FnOnce(&mut WriteBatch) -> Result<(), CoreError>,
+    ) -> Result<(), LedgerError> {
         let _serialized = self.write_lock.lock();
+        let mut batch = self.merged_batch(entries)?;
+        more(&mut batch).map_err(unavailable)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.db.write(batch).map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The engine batch that merges `entries` into the stored ones; the
+    /// caller holds `write_lock`.
+    fn merged_batch(&self, entries: &[LedgerEntry]) -> Result<WriteBatch, LedgerError> {
         let snapshot = self.db.snapshot();
         let mut merged: std::collections::BTreeMap<String, LedgerEntry> =
             std::collections::BTreeMap::new();
@@ -133,8 +158,13 @@ impl UsageLedger for EngineLedger {
                 .upsert(LEDGER_COLLECTION, to_doc(entry))
                 .map_err(unavailable)?;
         }
-        self.db.write(batch).map_err(unavailable)?;
-        Ok(())
+        Ok(batch)
+    }
+}
+
+impl UsageLedger for EngineLedger {
+    fn upsert_batch(&self, entries: &[LedgerEntry]) -> Result<(), LedgerError> {
+        self.upsert_batch_with(entries, |_| Ok(()))
     }
 
     fn query(

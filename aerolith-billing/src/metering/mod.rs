@@ -19,6 +19,9 @@
 //!   `TenantId` names its counters).
 //! - [`StorageIntegrator`] turns storage size changes into byte-milliseconds
 //!   and GB-months.
+//! - [`StorageSampler`] samples each tenant's stored bytes (e.g. every
+//!   minute, [`StorageSampler::sample_all`]) into [`STORAGE_BYTE_SECONDS`]
+//!   ledger hours, exactly and crash-safely.
 //! - [`period_to_date`] and [`usage_history`] answer usage queries.
 
 mod counters;
@@ -27,6 +30,7 @@ mod ledger;
 mod pipeline;
 mod sink;
 mod storage;
+mod storage_sampler;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -49,6 +53,10 @@ pub use pipeline::{FlushReport, DRAIN_REQUESTS_MAX};
 pub use sink::TenantKey;
 pub use storage::{
     gb_months, StorageError, StorageIntegrator, StorageTrack, BYTES_PER_GB, GB_MONTH_DECIMALS_MAX,
+};
+pub use storage_sampler::{
+    byte_seconds_by_hour, SampleReport, SampleState, SamplerError, StorageSample, StorageSampler,
+    SAMPLE_BATCH_ENTRIES_MAX, SAMPLE_SPAN_HOURS_MAX, STORAGE_SAMPLES_COLLECTION,
 };
 
 use counters::{AddRefusal, Counters, Dedup, DedupOutcome};
