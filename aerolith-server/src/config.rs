@@ -21,6 +21,7 @@
 //! connections_max = 1024
 //! shutdown_grace_ms = 30000
 //! meter_flush_interval_ms = 1000
+//! storage_sample_interval_ms = 60000
 //! catalog_file = "/etc/aerolith/catalog.toml"
 //! log_level = "info,aerolith_server=debug"
 //! ```
@@ -60,6 +61,9 @@ pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
 /// most metered usage a crash can lose, and the most a usage read without a
 /// flush can lag.
 pub const METER_FLUSH_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default interval between two samples of every tenant's stored bytes: the
+/// longest a size change goes unseen by storage metering.
+pub const STORAGE_SAMPLE_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const LOG_LEVEL_DEFAULT: &str = "info";
 
@@ -85,6 +89,8 @@ pub const ENV_CONNECTIONS_MAX: &str = "AEROLITH_CONNECTIONS_MAX";
 pub const ENV_SHUTDOWN_GRACE_MS: &str = "AEROLITH_SHUTDOWN_GRACE_MS";
 /// Environment variable for the meter flush interval in milliseconds.
 pub const ENV_METER_FLUSH_INTERVAL_MS: &str = "AEROLITH_METER_FLUSH_INTERVAL_MS";
+/// Environment variable for the storage sampling interval in milliseconds.
+pub const ENV_STORAGE_SAMPLE_INTERVAL_MS: &str = "AEROLITH_STORAGE_SAMPLE_INTERVAL_MS";
 /// Environment variable naming the plan catalog file (TOML or JSON).
 pub const ENV_CATALOG_FILE: &str = "AEROLITH_CATALOG";
 /// Environment variable for the log filter.
@@ -116,6 +122,9 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// How often the usage meter drains into the billing ledger.
     pub meter_flush_interval_ms: u64,
+    /// How often every tenant's stored bytes are sampled for storage
+    /// metering (`storage_byte_seconds`).
+    pub storage_sample_interval_ms: u64,
     /// The plan catalog (TOML or JSON); `None` = the built-in default catalog.
     pub catalog_file: Option<PathBuf>,
     /// Log filter in tracing-subscriber `EnvFilter` syntax (`info`, `aerolith_server=debug`).
@@ -138,6 +147,7 @@ impl Default for ServerConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             meter_flush_interval_ms: METER_FLUSH_INTERVAL_MS_DEFAULT,
+            storage_sample_interval_ms: STORAGE_SAMPLE_INTERVAL_MS_DEFAULT,
             catalog_file: None,
             log_level: LOG_LEVEL_DEFAULT.to_owned(),
         }
@@ -173,6 +183,8 @@ pub struct ConfigLayer {
     pub shutdown_grace_ms: Option<u64>,
     /// See [`ServerConfig::meter_flush_interval_ms`].
     pub meter_flush_interval_ms: Option<u64>,
+    /// See [`ServerConfig::storage_sample_interval_ms`].
+    pub storage_sample_interval_ms: Option<u64>,
     /// See [`ServerConfig::catalog_file`].
     pub catalog_file: Option<PathBuf>,
     /// See [`ServerConfig::log_level`].
@@ -250,6 +262,11 @@ impl ConfigLayer {
                 ENV_METER_FLUSH_INTERVAL_MS,
                 "millisecond count",
             )?,
+            storage_sample_interval_ms: env_parse(
+                env,
+                ENV_STORAGE_SAMPLE_INTERVAL_MS,
+                "millisecond count",
+            )?,
             catalog_file: env_value(env, ENV_CATALOG_FILE).map(PathBuf::from),
             log_level: env_value(env, ENV_LOG).map(str::to_owned),
         })
@@ -288,6 +305,9 @@ impl ConfigLayer {
             meter_flush_interval_ms: self
                 .meter_flush_interval_ms
                 .or(lower.meter_flush_interval_ms),
+            storage_sample_interval_ms: self
+                .storage_sample_interval_ms
+                .or(lower.storage_sample_interval_ms),
             catalog_file: self.catalog_file.or(lower.catalog_file),
             log_level: self.log_level.or(lower.log_level),
         }
@@ -370,6 +390,9 @@ impl ServerConfig {
             meter_flush_interval_ms: merged
                 .meter_flush_interval_ms
                 .unwrap_or(defaults.meter_flush_interval_ms),
+            storage_sample_interval_ms: merged
+                .storage_sample_interval_ms
+                .unwrap_or(defaults.storage_sample_interval_ms),
             catalog_file: merged.catalog_file,
             log_level: merged.log_level.unwrap_or(defaults.log_level),
         };
@@ -379,7 +402,7 @@ impl ServerConfig {
 
     /// Checks every limit is within its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
             (
                 "request_body_bytes_max",
                 self.request_body_bytes_max,
@@ -432,6 +455,13 @@ impl ServerConfig {
             (
                 "meter_flush_interval_ms",
                 self.meter_flush_interval_ms,
+                1,
+                3_600_000,
+                "1 ..= 3600000",
+            ),
+            (
+                "storage_sample_interval_ms",
+                self.storage_sample_interval_ms,
                 1,
                 3_600_000,
                 "1 ..= 3600000",
@@ -507,9 +537,26 @@ mod tests {
         .expect("resolves");
         assert_eq!(config.meter_flush_interval_ms, 5000, "env beats file");
         assert_eq!(
+            config.storage_sample_interval_ms,
+            STORAGE_SAMPLE_INTERVAL_MS_DEFAULT
+        );
+        assert_eq!(
             config.catalog_file,
             Some(PathBuf::from("/etc/catalog.json"))
         );
+        let config =
+            ServerConfig::resolve(flags(), &env(&[(ENV_STORAGE_SAMPLE_INTERVAL_MS, "50")]))
+                .expect("resolves");
+        assert_eq!(config.storage_sample_interval_ms, 50);
+        let err = ServerConfig::resolve(flags(), &env(&[(ENV_STORAGE_SAMPLE_INTERVAL_MS, "0")]))
+            .expect_err("zero is refused");
+        assert!(matches!(
+            err,
+            ConfigError::OutOfRange {
+                field: "storage_sample_interval_ms",
+                ..
+            }
+        ));
         let err = ServerConfig::resolve(flags(), &env(&[(ENV_METER_FLUSH_INTERVAL_MS, "0")]))
             .expect_err("zero is refused");
         assert!(matches!(

@@ -49,12 +49,12 @@ pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use error::{ApiError, AuthFailure, BadRequestReason, ErrorBody, ErrorObject};
 pub use json::{check_json_depth, parse_json_body, JsonBody, JsonTooDeep};
 pub use metering::{
-    billing_db_options, Billing, BillingOpenError, UsagePeriodSource, BILLING_DIR,
-    BILLING_KEY_CONTEXT, USAGE_METRICS_TENANTS_MAX,
+    billing_db_options, run_storage_sampling, Billing, BillingOpenError, UsagePeriodSource,
+    BILLING_DIR, BILLING_KEY_CONTEXT, USAGE_METRICS_TENANTS_MAX,
 };
 pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
 pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
 pub use tenant::tenant_routes;
 pub use transfer::{transfer_routes, EXPORT_CHANNEL_CHUNKS, EXPORT_CHUNK_BYTES, IMPORT_BATCH_DOCS};
-pub use usage::{usage_routes, HISTORY_RANGE_MS_MAX, USAGE_METRICS};
+pub use usage::{usage_routes, HISTORY_RANGE_MS_MAX, STORAGE_GB_MONTH_DECIMALS, USAGE_METRICS};

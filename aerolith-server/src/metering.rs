@@ -11,9 +11,18 @@
 //!   own `bytes_in`/`bytes_out` (document sizes) are zeroed before they reach
 //!   the meter, so bandwidth is never counted twice.
 //!
-//! Storage (`storage_byte_seconds`) is not sampled here: a storage sampler
-//! attaches to [`Billing::meter`] and records
-//! [`STORAGE_BYTE_SECONDS`](aerolith_billing::metering::STORAGE_BYTE_SECONDS).
+//! - storage (`storage_byte_seconds`) comes from the
+//!   [`StorageSampler`]: [`run_storage_sampling`] samples every live
+//!   tenant's committed stored bytes every `storage_sample_interval_ms`,
+//!   [`Billing::sample_tenant_storage`] samples one tenant before its usage
+//!   is read, and the shutdown hook takes a final sample before the meter's
+//!   last flush. The sampler writes straight into the ledger together with
+//!   its per-tenant state (collection `billing.storage_samples` of the
+//!   billing database), so a restart resumes from the last committed sample
+//!   and counts no interval twice; the downtime is counted at the size of
+//!   the last sample (nothing could change it meanwhile). Storage calls are
+//!   not API calls: sampling reads tenancy's in-memory quota gauge, neither
+//!   metered nor rate limited.
 //!
 //! `/metrics` cardinality is bounded: per-tenant series exist for at most
 //! [`USAGE_METRICS_TENANTS_MAX`] tenants (the first seen since start); the
@@ -27,18 +36,18 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use aerolith_billing::metering::{
-    EngineLedger, LedgerError, Meter, MeterConfig, MeterError, TenantKey, API_CALLS_ADMIN,
-    API_CALLS_OTHER, API_CALLS_QUERY, API_CALLS_READ, API_CALLS_WRITE, BANDWIDTH_IN_BYTES,
-    BANDWIDTH_OUT_BYTES,
+    EngineLedger, LedgerError, Meter, MeterConfig, MeterError, SampleReport, SamplerError,
+    StorageSampler, TenantKey, API_CALLS_ADMIN, API_CALLS_OTHER, API_CALLS_QUERY, API_CALLS_READ,
+    API_CALLS_WRITE, BANDWIDTH_IN_BYTES, BANDWIDTH_OUT_BYTES,
 };
 use aerolith_billing::{Catalog, CatalogError};
 use aerolith_core::{Clock, Database, MasterKey, Options};
-use aerolith_tenancy::{OperationKind, TenantId, UsageEvent, UsageSink};
+use aerolith_tenancy::{OperationKind, Tenancy, TenantId, UsageEvent, UsageSink};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::metrics::{MetricsSource, MetricsWriter};
 use crate::state::AppState;
@@ -69,6 +78,9 @@ pub enum BillingOpenError {
     /// The catalog file could not be loaded.
     #[error("cannot load the plan catalog: {0}")]
     Catalog(#[from] CatalogError),
+    /// The storage sampler's state could not be loaded.
+    #[error("cannot start the storage sampler: {0}")]
+    Sampler(#[from] SamplerError),
 }
 
 /// The current billing period of a tenant, when something (a subscription
@@ -85,6 +97,11 @@ pub struct Billing {
     db: Database,
     meter: Arc<Meter>,
     ledger: Arc<EngineLedger>,
+    sampler: Arc<StorageSampler>,
+    /// Held from reading the clock to committing a sample, so samples reach
+    /// the sampler in time order (it refuses an older one).
+    sampling: Arc<Mutex<()>>,
+    clock: Arc<dyn Clock>,
     catalog: Arc<Catalog>,
     counters: Arc<UsageCounters>,
     period_source: Arc<OnceLock<Arc<dyn UsagePeriodSource>>>,
@@ -124,11 +141,15 @@ impl Billing {
             flush_interval_ms: meter_flush_interval_ms,
             ..MeterConfig::default()
         };
-        let meter = Arc::new(Meter::start(config, ledger.clone(), clock)?);
+        let meter = Arc::new(Meter::start(config, ledger.clone(), clock.clone())?);
+        let sampler = Arc::new(StorageSampler::open(ledger.clone())?);
         Ok(Billing {
             db,
             meter,
             ledger,
+            sampler,
+            sampling: Arc::new(Mutex::new(())),
+            clock,
             catalog: Arc::new(catalog),
             counters: Arc::new(UsageCounters::default()),
             period_source: Arc::new(OnceLock::new()),
@@ -140,11 +161,35 @@ impl Billing {
         &self.db
     }
 
-    /// The usage meter. Storage hook: a storage sampler (integrating each
-    /// tenant's `quota_in_use().storage_bytes` over time) records
-    /// `STORAGE_BYTE_SECONDS` for `TenantKey::new(tenant)` here.
+    /// The usage meter.
     pub fn meter(&self) -> &Arc<Meter> {
         &self.meter
+    }
+
+    /// The storage sampler (writes `storage_byte_seconds` into the ledger).
+    pub fn storage_sampler(&self) -> &Arc<StorageSampler> {
+        &self.sampler
+    }
+
+    /// Samples every live tenant's committed stored bytes now (and closes
+    /// deleted tenants' last intervals). Blocking; the periodic task and the
+    /// shutdown hook call it.
+    pub fn sample_storage(&self, tenancy: &Tenancy) -> Result<SampleReport, SamplerError> {
+        let _ordered = self.sampling.lock();
+        self.sampler.sample_all(tenancy, self.clock.now_unix_ms())
+    }
+
+    /// Samples one tenant's committed stored bytes now, so a usage read
+    /// includes its storage up to this instant. Blocking.
+    pub fn sample_tenant_storage(
+        &self,
+        tenant: TenantId,
+        storage_bytes: u64,
+    ) -> Result<SampleReport, SamplerError> {
+        let _ordered = self.sampling.lock();
+        let key = TenantKey::new(tenant);
+        self.sampler
+            .sample(key.as_str(), storage_bytes, self.clock.now_unix_ms())
     }
 
     /// The usage ledger the meter drains into.
@@ -199,6 +244,16 @@ impl Billing {
         if let Err(err) = Meter::record(&self.meter, key.as_str(), metric, bytes, at, None) {
             tracing::warn!(error = %err, %tenant, metric, "bandwidth not metered");
         }
+    }
+
+    /// Takes a final storage sample of every tenant of `tenancy`, stops the
+    /// meter (draining everything into the ledger) and closes the billing
+    /// database. For the shutdown hook; `tenancy` must still be open.
+    pub fn shutdown_with_final_sample(&self, tenancy: &Tenancy) {
+        if let Err(err) = self.sample_storage(tenancy) {
+            tracing::error!(error = %err, "final storage sample failed; the next start counts the interval");
+        }
+        self.shutdown();
     }
 
     /// Stops the meter (draining everything into the ledger) and closes the
@@ -367,6 +422,40 @@ impl MetricsSource for UsageMetrics {
             "Meter drains whose ledger write failed (retried).",
             &[(&[], self.meter.failed_drains())],
         );
+    }
+}
+
+/// Samples every tenant's stored bytes every `interval_ms` (the first
+/// sample at once) until `stop` turns true; returns after the sample in
+/// progress, if any, has committed. A failed sample is logged and retried
+/// at the next tick: the sampler resumes from its last committed state, so
+/// nothing is lost, only resolved later.
+pub async fn run_storage_sampling(
+    billing: Billing,
+    tenancy: Tenancy,
+    interval_ms: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(interval_ms.max(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = ticks.tick() => {}
+        }
+        let (billing, tenancy) = (billing.clone(), tenancy.clone());
+        match tokio::task::spawn_blocking(move || billing.sample_storage(&tenancy)).await {
+            Ok(Ok(report)) => tracing::debug!(
+                samples = report.samples,
+                entries = report.entries_written,
+                "storage sampled"
+            ),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "storage sample failed; retrying at the next tick")
+            }
+            Err(err) => tracing::error!(error = %err, "storage sample task failed"),
+        }
     }
 }
 

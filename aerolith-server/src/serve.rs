@@ -349,9 +349,13 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     state.metrics().register_source(billing.metrics_source());
     state.set_tenancy(tenancy.clone());
     state.set_billing(billing.clone());
-    // In-flight requests are done when the hooks run: drain the meter into
+    // In-flight requests are done and the sampling task has stopped when
+    // the hooks run: take a final storage sample and drain the meter into
     // the ledger first (tenancy reports into it), then close the engines.
-    state.on_shutdown(move || billing.shutdown());
+    let final_sample_tenancy = tenancy.clone();
+    let sampling_billing = billing.clone();
+    let sampling_tenancy = tenancy.clone();
+    state.on_shutdown(move || billing.shutdown_with_final_sample(&final_sample_tenancy));
     state.on_shutdown(move || {
         if let Err(err) = tenancy.close() {
             tracing::error!(error = %err, "closing the tenant registry failed");
@@ -371,6 +375,13 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             &config.data_dir,
             secrets.generated_admin_key.as_deref(),
         )?;
+        let (stop_sampling, sampling_stopped) = watch::channel(false);
+        let sampling = tokio::spawn(crate::metering::run_storage_sampling(
+            sampling_billing,
+            sampling_tenancy,
+            config.storage_sample_interval_ms,
+            sampling_stopped,
+        ));
         let ready_state = state.clone();
         state.set_ready(true);
         serve_until(listener, router, limits, async move {
@@ -378,6 +389,12 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             ready_state.set_ready(false);
         })
         .await;
+        // Stop sampling (waiting for a sample in progress) before the
+        // shutdown hooks take the final one and close the databases.
+        let _ = stop_sampling.send(true);
+        if let Err(err) = sampling.await {
+            tracing::error!(error = %err, "the storage sampling task failed");
+        }
         anyhow::Ok(())
     })?;
     let hooks = state.run_shutdown_hooks();

@@ -8,11 +8,19 @@
 //! knows it, otherwise the UTC calendar month containing now. Every read
 //! flushes the meter first, so it includes every call answered before it
 //! (the usage request itself is counted after it answers).
+//!
+//! Storage: `/v1/usage` samples the tenant's stored bytes before reading, so
+//! `storage_byte_seconds` runs up to the request's instant, and reports it
+//! as `storage_gb_month` too: byte-seconds over the period's length,
+//! `gb_months(byte_seconds x 1000, period_length_ms, 9)` — the rule
+//! `aerolith_billing::metering::billable` applies to the catalog's
+//! `storage_gb_month` (1 GB = 10^9 bytes held for the whole period), as a
+//! decimal string with [`STORAGE_GB_MONTH_DECIMALS`] places.
 
 use aerolith_billing::metering::{
-    usage_history, Granularity, TenantKey, API_CALLS_ADMIN, API_CALLS_OTHER, API_CALLS_QUERY,
-    API_CALLS_READ, API_CALLS_WRITE, BANDWIDTH_IN_BYTES, BANDWIDTH_OUT_BYTES, COMPUTE_US,
-    STORAGE_BYTE_SECONDS,
+    gb_months, usage_history, Granularity, TenantKey, API_CALLS_ADMIN, API_CALLS_OTHER,
+    API_CALLS_QUERY, API_CALLS_READ, API_CALLS_WRITE, BANDWIDTH_IN_BYTES, BANDWIDTH_OUT_BYTES,
+    COMPUTE_US, STORAGE_BYTE_SECONDS,
 };
 use aerolith_billing::period::{period_containing, Interval};
 use aerolith_tenancy::{Principal, TenantId};
@@ -39,6 +47,9 @@ pub const USAGE_METRICS: [&str; 9] = [
     BANDWIDTH_OUT_BYTES,
     STORAGE_BYTE_SECONDS,
 ];
+
+/// Decimal places of `storage_gb_month` (as the billing side bills it).
+pub const STORAGE_GB_MONTH_DECIMALS: u32 = 9;
 
 /// Widest `from..to` range of one history request (about 13 months), so one
 /// request reads a bounded number of ledger entries.
@@ -85,6 +96,16 @@ async fn usage_report(state: &AppState, tenant: TenantId) -> Result<Value, ApiEr
     let tenancy = state.tenancy()?.clone();
     let clock = state.clock().clone();
     tokio::task::spawn_blocking(move || {
+        // The quota gauge: exact, and reading it is not itself a metered call.
+        let storage = tenancy
+            .handle(&Principal::Operator, tenant)
+            .map(|handle| handle.quota_committed())
+            .map_err(ApiError::from)?;
+        billing
+            .sample_tenant_storage(tenant, storage.storage_bytes)
+            .map_err(|err| ApiError::Unavailable {
+                reason: format!("storage sampler: {err}"),
+            })?;
         let now_unix_ms = clock.now_unix_ms();
         let period = current_period(&billing, tenant, now_unix_ms);
         let key = TenantKey::new(tenant);
@@ -94,11 +115,18 @@ async fn usage_report(state: &AppState, tenant: TenantId) -> Result<Value, ApiEr
             .map_err(|err| ApiError::Unavailable {
                 reason: format!("usage meter: {err}"),
             })?;
-        // The quota gauge: exact, and reading it is not itself a metered call.
-        let storage = tenancy
-            .handle(&Principal::Operator, tenant)
-            .map(|handle| handle.quota_in_use())
-            .map_err(ApiError::from)?;
+        let byte_seconds = metrics
+            .iter()
+            .find(|(m, _)| m == STORAGE_BYTE_SECONDS)
+            .map_or(0, |(_, q)| *q);
+        let storage_gb_month = gb_months(
+            u128::from(byte_seconds) * 1_000,
+            (period.end_unix_ms - period.start_unix_ms).max(1),
+            STORAGE_GB_MONTH_DECIMALS,
+        )
+        .map_err(|err| ApiError::Unavailable {
+            reason: format!("storage GB-months: {err}"),
+        })?;
         let metrics: serde_json::Map<String, Value> =
             metrics.into_iter().map(|(m, q)| (m, json!(q))).collect();
         Ok(json!({
@@ -110,6 +138,7 @@ async fn usage_report(state: &AppState, tenant: TenantId) -> Result<Value, ApiEr
             },
             "as_of_unix_ms": now_unix_ms,
             "metrics": metrics,
+            "storage_gb_month": storage_gb_month.to_string(),
             "storage_bytes": storage.storage_bytes,
             "documents": storage.documents,
             "collections": storage.collections,
@@ -149,7 +178,7 @@ async fn caller_tenant(state: &AppState, headers: &HeaderMap) -> Result<TenantId
     tag = "usage",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "`period`, `metrics` (metric -> quantity), `storage_bytes`, `documents`, `collections`."),
+        (status = 200, description = "`period`, `metrics` (metric -> quantity), `storage_gb_month` (decimal string), `storage_bytes`, `documents`, `collections`."),
         (status = 401, description = "No valid key.", body = ErrorBody)
     )
 )]

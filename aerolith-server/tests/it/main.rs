@@ -9,5 +9,6 @@ mod limits;
 mod observability;
 mod operations;
 mod serving;
+mod storage_metering;
 mod support;
 mod tenant_routes;
