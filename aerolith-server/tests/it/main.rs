@@ -4,6 +4,7 @@
 
 mod admin_routes;
 mod cli_binary;
+mod error_statuses;
 mod errors;
 mod limits;
 mod observability;

@@ -9,91 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aerolith_billing::metering::{usage_history, Granularity, TenantKey, STORAGE_BYTE_SECONDS};
-use aerolith_billing::Catalog;
-use aerolith_core::{Clock, ManualClock, MasterKey};
-use aerolith_server::secrets::AdminKeyHash;
-use aerolith_server::{
-    admin_routes, app_with_routes, base_routes, tenant_routes, usage_routes, AppState, Billing,
-};
-use aerolith_tenancy::{Tenancy, TenancyOptions, TenantId};
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
+use aerolith_core::{Clock, ManualClock};
+use aerolith_server::Billing;
+use aerolith_tenancy::TenantId;
 use serde_json::{json, Value};
 
-use crate::support::{limits, send, ADMIN_KEY};
+use crate::support::{call, open_live as open, ADMIN_KEY};
 
 /// 2026-11-23T10:15:00Z: a quarter past an hour, so intervals cross hours.
 const START_UNIX_MS: i64 = 1_795_428_900_000;
 const HOUR_MS: i64 = 3_600_000;
-
-struct Server {
-    app: Router,
-    billing: Billing,
-    tenancy: Tenancy,
-}
-
-fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Server {
-    let master_key = MasterKey::from_bytes([42; 32]);
-    let clock: Arc<dyn Clock> = clock.clone();
-    let state = AppState::with_clock(limits(), AdminKeyHash::of(ADMIN_KEY), clock.clone());
-    // A flush interval no test outlives: only reads and shutdown flush.
-    let billing = Billing::open(
-        dir,
-        &master_key,
-        clock.clone(),
-        3_600_000,
-        Catalog::default(),
-    )
-    .expect("billing opens");
-    let mut options = TenancyOptions::new(master_key);
-    options.plans = billing.catalog().quota_limits();
-    options.usage_sink = billing.usage_sink();
-    options.clock = clock;
-    let tenancy = Tenancy::open(dir.join("db"), options).expect("tenancy opens");
-    state.set_tenancy(tenancy.clone());
-    state.set_billing(billing.clone());
-    state.set_ready(true);
-    let app = app_with_routes(
-        state,
-        usage_routes(tenant_routes(admin_routes(base_routes()))),
-    );
-    Server {
-        app,
-        billing,
-        tenancy,
-    }
-}
-
-impl Server {
-    /// What `aerolith serve`'s shutdown hooks do.
-    fn shut_down(self) {
-        self.billing.shutdown_with_final_sample(&self.tenancy);
-        self.tenancy.close().expect("tenancy closes");
-    }
-}
-
-async fn call(app: &Router, method: &str, uri: &str, key: &str, body: Option<Value>) -> Value {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .expect("request");
-    let reply = send(app, request).await;
-    assert!(
-        reply.status.is_success(),
-        "{method} {uri}: {} {}",
-        reply.status,
-        reply.text()
-    );
-    if reply.status == StatusCode::NO_CONTENT {
-        Value::Null
-    } else {
-        reply.json()
-    }
-}
 
 fn byte_seconds(usage: &Value) -> u64 {
     usage["metrics"][STORAGE_BYTE_SECONDS]
@@ -121,7 +46,7 @@ fn hourly(billing: &Billing, tenant: TenantId, to_unix_ms: i64) -> Vec<(i64, u64
 async fn storage_byte_seconds_are_exact_per_hour_in_usage_and_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(START_UNIX_MS));
-    let server = open(dir.path(), &clock);
+    let server = open(dir.path(), &clock, None);
     let created = call(
         &server.app,
         "POST",
@@ -210,7 +135,7 @@ async fn storage_byte_seconds_are_exact_per_hour_in_usage_and_survive_a_restart(
     clock.advance(Duration::from_millis(10 * 60_000));
     server.shut_down();
     clock.advance(Duration::from_millis(30 * 60_000));
-    let server = open(dir.path(), &clock);
+    let server = open(dir.path(), &clock, None);
     let restarted = server
         .billing
         .sample_storage(&server.tenancy)

@@ -1,5 +1,7 @@
 //! Shared fixtures: a state with known limits and admin key, routes that
-//! exist only in tests, and a helper to send one request through the app.
+//! exist only in tests, a helper to send one request through the app, and
+//! the real routes over a real tenant registry and billing database on a
+//! manual clock ([`open_live`]).
 
 use aerolith_server::secrets::AdminKeyHash;
 use aerolith_server::{app_with_routes, base_routes, ApiRouter, AppState, HttpLimits, JsonBody};
@@ -140,4 +142,90 @@ pub fn post_json(uri: &str, body: impl Into<Body>) -> Request<Body> {
         .header("content-type", "application/json")
         .body(body.into())
         .expect("valid request")
+}
+
+/// The real data, admin and usage routes over a tenant registry and billing
+/// database in a directory, on a manual clock, without a socket.
+pub struct Live {
+    pub app: Router,
+    pub billing: aerolith_server::Billing,
+    pub tenancy: aerolith_tenancy::Tenancy,
+}
+
+/// Opens [`Live`] in `dir`; `plans` replaces the catalog's quota plans.
+pub fn open_live(
+    dir: &std::path::Path,
+    clock: &std::sync::Arc<aerolith_core::ManualClock>,
+    plans: Option<std::collections::BTreeMap<String, aerolith_tenancy::QuotaLimits>>,
+) -> Live {
+    let master_key = aerolith_core::MasterKey::from_bytes([42; 32]);
+    let clock: std::sync::Arc<dyn aerolith_core::Clock> = clock.clone();
+    let state = AppState::with_clock(limits(), AdminKeyHash::of(ADMIN_KEY), clock.clone());
+    // A flush interval no test outlives: only reads and shutdown flush.
+    let billing = aerolith_server::Billing::open(
+        dir,
+        &master_key,
+        clock.clone(),
+        3_600_000,
+        aerolith_billing::Catalog::default(),
+    )
+    .expect("billing opens");
+    let mut options = aerolith_tenancy::TenancyOptions::new(master_key);
+    options.plans = plans.unwrap_or_else(|| billing.catalog().quota_limits());
+    options.usage_sink = billing.usage_sink();
+    options.clock = clock;
+    let tenancy = aerolith_tenancy::Tenancy::open(dir.join("db"), options).expect("tenancy opens");
+    state.set_tenancy(tenancy.clone());
+    state.set_billing(billing.clone());
+    state.set_ready(true);
+    let routes = aerolith_server::transfer_routes(aerolith_server::usage_routes(
+        aerolith_server::tenant_routes(aerolith_server::admin_routes(test_routes())),
+    ));
+    Live {
+        app: app_with_routes(state, routes),
+        billing,
+        tenancy,
+    }
+}
+
+impl Live {
+    /// What `aerolith serve`'s shutdown hooks do.
+    pub fn shut_down(self) {
+        self.billing.shutdown_with_final_sample(&self.tenancy);
+        self.tenancy.close().expect("tenancy closes");
+    }
+}
+
+/// Sends `method uri` with a bearer `key` and an optional JSON body.
+pub async fn request(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: &str,
+    body: Option<Value>,
+) -> Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request");
+    send(app, request).await
+}
+
+/// [`request`] that must succeed; its JSON body (`null` when empty).
+pub async fn call(app: &Router, method: &str, uri: &str, key: &str, body: Option<Value>) -> Value {
+    let reply = request(app, method, uri, key, body).await;
+    assert!(
+        reply.status.is_success(),
+        "{method} {uri}: {} {}",
+        reply.status,
+        reply.text()
+    );
+    if reply.body.is_empty() {
+        Value::Null
+    } else {
+        reply.json()
+    }
 }
