@@ -75,6 +75,12 @@ pub async fn export_tenant(
     let (handle, collections) = tokio::task::spawn_blocking(move || {
         let handle = tenancy.handle(&Principal::Operator, tenant)?;
         let collections = handle.list_collections()?;
+        tenancy.audit_data_transfer(
+            &Principal::Operator,
+            tenant,
+            false,
+            format!("export of {} collections", collections.len()),
+        )?;
         Ok::<_, TenancyError>((handle, collections))
     })
     .await
@@ -268,8 +274,6 @@ pub async fn import_tenant(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = crate::admin::resolve_tenant(&state, &id).await?;
-    let line_bytes_max =
-        usize::try_from(state.limits().request_body_bytes_max).unwrap_or(usize::MAX);
     let mut importer = Importer {
         state: state.clone(),
         tenant,
@@ -277,6 +281,42 @@ pub async fn import_tenant(
         batch_collection: String::new(),
         batch: Vec::new(),
     };
+    let result = import_lines(&state, &mut importer, body).await;
+    // Audited whether it completed or not: what was written stays written.
+    let report = &importer.report;
+    let target = match &result {
+        Ok(()) => format!(
+            "import of {} collections, {} indexes, {} documents",
+            report.collections, report.indexes, report.documents
+        ),
+        Err(err) => format!(
+            "import stopped after {} collections, {} indexes, {} documents: {}",
+            report.collections,
+            report.indexes,
+            report.documents,
+            err.code()
+        ),
+    };
+    let tenancy = state.tenancy()?.clone();
+    tokio::task::spawn_blocking(move || {
+        tenancy.audit_data_transfer(&Principal::Operator, tenant, true, target)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    result?;
+    Ok(Json(
+        serde_json::to_value(&importer.report).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Feeds `body` line by line into `importer`, then flushes it.
+async fn import_lines(
+    state: &AppState,
+    importer: &mut Importer,
+    body: Body,
+) -> Result<(), ApiError> {
+    let line_bytes_max =
+        usize::try_from(state.limits().request_body_bytes_max).unwrap_or(usize::MAX);
     let mut body = body;
     let mut pending: Vec<u8> = Vec::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -306,10 +346,7 @@ pub async fn import_tenant(
         let line = std::mem::take(&mut pending);
         importer.line(&line).await?;
     }
-    importer.flush().await?;
-    Ok(Json(
-        serde_json::to_value(&importer.report).map_err(ApiError::internal)?,
-    ))
+    importer.flush().await
 }
 
 /// An export line.

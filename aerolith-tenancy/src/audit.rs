@@ -84,6 +84,10 @@ pub enum AuditAction {
     InvoicePaid,
     /// An authentication attempt failed.
     AuthenticationFailed,
+    /// The operator exported a tenant's data (a backup).
+    DataExported,
+    /// The operator imported data into a tenant (a restore).
+    DataImported,
 }
 
 impl AuditAction {
@@ -106,6 +110,9 @@ impl AuditAction {
             AuditAction::IndexDropped => 14,
             AuditAction::InvoicePaid => 15,
             AuditAction::AuthenticationFailed => 16,
+            // 17..=19 are taken by the billing actions of branch wt-bsvc.
+            AuditAction::DataExported => 20,
+            AuditAction::DataImported => 21,
         }
     }
 }

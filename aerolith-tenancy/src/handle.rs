@@ -7,6 +7,15 @@
 //! released on failure). Then the engine call, then one [`UsageEvent`] to
 //! the usage sink.
 //!
+//! **Operator handles** ([`Principal::Operator`], e.g. a backup or restore
+//! run by the operator) are the operator's work, not the tenant's calls:
+//! they skip the tenant's rate limit and report no [`UsageEvent`], so they
+//! are neither throttled by nor billed to the tenant. Everything else still
+//! applies to them — the tenant's status, the concurrency permit (the
+//! deletion fence) and the quotas (imported data is the tenant's storage).
+//! Bulk operator work is audited by its caller
+//! ([`crate::Tenancy::audit_data_transfer`]).
+//!
 //! Collection names are the tenant's own (`[A-Za-z0-9_-]{1,64}`); the
 //! handle maps them to engine names and rewrites engine errors back
 //! ([`crate::naming`]), so nothing a tenant sees names another tenant.
@@ -179,7 +188,9 @@ impl TenantHandle {
         status.check(tenant, permission)?;
         self.principal.authorize(tenant, permission)?;
         let started = self.inner.clock.monotonic();
-        self.inner.rate.check(tenant, started)?;
+        if self.principal != Principal::Operator {
+            self.inner.rate.check(tenant, started)?;
+        }
         let permit = self.inner.concurrency.acquire(tenant)?;
         // Pairs with the fence in `Tenancy::delete_tenant`: either deletion
         // sees this permit in flight and waits for it, or this call sees the
@@ -196,6 +207,9 @@ impl TenantHandle {
     }
 
     fn report(&self, admitted: Admitted, bytes_in: u64, bytes_out: u64) {
+        if self.principal == Principal::Operator {
+            return; // the operator's work, not the tenant's usage
+        }
         let clock = &self.inner.clock;
         let elapsed = clock.monotonic().saturating_sub(admitted.started);
         self.inner.usage_sink.record(UsageEvent {

@@ -1094,6 +1094,29 @@ impl Tenancy {
         }
     }
 
+    /// Records in the tenant's audit chain (and the operator's) that the
+    /// operator exported (`imported == false`) or imported its data;
+    /// `target` says what (at most
+    /// [`AUDIT_TARGET_BYTES_MAX`](crate::audit::AUDIT_TARGET_BYTES_MAX)
+    /// bytes). Operator only. Operator handles are not metered or rate
+    /// limited (see [`TenantHandle`]), so this entry is their trace.
+    pub fn audit_data_transfer(
+        &self,
+        principal: &Principal,
+        tenant: TenantId,
+        imported: bool,
+        target: String,
+    ) -> Result<(), TenancyError> {
+        principal.authorize_global(Permission::AdminTenants)?;
+        live_record(&self.inner.registry.lock(), tenant)?;
+        let action = if imported {
+            AuditAction::DataImported
+        } else {
+            AuditAction::DataExported
+        };
+        self.audit(principal, tenant, action, target)
+    }
+
     /// Up to `limit` audit entries of a chain from `from_seq` on (tenant
     /// chains need [`Permission::ReadAudit`], the operator chain the
     /// operator).

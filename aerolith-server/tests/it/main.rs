@@ -9,6 +9,7 @@ mod errors;
 mod limits;
 mod observability;
 mod operations;
+mod operator_transfer;
 mod serving;
 mod storage_metering;
 mod support;

@@ -706,3 +706,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn operator_handles_are_neither_metered_nor_rate_limited_but_keep_quotas() {
+    let mut plans = test_plans();
+    plans.insert(
+        "metered".to_owned(),
+        QuotaLimits {
+            // A burst of one call: the second call at once is refused.
+            api_calls_per_hour: Some(60),
+            documents_max: Some(3),
+            ..QuotaLimits::UNLIMITED
+        },
+    );
+    let fx = Fixture::with_plans(plans);
+    let (tenant, key) = fx.create("acme", "metered", IsolationMode::Shared);
+    let operator = fx
+        .tenancy
+        .handle(&Principal::Operator, tenant.id)
+        .expect("handle");
+    fx.sink.take();
+    operator.create_collection("c").expect("create");
+    for n in 0..3 {
+        operator.insert("c", json!({"n": n})).expect("insert");
+    }
+    assert_eq!(
+        operator.find("c", &Query::default()).expect("find").len(),
+        3
+    );
+    assert!(fx.sink.take().is_empty(), "operator work is not metered");
+    assert!(
+        matches!(
+            operator.insert("c", json!({"n": 4})),
+            Err(TenancyError::QuotaExceeded(_))
+        ),
+        "quotas still apply"
+    );
+    // The tenant's own calls are metered and limited, its burst untouched.
+    let owner = fx.tenancy.authenticate(&key).expect("auth");
+    let handle = fx.tenancy.handle(&owner, tenant.id).expect("handle");
+    handle.get("c", "missing").expect("get");
+    assert!(matches!(
+        handle.get("c", "missing"),
+        Err(TenancyError::RateLimited(_))
+    ));
+    assert_eq!(fx.sink.take().len(), 1, "the tenant's call is metered");
+}
