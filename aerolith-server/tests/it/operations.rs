@@ -118,7 +118,10 @@ fn usage_counts_calls_and_exact_body_bytes_per_tenant_only() {
         json!({"filter": {"age": {"$gte": 30}}}),
     );
 
+    // Storage is integrated from this read's sample on.
+    let storage_from = std::time::Instant::now();
     let usage = a.get("/v1/usage").expect("usage");
+    let stored_bytes = usage["storage_bytes"].as_u64().expect("storage bytes");
     assert_eq!(usage["tenant_id"], id_a.as_str());
     assert_eq!(usage["period"]["basis"], "calendar_month");
     assert_eq!(metric(&usage, "api_calls.admin"), 2, "{usage}");
@@ -222,6 +225,16 @@ fn usage_counts_calls_and_exact_body_bytes_per_tenant_only() {
     let after = a.get("/v1/usage").expect("usage after restart");
     assert_eq!(metric(&after, "api_calls.write"), 4, "{after}");
     assert_eq!(metric(&after, "api_calls.query"), 2, "{after}");
+    // Storage: sampled at the first usage read, at shutdown, after the
+    // restart; never more than the largest size times the wall time.
+    let elapsed_ms = u64::try_from(storage_from.elapsed().as_millis()).expect("fits");
+    let byte_seconds = metric(&after, "storage_byte_seconds");
+    assert!(byte_seconds > 0, "{after}");
+    assert!(
+        byte_seconds <= stored_bytes * elapsed_ms / 1_000,
+        "{byte_seconds} > {stored_bytes} B x {elapsed_ms} ms: {after}"
+    );
+    assert!(after["storage_gb_month"].is_string(), "{after}");
 }
 
 fn run_cli(args: &[&str]) -> std::process::Output {
