@@ -14,3 +14,4 @@ mod render;
 mod storage_sampler;
 mod store;
 mod subscription;
+mod worked_examples;
