@@ -10,5 +10,6 @@ mod numbering;
 mod payments;
 mod price;
 mod render;
+mod service;
 mod store;
 mod subscription;
