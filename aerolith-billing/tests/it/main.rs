@@ -11,5 +11,6 @@ mod payments;
 mod price;
 mod render;
 mod service;
+mod service_story;
 mod store;
 mod subscription;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aerolith_billing::invoice::InvoiceLineKind;
 use aerolith_billing::payment::test_provider::{TestProvider, CARD_DECLINED, CARD_SUCCEEDS};
 use aerolith_billing::payment::{PaymentMethod, PaymentOutcome};
 use aerolith_billing::service::{CancelMode, InvoiceTransition, TenantControlCall};
@@ -329,5 +328,4 @@ fn a_declined_renewal_goes_through_dunning_to_suspension_and_recovers() {
         })
         .count();
     assert_eq!(failed, 5, "first attempt and four retries");
-    let _ = InvoiceLineKind::BaseFee;
 }
