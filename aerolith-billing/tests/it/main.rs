@@ -11,6 +11,8 @@ mod numbering;
 mod payments;
 mod price;
 mod render;
+mod service;
+mod service_story;
 mod storage_sampler;
 mod store;
 mod subscription;
