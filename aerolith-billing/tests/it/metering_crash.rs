@@ -115,7 +115,7 @@ fn ledger_totals_after_sigkill_lie_between_acknowledged_and_sent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir_text = dir.path().to_str().expect("UTF-8 temp path").to_owned();
     let exe = std::env::current_exe().expect("test binary");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6D65_7465_72);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x006D_6574_6572);
     let mut total_before = 0u64;
     let mut above_acknowledged = 0u64;
     for cycle in 0..cycles {
@@ -133,12 +133,12 @@ fn ledger_totals_after_sigkill_lie_between_acknowledged_and_sent() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawns the child");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let (mut sent, mut acknowledged, mut flushes) = (0u64, 0u64, 0u64);
         let mut killed = false;
         // Reads to the end of the pipe, also after the kill: blocks the
         // child announced between our last read and its death count as sent.
-        while let Some(line) = lines.next() {
+        for line in lines {
             let line = line.expect("reads the child's output");
             // The harness prints "test <name> ... " without a newline, so
             // the child's first line may follow it.
