@@ -40,6 +40,7 @@ mod record;
 mod recovery;
 mod segment;
 mod state;
+mod verify;
 
 pub use backup::{BackupReport, ImportMode, IMPORT_BATCH_LINES};
 pub use batch::{generate_id, CommitOutcome, OpOutcome, WriteBatch};
@@ -56,6 +57,7 @@ pub use query::{
 };
 pub use read::{CollectionStats, DatabaseStats, Explain, IndexInfo, Query, Snapshot};
 pub use recovery::{RecoveryReport, TruncatedTail};
+pub use verify::VerifyReport;
 
 /// Hooks for the fuzz targets and the corpus-replay tests: the decoders
 /// exposed without exposing the format types. Not a stable API.

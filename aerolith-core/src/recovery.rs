@@ -82,16 +82,7 @@ fn random_hex(bytes: usize) -> String {
 
 fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryReport) -> Result<Meta> {
     if let Some(meta) = read_meta(dir)? {
-        if meta.format != META_FORMAT || meta.version != FORMAT_VERSION {
-            return Err(Error::Corrupt {
-                path: dir.join(crate::files::META_FILE),
-                offset: 0,
-                reason: format!(
-                    "unsupported format {:?} version {}",
-                    meta.format, meta.version
-                ),
-            });
-        }
+        check_meta_format(dir, &meta)?;
         return Ok(meta);
     }
     if !options.create_if_missing {
@@ -130,7 +121,26 @@ fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryRepor
     Ok(meta)
 }
 
-fn cipher_for(dir: &Path, meta: &Meta, options: &Options) -> Result<Option<RecordCipher>> {
+/// Refuses a meta file of another format or version.
+pub(crate) fn check_meta_format(dir: &Path, meta: &Meta) -> Result<()> {
+    if meta.format != META_FORMAT || meta.version != FORMAT_VERSION {
+        return Err(Error::Corrupt {
+            path: dir.join(crate::files::META_FILE),
+            offset: 0,
+            reason: format!(
+                "unsupported format {:?} version {}",
+                meta.format, meta.version
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn cipher_for(
+    dir: &Path,
+    meta: &Meta,
+    options: &Options,
+) -> Result<Option<RecordCipher>> {
     match (&meta.encryption, &options.master_key) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(Error::NotEncrypted {
@@ -234,7 +244,7 @@ fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), St
 }
 
 /// Counts frames with valid checksums at or after `from`, found by their magic.
-fn valid_frames_after(bytes: &[u8], from: usize) -> u64 {
+pub(crate) fn valid_frames_after(bytes: &[u8], from: usize) -> u64 {
     let mut count = 0;
     let mut pos = from;
     while pos + FRAME_MAGIC.len() <= bytes.len() {

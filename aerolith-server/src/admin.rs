@@ -40,11 +40,37 @@ where
         .map_err(ApiError::from)
 }
 
-/// A tenant id from the path; an unparsable id names no tenant (404).
-fn tenant_id(text: &str) -> Result<TenantId, ApiError> {
-    TenantId::from_str(text).map_err(|_| ApiError::NotFound {
+/// The tenant a path segment names: its decimal id, or else its slug
+/// (live tenants only). Names no tenant = 404.
+pub(crate) async fn resolve_tenant(state: &AppState, text: &str) -> Result<TenantId, ApiError> {
+    if let Ok(id) = TenantId::from_str(text) {
+        return Ok(id);
+    }
+    let not_found = || ApiError::NotFound {
         what: format!("tenant {text:?}"),
+    };
+    let Ok(slug) = Slug::new(text) else {
+        return Err(not_found());
+    };
+    let found = blocking(state, move |t| {
+        let mut after = None;
+        loop {
+            let page = t.list_tenants(
+                &Principal::Operator,
+                after,
+                aerolith_tenancy::TENANT_PAGE_LEN_MAX,
+            )?;
+            if let Some(tenant) = page.tenants.iter().find(|tenant| tenant.slug == slug) {
+                return Ok(Some(tenant.id));
+            }
+            match page.next_cursor {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(None),
+            }
+        }
     })
+    .await?;
+    found.ok_or_else(not_found)
 }
 
 fn tenant_json(tenant: &Tenant) -> Result<Value, ApiError> {
@@ -181,7 +207,7 @@ pub async fn list_tenants(
     path = "/v1/admin/tenants/{id}",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     responses(
         (status = 200, description = "The tenant."),
         (status = 404, description = "No such tenant.", body = ErrorBody)
@@ -192,7 +218,7 @@ pub async fn get_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let tenant = blocking(&state, move |t| t.get_tenant(&Principal::Operator, id)).await?;
     Ok(Json(tenant_json(&tenant)?))
 }
@@ -215,7 +241,7 @@ pub struct UpdateTenantRequest {
     path = "/v1/admin/tenants/{id}",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     request_body = UpdateTenantRequest,
     responses(
         (status = 200, description = "The updated tenant."),
@@ -229,7 +255,7 @@ pub async fn update_tenant(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<UpdateTenantRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let update = TenantUpdate {
         name: request.name,
         plan: request.plan,
@@ -248,7 +274,7 @@ pub async fn update_tenant(
     path = "/v1/admin/tenants/{id}",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     responses(
         (status = 200, description = "The deleted tenant."),
         (status = 404, description = "No such tenant.", body = ErrorBody)
@@ -259,7 +285,7 @@ pub async fn delete_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let tenant = blocking(&state, move |t| t.delete_tenant(&Principal::Operator, id)).await?;
     Ok(Json(tenant_json(&tenant)?))
 }
@@ -280,7 +306,7 @@ pub struct SuspendRequest {
     path = "/v1/admin/tenants/{id}/suspend",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     request_body = SuspendRequest,
     responses(
         (status = 200, description = "The suspended tenant."),
@@ -293,7 +319,7 @@ pub async fn suspend_tenant(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<SuspendRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let reason = request.reason.unwrap_or(SuspensionReason::Operator);
     let tenant = blocking(&state, move |t| {
         t.suspend_tenant(&Principal::Operator, id, reason)
@@ -308,7 +334,7 @@ pub async fn suspend_tenant(
     path = "/v1/admin/tenants/{id}/resume",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     responses(
         (status = 200, description = "The resumed tenant."),
         (status = 404, description = "No such tenant.", body = ErrorBody)
@@ -319,7 +345,7 @@ pub async fn resume_tenant(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let tenant = blocking(&state, move |t| t.resume_tenant(&Principal::Operator, id)).await?;
     Ok(Json(tenant_json(&tenant)?))
 }
@@ -342,7 +368,7 @@ pub struct CreateKeyRequest {
     path = "/v1/admin/tenants/{id}/keys",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     request_body = CreateKeyRequest,
     responses(
         (status = 201, description = "`key` (shown once) and `record`."),
@@ -355,7 +381,7 @@ pub async fn create_key(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let (role, expires) = (request.role, request.expires_unix_ms);
     let created = blocking(&state, move |t| {
         t.create_api_key(&Principal::Operator, id, role, expires)
@@ -373,7 +399,7 @@ pub async fn create_key(
     path = "/v1/admin/tenants/{id}/keys",
     tag = "admin",
     security(("admin_key" = [])),
-    params(("id" = String, Path, description = "Tenant id.")),
+    params(("id" = String, Path, description = "Tenant id or slug.")),
     responses(
         (status = 200, description = "`keys`."),
         (status = 404, description = "No such tenant.", body = ErrorBody)
@@ -384,7 +410,7 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let keys = blocking(&state, move |t| t.list_api_keys(&Principal::Operator, id)).await?;
     Ok(Json(
         json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()}),
@@ -398,7 +424,7 @@ pub async fn list_keys(
     tag = "admin",
     security(("admin_key" = [])),
     params(
-        ("id" = String, Path, description = "Tenant id."),
+        ("id" = String, Path, description = "Tenant id or slug."),
         ("key_id" = String, Path, description = "Key id.")
     ),
     responses(
@@ -411,7 +437,7 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = tenant_id(&id)?;
+    let id = resolve_tenant(&state, &id).await?;
     let key_id = KeyId::from_str(&key_id).map_err(|_| ApiError::NotFound {
         what: format!("key {key_id:?}"),
     })?;

@@ -8,7 +8,8 @@
 //! documented, nor be documented under another path.
 //!
 //! Middleware, outermost first: metrics (route template, method, status,
-//! latency) > request tracing (spans at debug level) > panic catcher (JSON
+//! latency) > request tracing (spans at debug level) > bandwidth metering
+//! (body bytes per tenant, see `metering`) > panic catcher (JSON
 //! 500) > error-body normaliser (any non-JSON error becomes
 //! `{"error":...}`) > request timeout (408) > `Content-Length` check (413
 //! before reading) > body size limit > router.
@@ -203,6 +204,10 @@ pub fn app_with_routes(state: AppState, routes: ApiRouter) -> Router {
             normalize_error_body,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metering::meter_bandwidth,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,8 @@
 //! write_stall_timeout_ms = 30000
 //! connections_max = 1024
 //! shutdown_grace_ms = 30000
+//! meter_flush_interval_ms = 1000
+//! catalog_file = "/etc/aerolith/catalog.toml"
 //! log_level = "info,aerolith_server=debug"
 //! ```
 
@@ -54,6 +56,10 @@ pub const WRITE_STALL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 pub const CONNECTIONS_MAX_DEFAULT: u32 = 1_024;
 /// Default time in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
+/// Default interval of the usage meter's drain into the billing ledger: the
+/// most metered usage a crash can lose, and the most a usage read without a
+/// flush can lag.
+pub const METER_FLUSH_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const LOG_LEVEL_DEFAULT: &str = "info";
 
@@ -77,6 +83,10 @@ pub const ENV_WRITE_STALL_TIMEOUT_MS: &str = "AEROLITH_WRITE_STALL_TIMEOUT_MS";
 pub const ENV_CONNECTIONS_MAX: &str = "AEROLITH_CONNECTIONS_MAX";
 /// Environment variable for the shutdown grace period in milliseconds.
 pub const ENV_SHUTDOWN_GRACE_MS: &str = "AEROLITH_SHUTDOWN_GRACE_MS";
+/// Environment variable for the meter flush interval in milliseconds.
+pub const ENV_METER_FLUSH_INTERVAL_MS: &str = "AEROLITH_METER_FLUSH_INTERVAL_MS";
+/// Environment variable naming the plan catalog file (TOML or JSON).
+pub const ENV_CATALOG_FILE: &str = "AEROLITH_CATALOG";
 /// Environment variable for the log filter.
 pub const ENV_LOG: &str = "AEROLITH_LOG";
 
@@ -104,6 +114,10 @@ pub struct ServerConfig {
     pub connections_max: u32,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace_ms: u64,
+    /// How often the usage meter drains into the billing ledger.
+    pub meter_flush_interval_ms: u64,
+    /// The plan catalog (TOML or JSON); `None` = the built-in default catalog.
+    pub catalog_file: Option<PathBuf>,
     /// Log filter in tracing-subscriber `EnvFilter` syntax (`info`, `aerolith_server=debug`).
     pub log_level: String,
 }
@@ -123,6 +137,8 @@ impl Default for ServerConfig {
             write_stall_timeout_ms: WRITE_STALL_TIMEOUT_MS_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+            meter_flush_interval_ms: METER_FLUSH_INTERVAL_MS_DEFAULT,
+            catalog_file: None,
             log_level: LOG_LEVEL_DEFAULT.to_owned(),
         }
     }
@@ -155,6 +171,10 @@ pub struct ConfigLayer {
     pub connections_max: Option<u32>,
     /// See [`ServerConfig::shutdown_grace_ms`].
     pub shutdown_grace_ms: Option<u64>,
+    /// See [`ServerConfig::meter_flush_interval_ms`].
+    pub meter_flush_interval_ms: Option<u64>,
+    /// See [`ServerConfig::catalog_file`].
+    pub catalog_file: Option<PathBuf>,
     /// See [`ServerConfig::log_level`].
     pub log_level: Option<String>,
 }
@@ -225,6 +245,12 @@ impl ConfigLayer {
             )?,
             connections_max: env_parse(env, ENV_CONNECTIONS_MAX, "connection count")?,
             shutdown_grace_ms: env_parse(env, ENV_SHUTDOWN_GRACE_MS, "millisecond count")?,
+            meter_flush_interval_ms: env_parse(
+                env,
+                ENV_METER_FLUSH_INTERVAL_MS,
+                "millisecond count",
+            )?,
+            catalog_file: env_value(env, ENV_CATALOG_FILE).map(PathBuf::from),
             log_level: env_value(env, ENV_LOG).map(str::to_owned),
         })
     }
@@ -259,6 +285,10 @@ impl ConfigLayer {
             write_stall_timeout_ms: self.write_stall_timeout_ms.or(lower.write_stall_timeout_ms),
             connections_max: self.connections_max.or(lower.connections_max),
             shutdown_grace_ms: self.shutdown_grace_ms.or(lower.shutdown_grace_ms),
+            meter_flush_interval_ms: self
+                .meter_flush_interval_ms
+                .or(lower.meter_flush_interval_ms),
+            catalog_file: self.catalog_file.or(lower.catalog_file),
             log_level: self.log_level.or(lower.log_level),
         }
     }
@@ -337,6 +367,10 @@ impl ServerConfig {
             shutdown_grace_ms: merged
                 .shutdown_grace_ms
                 .unwrap_or(defaults.shutdown_grace_ms),
+            meter_flush_interval_ms: merged
+                .meter_flush_interval_ms
+                .unwrap_or(defaults.meter_flush_interval_ms),
+            catalog_file: merged.catalog_file,
             log_level: merged.log_level.unwrap_or(defaults.log_level),
         };
         config.validate()?;
@@ -345,7 +379,7 @@ impl ServerConfig {
 
     /// Checks every limit is within its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64, u64, &'static str); 7] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
             (
                 "request_body_bytes_max",
                 self.request_body_bytes_max,
@@ -394,6 +428,13 @@ impl ServerConfig {
                 0,
                 86_400_000,
                 "0 ..= 86400000",
+            ),
+            (
+                "meter_flush_interval_ms",
+                self.meter_flush_interval_ms,
+                1,
+                3_600_000,
+                "1 ..= 3600000",
             ),
         ];
         for (field, value, low, high, allowed) in checks {

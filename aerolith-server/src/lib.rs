@@ -31,11 +31,14 @@ mod client;
 pub mod config;
 mod error;
 mod json;
+mod metering;
 mod metrics;
 pub mod secrets;
 mod serve;
 mod state;
 mod tenant;
+mod transfer;
+mod usage;
 
 pub use admin::admin_routes;
 pub use app::{app, app_with_routes, base_routes, ApiRouter, Health, WhoAmI};
@@ -45,7 +48,13 @@ pub use client::{AdminClient, ClientError};
 pub use config::{ConfigError, ConfigLayer, ServerConfig};
 pub use error::{ApiError, AuthFailure, BadRequestReason, ErrorBody, ErrorObject};
 pub use json::{check_json_depth, parse_json_body, JsonBody, JsonTooDeep};
+pub use metering::{
+    billing_db_options, Billing, BillingOpenError, UsagePeriodSource, BILLING_DIR,
+    BILLING_KEY_CONTEXT, USAGE_METRICS_TENANTS_MAX,
+};
 pub use metrics::{Labels, Metrics, MetricsSource, MetricsWriter};
 pub use serve::{bind, run_serve, serve_until, ConnectionLimits, ServeError, ShutdownSignals};
 pub use state::{AppState, HttpLimits, ShutdownHook};
 pub use tenant::tenant_routes;
+pub use transfer::{transfer_routes, EXPORT_CHANNEL_CHUNKS, EXPORT_CHUNK_BYTES, IMPORT_BATCH_DOCS};
+pub use usage::{usage_routes, HISTORY_RANGE_MS_MAX, USAGE_METRICS};

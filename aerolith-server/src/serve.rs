@@ -327,8 +327,31 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
         HttpLimits::from_config(&config),
         secrets.admin_key_hash.clone(),
     );
-    let tenancy = open_tenancy(&config.data_dir, &secrets)?;
+    let master_key = aerolith_core::MasterKey::from_bytes(*secrets.master_key.as_bytes());
+    refuse_foreign_data(&config.data_dir, &secrets)?;
+    let catalog = match &config.catalog_file {
+        Some(path) => aerolith_billing::Catalog::from_path(path)
+            .map_err(crate::metering::BillingOpenError::from)?,
+        None => aerolith_billing::Catalog::default(),
+    };
+    let billing = crate::metering::Billing::open(
+        &config.data_dir,
+        &master_key,
+        state.clock().clone(),
+        config.meter_flush_interval_ms,
+        catalog,
+    )?;
+    let mut options = aerolith_tenancy::TenancyOptions::new(master_key);
+    options.plans = billing.catalog().quota_limits();
+    options.usage_sink = billing.usage_sink();
+    options.clock = state.clock().clone();
+    let tenancy = aerolith_tenancy::Tenancy::open(config.data_dir.join(DB_DIR), options)?;
+    state.metrics().register_source(billing.metrics_source());
     state.set_tenancy(tenancy.clone());
+    state.set_billing(billing.clone());
+    // In-flight requests are done when the hooks run: drain the meter into
+    // the ledger first (tenancy reports into it), then close the engines.
+    state.on_shutdown(move || billing.shutdown());
     state.on_shutdown(move || {
         if let Err(err) = tenancy.close() {
             tracing::error!(error = %err, "closing the tenant registry failed");
@@ -336,7 +359,9 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     });
     let router = app::app_with_routes(
         state.clone(),
-        crate::tenant::tenant_routes(crate::admin::admin_routes(app::base_routes())),
+        crate::transfer::transfer_routes(crate::usage::usage_routes(crate::tenant::tenant_routes(
+            crate::admin::admin_routes(app::base_routes()),
+        ))),
     );
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
@@ -364,25 +389,30 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
 /// and every tenant's database.
 pub const DB_DIR: &str = "db";
 
-/// Opens the tenant registry in `<data_dir>/db`. Refuses when that directory
-/// already holds data but the master key was generated just now: the data
-/// was written under another key and could not be read.
-fn open_tenancy(
+/// Refuses to start when `<data_dir>/db` or `<data_dir>/billing` already
+/// holds data but the master key was generated just now: the data was
+/// written under another key and could not be read.
+fn refuse_foreign_data(
     data_dir: &std::path::Path,
     secrets: &secrets::Secrets,
-) -> anyhow::Result<aerolith_tenancy::Tenancy> {
-    let db_dir = data_dir.join(DB_DIR);
-    if secrets.generated_master_key && dir_has_entries(&db_dir)? {
-        anyhow::bail!(
-            "{} holds data, but the master key was just generated: the data was \
-             written under another key. Restore the master key file or set \
-             AEROLITH_MASTER_KEY.",
-            db_dir.display()
-        );
+) -> anyhow::Result<()> {
+    if !secrets.generated_master_key {
+        return Ok(());
     }
-    let master_key = aerolith_core::MasterKey::from_bytes(*secrets.master_key.as_bytes());
-    let options = aerolith_tenancy::TenancyOptions::new(master_key);
-    Ok(aerolith_tenancy::Tenancy::open(&db_dir, options)?)
+    for dir in [
+        data_dir.join(DB_DIR),
+        data_dir.join(crate::metering::BILLING_DIR),
+    ] {
+        if dir_has_entries(&dir)? {
+            anyhow::bail!(
+                "{} holds data, but the master key was just generated: the data was \
+                 written under another key. Restore the master key file or set \
+                 AEROLITH_MASTER_KEY.",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn dir_has_entries(dir: &std::path::Path) -> std::io::Result<bool> {

@@ -1,6 +1,6 @@
 //! The state every handler shares: limits, the admin key hash, metrics,
-//! readiness, the clock, the tenant registry, and the hooks to run at
-//! shutdown.
+//! readiness, the clock, the tenant registry, the billing services (meter,
+//! billing database, catalog), and the hooks to run at shutdown.
 //!
 //! Handlers reach the tenant registry through [`AppState::tenancy`], never
 //! through globals. Cloning an `AppState` is cheap (one `Arc`).
@@ -15,6 +15,7 @@ use aerolith_core::{Clock, SystemClock};
 use parking_lot::Mutex;
 
 use crate::config::ServerConfig;
+use crate::metering::Billing;
 use crate::metrics::Metrics;
 use crate::secrets::AdminKeyHash;
 
@@ -69,6 +70,7 @@ struct StateInner {
     clock: Arc<dyn Clock>,
     shutdown_hooks: Mutex<Vec<ShutdownHook>>,
     tenancy: OnceLock<Tenancy>,
+    billing: OnceLock<Billing>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,6 +104,7 @@ impl AppState {
                 clock,
                 shutdown_hooks: Mutex::new(Vec::new()),
                 tenancy: OnceLock::new(),
+                billing: OnceLock::new(),
             }),
         }
     }
@@ -145,6 +148,25 @@ impl AppState {
             .ok_or_else(|| crate::error::ApiError::Unavailable {
                 reason: "the tenant registry is not open".to_owned(),
             })
+    }
+
+    /// Installs the billing services (meter, billing database, catalog).
+    /// Only the first call has an effect; returns whether this call did.
+    pub fn set_billing(&self, billing: Billing) -> bool {
+        self.inner.billing.set(billing).is_ok()
+    }
+
+    /// The billing services, or `unavailable` while none are installed.
+    pub fn billing(&self) -> Result<&Billing, crate::error::ApiError> {
+        self.billing_if_open()
+            .ok_or_else(|| crate::error::ApiError::Unavailable {
+                reason: "the billing services are not open".to_owned(),
+            })
+    }
+
+    /// The billing services, if installed.
+    pub fn billing_if_open(&self) -> Option<&Billing> {
+        self.inner.billing.get()
     }
 
     /// Registers work to run at shutdown, after in-flight requests finished.

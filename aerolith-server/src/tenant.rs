@@ -26,20 +26,30 @@ where
         .map_err(|reason| ApiError::Unauthenticated { reason })?
         .to_owned();
     let tenancy = state.tenancy()?.clone();
-    tokio::task::spawn_blocking(move || {
-        let principal = tenancy.authenticate(&bearer)?;
-        let tenant =
-            principal
-                .tenant()
-                .ok_or(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
+    let (tenant, result) = tokio::task::spawn_blocking(move || {
+        let principal = match tenancy.authenticate(&bearer) {
+            Ok(principal) => principal,
+            Err(err) => return (None, Err(err)),
+        };
+        let Some(tenant) = principal.tenant() else {
+            return (
+                None,
+                Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
                     aerolith_tenancy::Permission::ReadDocuments,
-                )))?;
-        let handle = tenancy.handle(&principal, tenant)?;
-        work(&handle)
+                ))),
+            );
+        };
+        let result = tenancy
+            .handle(&principal, tenant)
+            .and_then(|handle| work(&handle));
+        (Some(tenant), result)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
+    .map_err(ApiError::internal)?;
+    if let Some(tenant) = tenant {
+        crate::metering::note_tenant(tenant);
+    }
+    result.map_err(ApiError::from)
 }
 
 /// Body of `POST /v1/collections`.
@@ -315,7 +325,7 @@ pub async fn query_documents(
     let reply = with_handle(&state, &headers, move |h| {
         if explain {
             let plan = h.explain(&name, &query)?;
-            Ok(json!({"explain": format!("{plan:?}")}))
+            Ok(json!({"explain": plan}))
         } else if count {
             Ok(json!({"count": h.count(&name, &query)?}))
         } else {
@@ -490,27 +500,6 @@ pub async fn drop_index(
     Ok(Json(json!({"dropped": echoed})))
 }
 
-/// The tenant's current storage, documents and collections.
-#[utoipa::path(
-    get,
-    path = "/v1/usage",
-    tag = "data",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, description = "`storage_bytes`, `documents`, `collections`."),
-        (status = 401, description = "No valid key.", body = ErrorBody)
-    )
-)]
-pub async fn usage(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let usage = with_handle(&state, &headers, |h| h.usage()).await?;
-    Ok(Json(
-        serde_json::to_value(usage).map_err(ApiError::internal)?,
-    ))
-}
-
 /// Exports a collection as JSON Lines (one document per line).
 #[utoipa::path(
     get,
@@ -559,13 +548,17 @@ where
         .map_err(|reason| ApiError::Unauthenticated { reason })?
         .to_owned();
     let tenancy = state.tenancy()?.clone();
-    tokio::task::spawn_blocking(move || {
-        let principal = tenancy.authenticate(&bearer)?;
-        work(&tenancy, &bearer, principal)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
+    let (tenant, result) =
+        tokio::task::spawn_blocking(move || match tenancy.authenticate(&bearer) {
+            Ok(principal) => (principal.tenant(), work(&tenancy, &bearer, principal)),
+            Err(err) => (None, Err(err)),
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if let Some(tenant) = tenant {
+        crate::metering::note_tenant(tenant);
+    }
+    result.map_err(ApiError::from)
 }
 
 /// Body of `POST /v1/tokens` and `POST /v1/tokens/refresh`.
@@ -748,7 +741,6 @@ pub fn tenant_routes(routes: ApiRouter) -> ApiRouter {
         .route::<__path_create_index, _, _>(create_index)
         .route::<__path_list_indexes, _, _>(list_indexes)
         .route::<__path_drop_index, _, _>(drop_index)
-        .route::<__path_usage, _, _>(usage)
         .route::<__path_export_collection, _, _>(export_collection)
         .route::<__path_issue_token, _, _>(issue_token)
         .route::<__path_refresh_token, _, _>(refresh_token)

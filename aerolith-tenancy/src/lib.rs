@@ -105,6 +105,7 @@ mod error;
 mod handle;
 mod ids;
 mod naming;
+mod offline;
 mod quota;
 mod rate_limit;
 mod registry;
@@ -133,6 +134,9 @@ pub use error::{
 pub use handle::{TenantHandle, LIST_IDS_LIMIT_MAX};
 pub use ids::{KeyId, Slug, TenantId, KEY_ID_TEXT_LEN, SLUG_LEN_MAX, SLUG_LEN_MIN};
 pub use naming::COLLECTION_NAME_LEN_MAX;
+pub use offline::{
+    compact_offline, verify_offline, EngineCheck, OfflineError, OfflineVerifyReport,
+};
 pub use quota::{
     LimitOverride, QuotaGauge, QuotaKind, QuotaLimits, QuotaOverride, QuotaUsage, Reservation,
 };

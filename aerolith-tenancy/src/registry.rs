@@ -167,9 +167,9 @@ impl Tenant {
 
 /// The persisted form: the tenant plus its key salt (dedicated only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredTenant {
-    tenant: Tenant,
-    key_salt: Option<[u8; TENANT_SALT_BYTES]>,
+pub(crate) struct StoredTenant {
+    pub(crate) tenant: Tenant,
+    pub(crate) key_salt: Option<[u8; TENANT_SALT_BYTES]>,
 }
 
 /// Parameters of a new tenant.
@@ -318,7 +318,11 @@ fn validate_name(name: &str) -> Result<(), TenancyError> {
 }
 
 /// The key of a dedicated tenant's engine.
-fn tenant_key(master: &MasterKey, tenant: TenantId, salt: &[u8; TENANT_SALT_BYTES]) -> MasterKey {
+pub(crate) fn tenant_key(
+    master: &MasterKey,
+    tenant: TenantId,
+    salt: &[u8; TENANT_SALT_BYTES],
+) -> MasterKey {
     let mut material = Vec::with_capacity(8 + TENANT_SALT_BYTES);
     material.extend_from_slice(&tenant.to_be_bytes());
     material.extend_from_slice(salt);
