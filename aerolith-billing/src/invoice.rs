@@ -76,7 +76,7 @@ pub use coupon::{Coupon, CouponDuration, CouponId, CouponKind, CouponRedemption}
 pub use credit_note::{
     CreditNote, CreditNoteError, CreditNoteLine, CreditNoteReason, CreditNoteRequest,
 };
-pub use line::{InvoiceLine, InvoiceLineKind};
+pub use line::{InvoiceLine, InvoiceLineKind, UsageSource};
 pub use numbering::{
     utc_year, InMemoryInvoiceNumberSequence, InvoiceNumber, InvoiceNumberSequence, InvoicePrefix,
     NumberingError, PREFIX_LENGTH_MAX, SEQUENCE_DIGITS,

@@ -23,7 +23,14 @@
 //! - [`payment`] — the `PaymentProvider` trait with idempotency; manual, test
 //!   and crypto (Solana, Tron) providers; webhook signature verification.
 //! - [`metering`] — the usage hot path (per-tenant atomic counters), the
-//!   drain thread and the usage ledger.
+//!   drain thread, the usage ledger, and the mapping of ledger metrics to
+//!   billable catalog metrics (`metering::billable_usage`).
+//! - [`service`] — [`BillingService`]: all of the above tied together and
+//!   persisted in `billing.*` collections of an Aerolith database:
+//!   subscribe, change plan, cancel, invoices (gapless numbers committed with
+//!   the invoice), payments with durable idempotency keys, credit notes, and
+//!   the billing run (`run_due`: trials, renewals, charges, dunning), acting
+//!   on tenants through [`TenantControl`] (suspend, resume, audit).
 //!
 //! No floats anywhere: amounts are `i64` minor units or `rust_decimal::Decimal`.
 #![warn(missing_docs)]
@@ -37,6 +44,7 @@ pub mod payment;
 pub mod period;
 pub mod price;
 pub mod proration;
+pub mod service;
 pub mod subscription;
 
 pub use catalog::{
@@ -48,7 +56,12 @@ pub use invoice::{
     CreditNoteLine, CreditNoteReason, CreditNoteRequest, InMemoryInvoiceNumberSequence,
     InMemoryInvoiceStore, Invoice, InvoiceBuilder, InvoiceError, InvoiceId, InvoiceLine,
     InvoiceLineKind, InvoiceNumber, InvoiceNumberSequence, InvoicePeriod, InvoicePrefix,
-    InvoiceStatus, InvoiceStore, InvoiceStoreError, NumberingError,
+    InvoiceStatus, InvoiceStore, InvoiceStoreError, NumberingError, UsageSource,
 };
 pub use money::{Currency, Money, MoneyError, MoneyOperation};
 pub use price::{PriceComponent, PriceError, PriceModel, PriceTier};
+pub use service::{
+    BillingEvent, BillingRunReport, BillingService, BillingServiceConfig, BillingServiceError,
+    BillingServiceOptions, CancelMode, InMemoryTenantControl, PayInvoiceRequest, PaymentAttempt,
+    PlanChangeOutcome, SubscribeOutcome, SubscribeRequest, TenantBillingSettings, TenantControl,
+};

@@ -84,6 +84,14 @@ pub enum AuditAction {
     InvoicePaid,
     /// An authentication attempt failed.
     AuthenticationFailed,
+    /// Billing: a subscription changed (started, plan change, renewal,
+    /// cancellation, suspension or restore).
+    BillingSubscription,
+    /// Billing: an invoice was issued, paid, voided or credited.
+    BillingInvoice,
+    /// Billing: a dunning step (payment failure, retry, suspension,
+    /// cancellation for non-payment, restore).
+    BillingDunning,
 }
 
 impl AuditAction {
@@ -106,6 +114,33 @@ impl AuditAction {
             AuditAction::IndexDropped => 14,
             AuditAction::InvoicePaid => 15,
             AuditAction::AuthenticationFailed => 16,
+            AuditAction::BillingSubscription => 17,
+            AuditAction::BillingInvoice => 18,
+            AuditAction::BillingDunning => 19,
+        }
+    }
+}
+
+/// The billing events a billing layer may append to a tenant's audit chain
+/// (see `Tenancy::audit_billing_event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingAuditKind {
+    /// A subscription transition.
+    Subscription,
+    /// An invoice transition.
+    Invoice,
+    /// A dunning transition.
+    Dunning,
+}
+
+impl BillingAuditKind {
+    /// The audit action recorded for this kind.
+    pub const fn action(self) -> AuditAction {
+        match self {
+            BillingAuditKind::Subscription => AuditAction::BillingSubscription,
+            BillingAuditKind::Invoice => AuditAction::BillingInvoice,
+            BillingAuditKind::Dunning => AuditAction::BillingDunning,
         }
     }
 }

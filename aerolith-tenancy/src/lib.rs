@@ -122,8 +122,8 @@ pub use api_key::{
 };
 pub use audit::{
     AuditAction, AuditEntry, AuditHead, AuditLog, AuditOutcome, AuditRecord, AuditStore,
-    MemoryAuditStore, AUDIT_GENESIS_HASH, AUDIT_HASH_CONTEXT, AUDIT_LIST_LIMIT_MAX,
-    AUDIT_TARGET_BYTES_MAX,
+    BillingAuditKind, MemoryAuditStore, AUDIT_GENESIS_HASH, AUDIT_HASH_CONTEXT,
+    AUDIT_LIST_LIMIT_MAX, AUDIT_TARGET_BYTES_MAX,
 };
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyPermit};
 pub use error::{

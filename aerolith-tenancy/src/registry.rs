@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::api_key::{ApiKeyRecord, ApiKeys, CreatedApiKey, NewApiKey};
-use crate::audit::{AuditAction, AuditEntry, AuditLog, AuditOutcome, AuditRecord};
+use crate::audit::{
+    AuditAction, AuditEntry, AuditLog, AuditOutcome, AuditRecord, BillingAuditKind,
+};
 use crate::concurrency::ConcurrencyLimiter;
 use crate::error::{AuthError, Forbidden, StoreError, TenancyError};
 use crate::handle::TenantHandle;
@@ -840,6 +842,22 @@ impl Tenancy {
             AuditAction::TenantResumed,
             "resumed".to_owned(),
         )
+    }
+
+    /// Appends a billing event to the tenant's audit chain (and the
+    /// operator's), with operator authority: billing acts on the operator's
+    /// behalf. `target` says what happened (at most
+    /// [`AUDIT_TARGET_BYTES_MAX`](crate::audit::AUDIT_TARGET_BYTES_MAX) bytes).
+    pub fn audit_billing_event(
+        &self,
+        principal: &Principal,
+        tenant: TenantId,
+        kind: BillingAuditKind,
+        target: String,
+    ) -> Result<(), TenancyError> {
+        principal.authorize_global(Permission::AdminTenants)?;
+        live_record(&self.inner.registry.lock(), tenant)?;
+        self.audit(principal, tenant, kind.action(), target)
     }
 
     /// Deletes a tenant (owner or operator): its keys stop working at once,

@@ -9,7 +9,8 @@
 use rust_decimal::Decimal;
 
 use super::{
-    CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind, InvoicePeriod,
+    CouponRedemption, Invoice, InvoiceError, InvoiceId, InvoiceLine, InvoiceLineKind,
+    InvoicePeriod, UsageSource,
 };
 use crate::catalog::{BillingInterval, Catalog, IncludedQuantity, MetricId, Plan};
 use crate::money::{Currency, Money, MoneyError};
@@ -26,6 +27,8 @@ enum PendingCharge<'a> {
         plan: &'a Plan,
         metric: MetricId,
         used: Decimal,
+        sources: Vec<UsageSource>,
+        period: Option<InvoicePeriod>,
     },
     PricedUsage {
         metric: MetricId,
@@ -100,8 +103,35 @@ impl<'a> InvoiceBuilder<'a> {
     /// pricing the overage with the plan's overage price. No line when there
     /// is no overage; an error at build when there is overage but no price.
     pub fn usage(mut self, plan: &'a Plan, metric: MetricId, used: Decimal) -> Self {
-        self.charges
-            .push(PendingCharge::PlanUsage { plan, metric, used });
+        self.charges.push(PendingCharge::PlanUsage {
+            plan,
+            metric,
+            used,
+            sources: Vec::new(),
+            period: None,
+        });
+        self
+    }
+
+    /// Like [`InvoiceBuilder::usage`], for usage metered over `period`
+    /// (which may differ from the invoice's, e.g. the previous period billed
+    /// in arrears), keeping the raw ledger quantities it came from on the
+    /// line.
+    pub fn metered_usage(
+        mut self,
+        plan: &'a Plan,
+        metric: MetricId,
+        used: Decimal,
+        sources: Vec<UsageSource>,
+        period: InvoicePeriod,
+    ) -> Self {
+        self.charges.push(PendingCharge::PlanUsage {
+            plan,
+            metric,
+            used,
+            sources,
+            period: Some(period),
+        });
         self
     }
 
@@ -186,6 +216,8 @@ impl<'a> InvoiceBuilder<'a> {
                 )
         };
         for charge in self.charges {
+            let mut usage_sources = Vec::new();
+            let mut usage_period = None;
             let line = match charge {
                 PendingCharge::BaseFee { plan, interval } => Some(InvoiceLine::base_fee(
                     plan,
@@ -193,7 +225,15 @@ impl<'a> InvoiceBuilder<'a> {
                     currency,
                     Some(self.period),
                 )?),
-                PendingCharge::PlanUsage { plan, metric, used } => {
+                PendingCharge::PlanUsage {
+                    plan,
+                    metric,
+                    used,
+                    sources,
+                    period,
+                } => {
+                    usage_sources = sources;
+                    usage_period = period;
                     let included = plan.included_for(&metric);
                     match plan.overage_price(&metric) {
                         Some(price) => InvoiceLine::overage(
@@ -238,7 +278,8 @@ impl<'a> InvoiceBuilder<'a> {
             if let Some(mut line) = line {
                 // Usage is metered over the whole invoice period.
                 if matches!(line.kind, InvoiceLineKind::Overage { .. }) {
-                    line.period = Some(self.period);
+                    line.period = Some(usage_period.unwrap_or(self.period));
+                    line.sources = usage_sources;
                 }
                 invoice.add_line(line)?;
             }

@@ -95,6 +95,21 @@ pub struct InvoiceLine {
     /// The price components of a tiered or packaged amount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pricing: Vec<PriceComponent>,
+    /// For usage lines: the raw usage-ledger quantities the billed quantity
+    /// was computed from (see `metering::billable`), so that
+    /// `amount = price(quantity)` can be recomputed from the ledger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<UsageSource>,
+}
+
+/// One raw usage-ledger quantity behind a usage line (e.g.
+/// `api_calls.read = 120000`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSource {
+    /// The ledger metric, e.g. `api_calls.read` or `storage_byte_seconds`.
+    pub ledger_metric: String,
+    /// Its total over the line's period, in the ledger metric's unit.
+    pub quantity: u64,
 }
 
 impl InvoiceLine {
@@ -119,6 +134,7 @@ impl InvoiceLine {
             amount: Money::from_decimal(price, currency)?,
             period,
             pricing: Vec::new(),
+            sources: Vec::new(),
         })
     }
 
@@ -174,6 +190,7 @@ impl InvoiceLine {
             } else {
                 pricing
             },
+            sources: Vec::new(),
         }))
     }
 
@@ -215,6 +232,7 @@ impl InvoiceLine {
             amount,
             period,
             pricing: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }

@@ -91,6 +91,7 @@ impl Invoice {
                 amount: tax_total,
                 period: None,
                 pricing: Vec::new(),
+                sources: Vec::new(),
             });
         }
 
@@ -220,5 +221,6 @@ fn discount_line(
         amount: discount.checked_neg()?,
         period: None,
         pricing: Vec::new(),
+        sources: Vec::new(),
     })
 }

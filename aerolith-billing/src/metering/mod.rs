@@ -21,6 +21,7 @@
 //!   and GB-months.
 //! - [`period_to_date`] and [`usage_history`] answer usage queries.
 
+mod billable;
 mod counters;
 mod engine_ledger;
 mod ledger;
@@ -39,6 +40,10 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+pub use billable::{
+    billable_usage, BillableQuantity, BillableUsageError, BILLED_API_CALL_METRICS,
+    COMPUTE_HOURS_DECIMALS, MICROSECONDS_PER_HOUR, STORAGE_GB_MONTH_DECIMALS,
+};
 pub use counters::SHARD_COUNT;
 pub use engine_ledger::{EngineLedger, LEDGER_COLLECTION};
 pub use ledger::{

@@ -223,6 +223,18 @@ pub trait PaymentProvider: Send + Sync {
     fn status(&self, reference: &str) -> Result<PaymentOutcome, PaymentError>;
 }
 
+impl<P: PaymentProvider + ?Sized> PaymentProvider for std::sync::Arc<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn charge(&self, request: &ChargeRequest) -> Result<PaymentOutcome, PaymentError> {
+        (**self).charge(request)
+    }
+    fn status(&self, reference: &str) -> Result<PaymentOutcome, PaymentError> {
+        (**self).status(reference)
+    }
+}
+
 /// What the idempotency store remembers per key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
@@ -271,6 +283,11 @@ impl<P: PaymentProvider> IdempotentPayments<P> {
     /// The wrapped provider.
     pub fn provider(&self) -> &P {
         &self.provider
+    }
+
+    /// The stored record of one key, if any (to persist it after a charge).
+    pub fn record(&self, idempotency_key: &str) -> Option<IdempotencyRecord> {
+        self.records.lock().get(idempotency_key).cloned()
     }
 
     /// A copy of the stored records, for persistence.

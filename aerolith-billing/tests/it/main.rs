@@ -10,5 +10,7 @@ mod numbering;
 mod payments;
 mod price;
 mod render;
+mod service;
+mod service_story;
 mod store;
 mod subscription;
