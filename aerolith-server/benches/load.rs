@@ -10,7 +10,8 @@
 //!   the application: middleware, authentication, tenancy admission, the
 //!   engine and JSON;
 //! - **aerolith**: the real application (`app_with_routes` over the base,
-//!   admin and tenant routes) over a tenant registry in a temporary
+//!   admin, tenant, usage and transfer routes), with the billing database
+//!   and the usage meter as `aerolith serve` opens them, over a temporary
 //!   directory, with one tenant holding a collection of 10,000 documents of
 //!   1 KiB (`Durability::Always`, as `aerolith serve` runs);
 //!
@@ -30,15 +31,16 @@
 //! AEROLITH_LOAD_SECS=60 cargo bench -p aerolith-server --bench load
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aerolith_billing::Catalog;
 use aerolith_core::{Durability, MasterKey};
+use aerolith_server::config::METER_FLUSH_INTERVAL_MS_DEFAULT;
 use aerolith_server::secrets::AdminKeyHash;
 use aerolith_server::{
-    admin_routes, app_with_routes, base_routes, serve_until, tenant_routes, AppState,
-    ConnectionLimits, HttpLimits,
+    admin_routes, app_with_routes, base_routes, serve_until, tenant_routes, transfer_routes,
+    usage_routes, AppState, Billing, ConnectionLimits, HttpLimits,
 };
 use aerolith_tenancy::{
     IsolationMode, NewTenant, Principal, QuotaLimits, Slug, Tenancy, TenancyOptions,
@@ -273,12 +275,26 @@ async fn spawn_server(router: Router) -> (std::net::SocketAddr, watch::Sender<bo
     (addr, stop_tx)
 }
 
-/// The real application over a fresh registry holding one tenant with
-/// `docs` documents; returns the router, the owner key and the registry.
-fn aerolith_app(dir: &std::path::Path, docs: usize) -> (Router, String, Tenancy) {
-    let mut options = TenancyOptions::new(MasterKey::from_bytes([7; 32]));
+/// The real application as `aerolith serve` assembles it (billing database,
+/// usage meter, tenant registry metered through it, every route) over a
+/// fresh data directory holding one tenant with `docs` documents; returns
+/// the router, the owner key and what to close at the end.
+fn aerolith_app(dir: &std::path::Path, docs: usize) -> (Router, String, AppState) {
+    let master_key = MasterKey::from_bytes([7; 32]);
+    let state = AppState::new(HttpLimits::default(), AdminKeyHash::of("adm_load_bench"));
+    let billing = Billing::open(
+        dir,
+        &master_key,
+        state.clock().clone(),
+        METER_FLUSH_INTERVAL_MS_DEFAULT,
+        Catalog::default(),
+    )
+    .expect("billing opens");
+    let mut options = TenancyOptions::new(master_key);
     options.durability = Durability::Always;
-    options.plans = BTreeMap::from([(
+    options.usage_sink = billing.usage_sink();
+    options.plans = billing.catalog().quota_limits();
+    options.plans.insert(
         "load".to_owned(),
         QuotaLimits {
             storage_bytes_max: None,
@@ -288,8 +304,8 @@ fn aerolith_app(dir: &std::path::Path, docs: usize) -> (Router, String, Tenancy)
             concurrent_requests_max: None,
             query_duration_ms_max: Some(1_000),
         },
-    )]);
-    let tenancy = Tenancy::open(dir, options).expect("registry opens");
+    );
+    let tenancy = Tenancy::open(dir.join("db"), options).expect("registry opens");
     let created = tenancy
         .create_tenant(
             &Principal::Operator,
@@ -313,11 +329,16 @@ fn aerolith_app(dir: &std::path::Path, docs: usize) -> (Router, String, Tenancy)
             .collect();
         handle.insert_many(COLLECTION, batch).expect("loaded");
     }
-    let state = AppState::new(HttpLimits::default(), AdminKeyHash::of("adm_load_bench"));
     state.set_tenancy(tenancy.clone());
+    state.set_billing(billing.clone());
+    state.on_shutdown(move || billing.shutdown());
+    state.on_shutdown(move || tenancy.close().expect("registry closes"));
     state.set_ready(true);
-    let router = app_with_routes(state, tenant_routes(admin_routes(base_routes())));
-    (router, key, tenancy)
+    let router = app_with_routes(
+        state.clone(),
+        transfer_routes(usage_routes(tenant_routes(admin_routes(base_routes())))),
+    );
+    (router, key, state)
 }
 
 /// Handlers that return fixed bytes: the floor any real handler sits on.
@@ -396,7 +417,7 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let load_started = Instant::now();
-    let (aerolith_router, key, tenancy) = aerolith_app(dir.path(), docs);
+    let (aerolith_router, key, state) = aerolith_app(dir.path(), docs);
     println!(
         "loaded {docs} documents of {DOC_BYTES} B in {:.1} s; {connections} connections, {secs} s per scenario after {WARMUP_MS} ms warm-up; server {server_threads} threads, client {client_threads} threads",
         load_started.elapsed().as_secs_f64()
@@ -461,6 +482,6 @@ fn main() {
     let _ = stop_bare.send(true);
     drop(server_rt);
     drop(client_rt);
-    tenancy.close().expect("registry closes");
+    state.run_shutdown_hooks();
     assert!(!failed, "some requests got an unexpected status");
 }

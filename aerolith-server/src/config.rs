@@ -21,6 +21,7 @@
 //! connections_max = 1024
 //! shutdown_grace_ms = 30000
 //! meter_flush_interval_ms = 1000
+//! billing_run_interval_ms = 60000
 //! catalog_file = "/etc/aerolith/catalog.toml"
 //! log_level = "info,aerolith_server=debug"
 //! ```
@@ -60,6 +61,8 @@ pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
 /// most metered usage a crash can lose, and the most a usage read without a
 /// flush can lag.
 pub const METER_FLUSH_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default interval of the billing run (trial ends, renewals, dunning).
+pub const BILLING_RUN_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const LOG_LEVEL_DEFAULT: &str = "info";
 
@@ -85,6 +88,8 @@ pub const ENV_CONNECTIONS_MAX: &str = "AEROLITH_CONNECTIONS_MAX";
 pub const ENV_SHUTDOWN_GRACE_MS: &str = "AEROLITH_SHUTDOWN_GRACE_MS";
 /// Environment variable for the meter flush interval in milliseconds.
 pub const ENV_METER_FLUSH_INTERVAL_MS: &str = "AEROLITH_METER_FLUSH_INTERVAL_MS";
+/// Environment variable for the billing run interval in milliseconds.
+pub const ENV_BILLING_RUN_INTERVAL_MS: &str = "AEROLITH_BILLING_RUN_INTERVAL_MS";
 /// Environment variable naming the plan catalog file (TOML or JSON).
 pub const ENV_CATALOG_FILE: &str = "AEROLITH_CATALOG";
 /// Environment variable for the log filter.
@@ -116,6 +121,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// How often the usage meter drains into the billing ledger.
     pub meter_flush_interval_ms: u64,
+    /// How often the billing run looks for due work (renewals, dunning).
+    pub billing_run_interval_ms: u64,
     /// The plan catalog (TOML or JSON); `None` = the built-in default catalog.
     pub catalog_file: Option<PathBuf>,
     /// Log filter in tracing-subscriber `EnvFilter` syntax (`info`, `aerolith_server=debug`).
@@ -138,6 +145,7 @@ impl Default for ServerConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             meter_flush_interval_ms: METER_FLUSH_INTERVAL_MS_DEFAULT,
+            billing_run_interval_ms: BILLING_RUN_INTERVAL_MS_DEFAULT,
             catalog_file: None,
             log_level: LOG_LEVEL_DEFAULT.to_owned(),
         }
@@ -173,6 +181,8 @@ pub struct ConfigLayer {
     pub shutdown_grace_ms: Option<u64>,
     /// See [`ServerConfig::meter_flush_interval_ms`].
     pub meter_flush_interval_ms: Option<u64>,
+    /// See [`ServerConfig::billing_run_interval_ms`].
+    pub billing_run_interval_ms: Option<u64>,
     /// See [`ServerConfig::catalog_file`].
     pub catalog_file: Option<PathBuf>,
     /// See [`ServerConfig::log_level`].
@@ -250,6 +260,11 @@ impl ConfigLayer {
                 ENV_METER_FLUSH_INTERVAL_MS,
                 "millisecond count",
             )?,
+            billing_run_interval_ms: env_parse(
+                env,
+                ENV_BILLING_RUN_INTERVAL_MS,
+                "millisecond count",
+            )?,
             catalog_file: env_value(env, ENV_CATALOG_FILE).map(PathBuf::from),
             log_level: env_value(env, ENV_LOG).map(str::to_owned),
         })
@@ -288,6 +303,9 @@ impl ConfigLayer {
             meter_flush_interval_ms: self
                 .meter_flush_interval_ms
                 .or(lower.meter_flush_interval_ms),
+            billing_run_interval_ms: self
+                .billing_run_interval_ms
+                .or(lower.billing_run_interval_ms),
             catalog_file: self.catalog_file.or(lower.catalog_file),
             log_level: self.log_level.or(lower.log_level),
         }
@@ -370,6 +388,9 @@ impl ServerConfig {
             meter_flush_interval_ms: merged
                 .meter_flush_interval_ms
                 .unwrap_or(defaults.meter_flush_interval_ms),
+            billing_run_interval_ms: merged
+                .billing_run_interval_ms
+                .unwrap_or(defaults.billing_run_interval_ms),
             catalog_file: merged.catalog_file,
             log_level: merged.log_level.unwrap_or(defaults.log_level),
         };
@@ -379,7 +400,7 @@ impl ServerConfig {
 
     /// Checks every limit is within its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
             (
                 "request_body_bytes_max",
                 self.request_body_bytes_max,
@@ -435,6 +456,13 @@ impl ServerConfig {
                 1,
                 3_600_000,
                 "1 ..= 3600000",
+            ),
+            (
+                "billing_run_interval_ms",
+                self.billing_run_interval_ms,
+                1,
+                86_400_000,
+                "1 ..= 86400000",
             ),
         ];
         for (field, value, low, high, allowed) in checks {

@@ -349,6 +349,11 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     state.metrics().register_source(billing.metrics_source());
     state.set_tenancy(tenancy.clone());
     state.set_billing(billing.clone());
+    state.set_billing_service(crate::billing_routes::open_billing_service(
+        &billing,
+        &tenancy,
+        state.clock().clone(),
+    )?);
     // In-flight requests are done when the hooks run: drain the meter into
     // the ledger first (tenancy reports into it), then close the engines.
     state.on_shutdown(move || billing.shutdown());
@@ -359,9 +364,11 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     });
     let router = app::app_with_routes(
         state.clone(),
-        crate::transfer::transfer_routes(crate::usage::usage_routes(crate::tenant::tenant_routes(
-            crate::admin::admin_routes(app::base_routes()),
-        ))),
+        crate::billing_routes::billing_routes(crate::transfer::transfer_routes(
+            crate::usage::usage_routes(crate::tenant::tenant_routes(crate::admin::admin_routes(
+                app::base_routes(),
+            ))),
+        )),
     );
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
@@ -371,6 +378,10 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             &config.data_dir,
             secrets.generated_admin_key.as_deref(),
         )?;
+        let billing_run = tokio::spawn(crate::billing_routes::billing_run_loop(
+            state.clone(),
+            Duration::from_millis(config.billing_run_interval_ms),
+        ));
         let ready_state = state.clone();
         state.set_ready(true);
         serve_until(listener, router, limits, async move {
@@ -378,6 +389,8 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             ready_state.set_ready(false);
         })
         .await;
+        // A run in progress finishes on the blocking pool; no new one starts.
+        billing_run.abort();
         anyhow::Ok(())
     })?;
     let hooks = state.run_shutdown_hooks();

@@ -15,6 +15,40 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::state::AppState;
 
+/// Authenticates `bearer` and runs `work` with the caller's tenant handle;
+/// returns the tenant (for metering) when authentication succeeded.
+fn run_authenticated<T>(
+    tenancy: &aerolith_tenancy::Tenancy,
+    bearer: &str,
+    work: impl FnOnce(&TenantHandle) -> Result<T, TenancyError>,
+) -> (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>) {
+    let principal = match tenancy.authenticate(bearer) {
+        Ok(principal) => principal,
+        Err(err) => return (None, Err(err)),
+    };
+    let Some(tenant) = principal.tenant() else {
+        return (
+            None,
+            Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
+                aerolith_tenancy::Permission::ReadDocuments,
+            ))),
+        );
+    };
+    let result = tenancy
+        .handle(&principal, tenant)
+        .and_then(|handle| work(&handle));
+    (Some(tenant), result)
+}
+
+fn finish<T>(
+    (tenant, result): (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>),
+) -> Result<T, ApiError> {
+    if let Some(tenant) = tenant {
+        crate::metering::note_tenant(tenant);
+    }
+    result.map_err(ApiError::from)
+}
+
 /// Authenticates the request and runs `work` with the caller's tenant
 /// handle on the blocking pool.
 async fn with_handle<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
@@ -26,30 +60,28 @@ where
         .map_err(|reason| ApiError::Unauthenticated { reason })?
         .to_owned();
     let tenancy = state.tenancy()?.clone();
-    let (tenant, result) = tokio::task::spawn_blocking(move || {
-        let principal = match tenancy.authenticate(&bearer) {
-            Ok(principal) => principal,
-            Err(err) => return (None, Err(err)),
-        };
-        let Some(tenant) = principal.tenant() else {
-            return (
-                None,
-                Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
-                    aerolith_tenancy::Permission::ReadDocuments,
-                ))),
-            );
-        };
-        let result = tenancy
-            .handle(&principal, tenant)
-            .and_then(|handle| work(&handle));
-        (Some(tenant), result)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    if let Some(tenant) = tenant {
-        crate::metering::note_tenant(tenant);
-    }
-    result.map_err(ApiError::from)
+    finish(
+        tokio::task::spawn_blocking(move || run_authenticated(&tenancy, &bearer, work))
+            .await
+            .map_err(ApiError::internal)?,
+    )
+}
+
+/// Like [`with_handle`], but on the calling async worker. Only for reads of
+/// one document by id: they touch memory only (the key and document lookups
+/// are in-memory maps, the bytes come from mmap'd segments; no lock is held
+/// across I/O) and take microseconds, so the hop to the blocking pool (a
+/// thread hand-off each way, and up to one pool thread per request in
+/// flight) costs more than the work. The load bench
+/// (`benches/load.rs`) measures the difference. Writes (fsync), queries
+/// (bounded only by the query deadline) and listings stay on the pool.
+fn with_handle_inline<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    work: impl FnOnce(&TenantHandle) -> Result<T, TenancyError>,
+) -> Result<T, ApiError> {
+    let bearer = bearer_token(headers).map_err(|reason| ApiError::Unauthenticated { reason })?;
+    finish(run_authenticated(state.tenancy()?, bearer, work))
 }
 
 /// Body of `POST /v1/collections`.
@@ -193,9 +225,7 @@ pub async fn get_document(
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let (c, i) = (name.clone(), id.clone());
-    with_handle(&state, &headers, move |h| h.get(&c, &i))
-        .await?
+    with_handle_inline(&state, &headers, |h| h.get(&name, &id))?
         .map(Json)
         .ok_or_else(|| document_not_found(&name, &id))
 }

@@ -3,10 +3,12 @@
 //! `aerolith` binary end to end.
 
 mod admin_routes;
+mod billing_routes;
 mod cli_binary;
 mod errors;
 mod limits;
 mod observability;
+mod readme_tour;
 mod serving;
 mod support;
 mod tenant_routes;
