@@ -67,23 +67,6 @@ where
     )
 }
 
-/// Like [`with_handle`], but on the calling async worker. Only for reads of
-/// one document by id: they touch memory only (the key and document lookups
-/// are in-memory maps, the bytes come from mmap'd segments; no lock is held
-/// across I/O) and take microseconds, so the hop to the blocking pool (a
-/// thread hand-off each way, and up to one pool thread per request in
-/// flight) costs more than the work. The load bench
-/// (`benches/load.rs`) measures the difference. Writes (fsync), queries
-/// (bounded only by the query deadline) and listings stay on the pool.
-fn with_handle_inline<T>(
-    state: &AppState,
-    headers: &HeaderMap,
-    work: impl FnOnce(&TenantHandle) -> Result<T, TenancyError>,
-) -> Result<T, ApiError> {
-    let bearer = bearer_token(headers).map_err(|reason| ApiError::Unauthenticated { reason })?;
-    finish(run_authenticated(state.tenancy()?, bearer, work))
-}
-
 /// Body of `POST /v1/collections`.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -225,7 +208,9 @@ pub async fn get_document(
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    with_handle_inline(&state, &headers, |h| h.get(&name, &id))?
+    let (c, i) = (name.clone(), id.clone());
+    with_handle(&state, &headers, move |h| h.get(&c, &i))
+        .await?
         .map(Json)
         .ok_or_else(|| document_not_found(&name, &id))
 }
