@@ -59,18 +59,21 @@ pub fn open_billing_service(
     billing: &Billing,
     tenancy: &Tenancy,
     clock: Arc<dyn aerolith_core::Clock>,
-) -> Result<Arc<BillingService>, BillingServiceError> {
+) -> Result<Arc<BillingService>, Box<BillingServiceError>> {
     let test_provider = Arc::new(TestProvider::new());
     let options = BillingServiceOptions::new(Arc::new(tenancy.clone()))
         .auto_charge(test_provider)
         .provider(Arc::new(ManualProvider::new()))
         .usage_ledger(billing.ledger().clone());
-    let service = Arc::new(BillingService::open(
-        billing.database().clone(),
-        billing.catalog().as_ref().clone(),
-        clock,
-        options,
-    )?);
+    let service = Arc::new(
+        BillingService::open(
+            billing.database().clone(),
+            billing.catalog().as_ref().clone(),
+            clock,
+            options,
+        )
+        .map_err(Box::new)?,
+    );
     billing.set_period_source(Arc::new(SubscriptionPeriods(service.clone())));
     Ok(service)
 }
@@ -109,13 +112,14 @@ pub async fn billing_run_loop(state: AppState, interval: Duration) {
             if let Err(err) = billing.meter().flush() {
                 tracing::warn!(error = %err, "meter flush before the billing run failed");
             }
-            service.run_due(clock.now_unix_ms())
+            match service.run_due(clock.now_unix_ms()) {
+                Ok(report) => tracing::debug!(?report, "billing run"),
+                Err(err) => tracing::error!(error = %err, "billing run failed"),
+            }
         })
         .await;
-        match ran {
-            Ok(Ok(report)) => tracing::debug!(?report, "billing run"),
-            Ok(Err(err)) => tracing::error!(error = %err, "billing run failed"),
-            Err(err) => tracing::error!(error = %err, "billing run panicked"),
+        if let Err(err) = ran {
+            tracing::error!(error = %err, "billing run panicked");
         }
     }
 }
@@ -128,13 +132,13 @@ pub(crate) fn start_subscription(
     plan_id: &str,
     trial_days: Option<u32>,
     payment_method: Option<PaymentMethod>,
-) -> Result<Value, BillingServiceError> {
+) -> Result<Value, ApiError> {
     let catalog_trial = service
         .catalog()
         .plan(plan_id)
         .map(|plan| plan.trial_days)
-        .ok_or_else(|| BillingServiceError::UnknownPlan {
-            plan_id: plan_id.to_owned(),
+        .ok_or_else(|| ApiError::Unprocessable {
+            detail: format!("unknown plan {plan_id:?}"),
         })?;
     let trial_days = trial_days.unwrap_or(catalog_trial);
     let outcome = service.subscribe(

@@ -1,7 +1,8 @@
 //! The billing routes of the real binary: a plan change invoices exactly
 //! the previewed lines, invoices read as JSON and as text, paying is
 //! idempotent per key and refused twice under new keys, another tenant's
-//! invoice is 404 (never 403), an unknown plan is 422, and a tenant
+//! invoice is 404 (never 403), the operator marks a bank transfer paid, an
+//! unknown plan is 422, and a tenant
 //! suspended for non-payment gets 402 on its data but can still pay.
 
 use aerolith_server::AdminClient;
@@ -210,7 +211,7 @@ fn invoices_read_as_json_or_text_and_pay_once_per_key() {
         .as_str()
         .expect("first invoice")
         .to_owned();
-    let (_, other_key) = paid_tenant(&operator, "globex", None);
+    let (other, other_key) = paid_tenant(&operator, "globex", None);
 
     let listed = http.call("GET", "/v1/invoices", &key, &[], None);
     assert_eq!(listed.status, 200);
@@ -270,6 +271,16 @@ fn invoices_read_as_json_or_text_and_pay_once_per_key() {
         assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
         assert_eq!(answer.json()["error"]["code"], "not_found");
     }
+
+    // A bank transfer arrived for globex's invoice: the operator marks it paid.
+    let other_invoice = other["invoice_id"].as_str().expect("first invoice");
+    let marked = operator
+        .post(
+            &format!("/v1/admin/tenants/globex/invoices/{other_invoice}/mark-paid"),
+            &json!({"reference": "bank-2026-11-23-001"}),
+        )
+        .expect("marked paid");
+    assert_eq!(marked["status"], "paid", "{marked}");
 
     let pay = |idempotency_key: &str| {
         http.call(
