@@ -1,5 +1,6 @@
 //! The billing routes of the real binary: a plan change invoices exactly
-//! the previewed lines, invoices read as JSON and as text, paying is
+//! the previewed lines, cancellation (at period end, then now, then 409),
+//! invoices read as JSON and as text, paying is
 //! idempotent per key and refused twice under new keys, another tenant's
 //! invoice is 404 (never 403), the operator marks a bank transfer paid, an
 //! unknown plan is 422, and a tenant
@@ -179,6 +180,41 @@ fn plan_change_invoices_exactly_the_previewed_lines() {
         ))
         .expect("tenant");
     assert_eq!(tenant["plan"], "professional", "quotas follow the plan");
+
+    let canceled = http.call(
+        "POST",
+        "/v1/subscription/cancel",
+        &key,
+        &[],
+        Some(json!({})),
+    );
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(
+        canceled.json()["subscription"]["cancel_at_period_end"],
+        true,
+        "the default is at the end of the period"
+    );
+    let again = http.call(
+        "POST",
+        "/v1/subscription/cancel",
+        &key,
+        &[],
+        Some(json!({"mode": "now"})),
+    );
+    assert_eq!(
+        again.status, 200,
+        "canceling now after scheduling it: {}",
+        again.text
+    );
+    assert_eq!(again.json()["subscription"]["status"], "canceled");
+    let twice = http.call(
+        "POST",
+        "/v1/subscription/cancel",
+        &key,
+        &[],
+        Some(json!({"mode": "now"})),
+    );
+    assert_eq!(twice.status, 409, "{}", twice.text);
 
     let unknown = http.call(
         "POST",
