@@ -126,7 +126,10 @@ fn a_failed_payment_ends_in_suspension_and_then_recovery() {
         .expect("subscribes")
         .invoice
         .expect("invoiced");
-    assert_eq!(first.number().expect("numbered").to_string(), "AER-2026-000001");
+    assert_eq!(
+        first.number().expect("numbered").to_string(),
+        "AER-2026-000001"
+    );
     assert_eq!(first.total(), usd(29_00));
     assert_eq!(first.status(), InvoiceStatus::Paid);
 
@@ -146,7 +149,10 @@ fn a_failed_payment_ends_in_suspension_and_then_recovery() {
     let report = billing.run_due(clock.now_unix_ms()).expect("runs");
     assert_eq!((report.renewals, report.payments_failed), (1, 1));
     let renewal = billing.invoices(tenant).pop().expect("renewal invoice");
-    assert_eq!(renewal.number().expect("numbered").to_string(), "AER-2026-000002");
+    assert_eq!(
+        renewal.number().expect("numbered").to_string(),
+        "AER-2026-000002"
+    );
     let lines: Vec<(&str, &str, Decimal, i64)> = renewal
         .lines()
         .iter()
@@ -260,7 +266,10 @@ fn a_failed_payment_ends_in_suspension_and_then_recovery() {
     clock.set_unix_ms(JAN_1_2027_UNIX_MS);
     billing.run_due(clock.now_unix_ms()).expect("runs");
     let january = billing.invoices(tenant).pop().expect("january invoice");
-    assert_eq!(january.number().expect("numbered").to_string(), "AER-2027-000001");
+    assert_eq!(
+        january.number().expect("numbered").to_string(),
+        "AER-2027-000001"
+    );
     assert_eq!(january.total(), usd(29_00));
     assert_eq!(january.status(), InvoiceStatus::Paid);
 
