@@ -11,6 +11,7 @@ mod payments;
 mod price;
 mod render;
 mod service;
+mod service_crash;
 mod service_story;
 mod store;
 mod subscription;
