@@ -107,9 +107,20 @@ pub struct CreateTenantRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub isolation: Option<IsolationMode>,
+    /// Trial length of the subscription started on `plan` (default: the
+    /// catalog's trial; `0` starts paid service and invoices at once).
+    #[serde(default)]
+    pub trial_days: Option<u32>,
+    /// Card or bank transfer on file, charged for each new invoice
+    /// (`{"type":"card","number":"4242424242424242"}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payment_method: Option<aerolith_billing::payment::PaymentMethod>,
 }
 
-/// Creates a tenant; the response carries its owner API key, shown once.
+/// Creates a tenant and starts its subscription on the plan (when the
+/// billing service runs); the response carries its owner API key, shown
+/// once, and the `subscription`.
 #[utoipa::path(
     post,
     path = "/v1/admin/tenants",
@@ -138,12 +149,32 @@ pub async fn create_tenant(
         plan: request.plan.unwrap_or_else(|| DEFAULT_PLAN.to_owned()),
         isolation: request.isolation.unwrap_or(IsolationMode::Shared),
     };
+    let service = state.billing_service().ok().cloned();
+    if let Some(service) = &service {
+        if service.catalog().plan(&new.plan).is_none() {
+            return Err(ApiError::Unprocessable {
+                detail: format!("unknown plan {:?}", new.plan),
+            });
+        }
+    }
+    let plan = new.plan.clone();
     let created = blocking(&state, move |t| t.create_tenant(&Principal::Operator, new)).await?;
     let mut body = tenant_json(&created.tenant)?;
     body["owner_key"] = json!({
         "key": created.owner_key.secret.expose(),
         "record": key_json(&created.owner_key.record),
     });
+    if let Some(service) = service {
+        let tenant = created.tenant.id;
+        let (trial_days, method) = (request.trial_days, request.payment_method);
+        let started = tokio::task::spawn_blocking(move || {
+            crate::billing_routes::start_subscription(&service, tenant, &plan, trial_days, method)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        body["subscription"] = started["subscription"].clone();
+        body["invoice_id"] = started["invoice_id"].clone();
+    }
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -231,12 +262,19 @@ pub struct UpdateTenantRequest {
     /// New display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// New plan id.
+    /// New plan id (quotas only; a billed plan change goes through
+    /// `POST /v1/subscription/change`).
     #[serde(default)]
     pub plan: Option<String>,
+    /// New per-tenant limits, replacing the previous override; each field
+    /// `"inherit"`, `"unlimited"` or `{"limit": n}`
+    /// (`{"documents_max": {"limit": 2}}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub limits_override: Option<aerolith_tenancy::QuotaOverride>,
 }
 
-/// Renames a tenant or changes its plan.
+/// Renames a tenant, changes its plan or overrides its limits.
 #[utoipa::path(
     patch,
     path = "/v1/admin/tenants/{id}",
@@ -260,7 +298,7 @@ pub async fn update_tenant(
     let update = TenantUpdate {
         name: request.name,
         plan: request.plan,
-        ..TenantUpdate::default()
+        limits_override: request.limits_override,
     };
     let tenant = blocking(&state, move |t| {
         t.update_tenant(&Principal::Operator, id, update)

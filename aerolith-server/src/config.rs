@@ -22,6 +22,7 @@
 //! shutdown_grace_ms = 30000
 //! meter_flush_interval_ms = 1000
 //! storage_sample_interval_ms = 60000
+//! billing_run_interval_ms = 60000
 //! catalog_file = "/etc/aerolith/catalog.toml"
 //! log_level = "info,aerolith_server=debug"
 //! ```
@@ -64,6 +65,8 @@ pub const METER_FLUSH_INTERVAL_MS_DEFAULT: u64 = 1_000;
 /// Default interval between two samples of every tenant's stored bytes: the
 /// longest a size change goes unseen by storage metering.
 pub const STORAGE_SAMPLE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Default interval of the billing run (trial ends, renewals, dunning).
+pub const BILLING_RUN_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const LOG_LEVEL_DEFAULT: &str = "info";
 
@@ -91,6 +94,8 @@ pub const ENV_SHUTDOWN_GRACE_MS: &str = "AEROLITH_SHUTDOWN_GRACE_MS";
 pub const ENV_METER_FLUSH_INTERVAL_MS: &str = "AEROLITH_METER_FLUSH_INTERVAL_MS";
 /// Environment variable for the storage sampling interval in milliseconds.
 pub const ENV_STORAGE_SAMPLE_INTERVAL_MS: &str = "AEROLITH_STORAGE_SAMPLE_INTERVAL_MS";
+/// Environment variable for the billing run interval in milliseconds.
+pub const ENV_BILLING_RUN_INTERVAL_MS: &str = "AEROLITH_BILLING_RUN_INTERVAL_MS";
 /// Environment variable naming the plan catalog file (TOML or JSON).
 pub const ENV_CATALOG_FILE: &str = "AEROLITH_CATALOG";
 /// Environment variable for the log filter.
@@ -125,6 +130,8 @@ pub struct ServerConfig {
     /// How often every tenant's stored bytes are sampled for storage
     /// metering (`storage_byte_seconds`).
     pub storage_sample_interval_ms: u64,
+    /// How often the billing run looks for due work (renewals, dunning).
+    pub billing_run_interval_ms: u64,
     /// The plan catalog (TOML or JSON); `None` = the built-in default catalog.
     pub catalog_file: Option<PathBuf>,
     /// Log filter in tracing-subscriber `EnvFilter` syntax (`info`, `aerolith_server=debug`).
@@ -148,6 +155,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             meter_flush_interval_ms: METER_FLUSH_INTERVAL_MS_DEFAULT,
             storage_sample_interval_ms: STORAGE_SAMPLE_INTERVAL_MS_DEFAULT,
+            billing_run_interval_ms: BILLING_RUN_INTERVAL_MS_DEFAULT,
             catalog_file: None,
             log_level: LOG_LEVEL_DEFAULT.to_owned(),
         }
@@ -185,6 +193,8 @@ pub struct ConfigLayer {
     pub meter_flush_interval_ms: Option<u64>,
     /// See [`ServerConfig::storage_sample_interval_ms`].
     pub storage_sample_interval_ms: Option<u64>,
+    /// See [`ServerConfig::billing_run_interval_ms`].
+    pub billing_run_interval_ms: Option<u64>,
     /// See [`ServerConfig::catalog_file`].
     pub catalog_file: Option<PathBuf>,
     /// See [`ServerConfig::log_level`].
@@ -267,6 +277,11 @@ impl ConfigLayer {
                 ENV_STORAGE_SAMPLE_INTERVAL_MS,
                 "millisecond count",
             )?,
+            billing_run_interval_ms: env_parse(
+                env,
+                ENV_BILLING_RUN_INTERVAL_MS,
+                "millisecond count",
+            )?,
             catalog_file: env_value(env, ENV_CATALOG_FILE).map(PathBuf::from),
             log_level: env_value(env, ENV_LOG).map(str::to_owned),
         })
@@ -308,6 +323,9 @@ impl ConfigLayer {
             storage_sample_interval_ms: self
                 .storage_sample_interval_ms
                 .or(lower.storage_sample_interval_ms),
+            billing_run_interval_ms: self
+                .billing_run_interval_ms
+                .or(lower.billing_run_interval_ms),
             catalog_file: self.catalog_file.or(lower.catalog_file),
             log_level: self.log_level.or(lower.log_level),
         }
@@ -393,6 +411,9 @@ impl ServerConfig {
             storage_sample_interval_ms: merged
                 .storage_sample_interval_ms
                 .unwrap_or(defaults.storage_sample_interval_ms),
+            billing_run_interval_ms: merged
+                .billing_run_interval_ms
+                .unwrap_or(defaults.billing_run_interval_ms),
             catalog_file: merged.catalog_file,
             log_level: merged.log_level.unwrap_or(defaults.log_level),
         };
@@ -465,6 +486,13 @@ impl ServerConfig {
                 1,
                 3_600_000,
                 "1 ..= 3600000",
+            ),
+            (
+                "billing_run_interval_ms",
+                self.billing_run_interval_ms,
+                1,
+                86_400_000,
+                "1 ..= 86400000",
             ),
         ];
         for (field, value, low, high, allowed) in checks {

@@ -326,6 +326,42 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The billing service's errors: another tenant's (or no) invoice is 404,
+/// an unknown plan or provider 422, a paid invoice or a second subscription
+/// 409; storage and broken invariants are 500.
+impl From<aerolith_billing::BillingServiceError> for ApiError {
+    fn from(error: aerolith_billing::BillingServiceError) -> ApiError {
+        use aerolith_billing::subscription::SubscriptionError;
+        use aerolith_billing::BillingServiceError as E;
+        match &error {
+            E::InvoiceNotFound { invoice_id, .. } => ApiError::NotFound {
+                what: format!("invoice {:?}", invoice_id.0),
+            },
+            E::NoSubscription { .. } => ApiError::NotFound {
+                what: "subscription".to_owned(),
+            },
+            E::InvoiceNotPayable { .. }
+            | E::AlreadySubscribed { .. }
+            | E::DuplicateCoupon { .. }
+            | E::Payment(aerolith_billing::payment::PaymentError::IdempotencyConflict(_))
+            | E::Subscription(SubscriptionError::IllegalTransition { .. }) => ApiError::Conflict {
+                what: error.to_string(),
+            },
+            E::UnknownPlan { .. }
+            | E::NoPriceForInterval { .. }
+            | E::UnknownProvider { .. }
+            | E::InvalidCoupon { .. }
+            | E::InvalidCredit { .. }
+            | E::TaxRateOutOfRange { .. }
+            | E::Proration(_)
+            | E::Payment(_) => ApiError::Unprocessable {
+                detail: error.to_string(),
+            },
+            _ => ApiError::internal(&error),
+        }
+    }
+}
+
 /// How a library error of the tenancy layer is reported over HTTP. Bad input
 /// is always a 4xx; only storage failures are 5xx.
 impl From<aerolith_tenancy::TenancyError> for ApiError {

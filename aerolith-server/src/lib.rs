@@ -26,6 +26,7 @@
 mod admin;
 mod app;
 mod auth;
+mod billing_routes;
 mod cli;
 mod client;
 pub mod config;
@@ -43,6 +44,10 @@ mod usage;
 pub use admin::admin_routes;
 pub use app::{app, app_with_routes, base_routes, ApiRouter, Health, WhoAmI};
 pub use auth::{bearer_token, AdminAuth};
+pub use billing_routes::{
+    billing_routes, billing_run_loop, open_billing_service, IDEMPOTENCY_KEY_HEADER,
+    MANUAL_PROVIDER, TEST_PROVIDER,
+};
 pub use cli::{run as run_cli, SERVER_URL_DEFAULT};
 pub use client::{AdminClient, ClientError};
 pub use config::{ConfigError, ConfigLayer, ServerConfig};

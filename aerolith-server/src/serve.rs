@@ -349,6 +349,11 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     state.metrics().register_source(billing.metrics_source());
     state.set_tenancy(tenancy.clone());
     state.set_billing(billing.clone());
+    state.set_billing_service(crate::billing_routes::open_billing_service(
+        &billing,
+        &tenancy,
+        state.clock().clone(),
+    )?);
     // In-flight requests are done and the sampling task has stopped when
     // the hooks run: take a final storage sample and drain the meter into
     // the ledger first (tenancy reports into it), then close the engines.
@@ -363,9 +368,11 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
     });
     let router = app::app_with_routes(
         state.clone(),
-        crate::transfer::transfer_routes(crate::usage::usage_routes(crate::tenant::tenant_routes(
-            crate::admin::admin_routes(app::base_routes()),
-        ))),
+        crate::billing_routes::billing_routes(crate::transfer::transfer_routes(
+            crate::usage::usage_routes(crate::tenant::tenant_routes(crate::admin::admin_routes(
+                app::base_routes(),
+            ))),
+        )),
     );
     let limits = ConnectionLimits::from_config(&config);
     runtime.block_on(async {
@@ -382,6 +389,10 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
             config.storage_sample_interval_ms,
             sampling_stopped,
         ));
+        let billing_run = tokio::spawn(crate::billing_routes::billing_run_loop(
+            state.clone(),
+            Duration::from_millis(config.billing_run_interval_ms),
+        ));
         let ready_state = state.clone();
         state.set_ready(true);
         serve_until(listener, router, limits, async move {
@@ -395,6 +406,8 @@ pub fn run_serve(config: ServerConfig, env: &HashMap<String, String>) -> anyhow:
         if let Err(err) = sampling.await {
             tracing::error!(error = %err, "the storage sampling task failed");
         }
+        // A run in progress finishes on the blocking pool; no new one starts.
+        billing_run.abort();
         anyhow::Ok(())
     })?;
     let hooks = state.run_shutdown_hooks();

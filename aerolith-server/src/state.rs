@@ -71,6 +71,7 @@ struct StateInner {
     shutdown_hooks: Mutex<Vec<ShutdownHook>>,
     tenancy: OnceLock<Tenancy>,
     billing: OnceLock<Billing>,
+    billing_service: OnceLock<Arc<aerolith_billing::BillingService>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -105,6 +106,7 @@ impl AppState {
                 shutdown_hooks: Mutex::new(Vec::new()),
                 tenancy: OnceLock::new(),
                 billing: OnceLock::new(),
+                billing_service: OnceLock::new(),
             }),
         }
     }
@@ -161,6 +163,24 @@ impl AppState {
         self.billing_if_open()
             .ok_or_else(|| crate::error::ApiError::Unavailable {
                 reason: "the billing services are not open".to_owned(),
+            })
+    }
+
+    /// Installs the billing service (subscriptions, invoices, payments).
+    /// Only the first call has an effect; returns whether this call did.
+    pub fn set_billing_service(&self, service: Arc<aerolith_billing::BillingService>) -> bool {
+        self.inner.billing_service.set(service).is_ok()
+    }
+
+    /// The billing service, or `unavailable` while none is installed.
+    pub fn billing_service(
+        &self,
+    ) -> Result<&Arc<aerolith_billing::BillingService>, crate::error::ApiError> {
+        self.inner
+            .billing_service
+            .get()
+            .ok_or_else(|| crate::error::ApiError::Unavailable {
+                reason: "the billing service is not open".to_owned(),
             })
     }
 

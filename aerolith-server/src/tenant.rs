@@ -15,6 +15,40 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::state::AppState;
 
+/// Authenticates `bearer` and runs `work` with the caller's tenant handle;
+/// returns the tenant (for metering) when authentication succeeded.
+fn run_authenticated<T>(
+    tenancy: &aerolith_tenancy::Tenancy,
+    bearer: &str,
+    work: impl FnOnce(&TenantHandle) -> Result<T, TenancyError>,
+) -> (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>) {
+    let principal = match tenancy.authenticate(bearer) {
+        Ok(principal) => principal,
+        Err(err) => return (None, Err(err)),
+    };
+    let Some(tenant) = principal.tenant() else {
+        return (
+            None,
+            Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
+                aerolith_tenancy::Permission::ReadDocuments,
+            ))),
+        );
+    };
+    let result = tenancy
+        .handle(&principal, tenant)
+        .and_then(|handle| work(&handle));
+    (Some(tenant), result)
+}
+
+fn finish<T>(
+    (tenant, result): (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>),
+) -> Result<T, ApiError> {
+    if let Some(tenant) = tenant {
+        crate::metering::note_tenant(tenant);
+    }
+    result.map_err(ApiError::from)
+}
+
 /// Authenticates the request and runs `work` with the caller's tenant
 /// handle on the blocking pool.
 async fn with_handle<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
@@ -26,30 +60,11 @@ where
         .map_err(|reason| ApiError::Unauthenticated { reason })?
         .to_owned();
     let tenancy = state.tenancy()?.clone();
-    let (tenant, result) = tokio::task::spawn_blocking(move || {
-        let principal = match tenancy.authenticate(&bearer) {
-            Ok(principal) => principal,
-            Err(err) => return (None, Err(err)),
-        };
-        let Some(tenant) = principal.tenant() else {
-            return (
-                None,
-                Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
-                    aerolith_tenancy::Permission::ReadDocuments,
-                ))),
-            );
-        };
-        let result = tenancy
-            .handle(&principal, tenant)
-            .and_then(|handle| work(&handle));
-        (Some(tenant), result)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    if let Some(tenant) = tenant {
-        crate::metering::note_tenant(tenant);
-    }
-    result.map_err(ApiError::from)
+    finish(
+        tokio::task::spawn_blocking(move || run_authenticated(&tenancy, &bearer, work))
+            .await
+            .map_err(ApiError::internal)?,
+    )
 }
 
 /// Body of `POST /v1/collections`.

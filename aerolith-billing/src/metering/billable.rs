@@ -87,22 +87,6 @@ pub struct BillableQuantity {
     pub sources: Vec<UsageSource>,
 }
 
-fn ledger_total(
-    ledger: &dyn UsageLedger,
-    tenant: &str,
-    metric: &str,
-    period: InvoicePeriod,
-) -> Result<UsageSource, LedgerError> {
-    let entries = ledger.query(tenant, metric, period.start_unix_ms, period.end_unix_ms)?;
-    let quantity = entries
-        .first()
-        .map_or(0, |first| first.aggregation.roll_up(&entries));
-    Ok(UsageSource {
-        ledger_metric: metric.to_owned(),
-        quantity,
-    })
-}
-
 fn sum(sources: &[UsageSource]) -> u128 {
     sources.iter().map(|s| u128::from(s.quantity)).sum()
 }
@@ -122,17 +106,43 @@ pub fn billable_usage(
     tenant: &str,
     period: InvoicePeriod,
 ) -> Result<Vec<BillableQuantity>, BillableUsageError> {
-    let totals = |metrics: &[&str]| {
+    // Every ledger metric billed, in one look-up.
+    let mut all_metrics: Vec<&str> = BILLED_API_CALL_METRICS.to_vec();
+    all_metrics.extend([
+        COMPUTE_US,
+        BANDWIDTH_IN_BYTES,
+        BANDWIDTH_OUT_BYTES,
+        STORAGE_BYTE_SECONDS,
+    ]);
+    let entries = ledger.query_metrics(
+        tenant,
+        &all_metrics,
+        period.start_unix_ms,
+        period.end_unix_ms,
+    )?;
+    let totals = |metrics: &[&str]| -> Vec<UsageSource> {
         metrics
             .iter()
-            .map(|metric| ledger_total(ledger, tenant, metric, period))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|metric| {
+                let index = all_metrics
+                    .iter()
+                    .position(|m| m == metric)
+                    .expect("every metric asked for is in all_metrics");
+                let rows = &entries[index];
+                UsageSource {
+                    ledger_metric: (*metric).to_owned(),
+                    quantity: rows
+                        .first()
+                        .map_or(0, |first| first.aggregation.roll_up(rows)),
+                }
+            })
+            .collect()
     };
 
-    let calls = totals(&BILLED_API_CALL_METRICS)?;
+    let calls = totals(&BILLED_API_CALL_METRICS);
     let api_calls = decimal(sum(&calls), 0, MetricId::api_calls())?;
 
-    let compute = totals(&[COMPUTE_US])?;
+    let compute = totals(&[COMPUTE_US]);
     let compute_hours = decimal(sum(&compute), 0, MetricId::compute_hours())?
         .checked_div(Decimal::from(MICROSECONDS_PER_HOUR))
         .ok_or(BillableUsageError::Overflow {
@@ -144,7 +154,7 @@ pub fn billable_usage(
         )
         .normalize();
 
-    let bandwidth = totals(&[BANDWIDTH_IN_BYTES, BANDWIDTH_OUT_BYTES])?;
+    let bandwidth = totals(&[BANDWIDTH_IN_BYTES, BANDWIDTH_OUT_BYTES]);
     let bandwidth_gb = decimal(
         sum(&bandwidth),
         BYTES_PER_GB_SCALE,
@@ -152,7 +162,7 @@ pub fn billable_usage(
     )?
     .normalize();
 
-    let storage = totals(&[STORAGE_BYTE_SECONDS])?;
+    let storage = totals(&[STORAGE_BYTE_SECONDS]);
     let byte_ms = sum(&storage)
         .checked_mul(1_000)
         .ok_or(BillableUsageError::Overflow {

@@ -192,6 +192,40 @@ impl UsageLedger for EngineLedger {
             .map(from_doc)
             .collect()
     }
+
+    /// One index look-up (`series $in [...]`) for all the metrics.
+    fn query_metrics(
+        &self,
+        tenant: &str,
+        metrics: &[&str],
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<Vec<LedgerEntry>>, LedgerError> {
+        let mut by_metric: Vec<Vec<LedgerEntry>> = vec![Vec::new(); metrics.len()];
+        if from_unix_ms >= to_unix_ms || metrics.is_empty() {
+            return Ok(by_metric);
+        }
+        let all_series: Vec<String> = metrics.iter().map(|m| series(tenant, m)).collect();
+        let query = Query::from_json(&json!({
+            "filter": {
+                SERIES_FIELD: {"$in": all_series},
+                "hour_start_unix_ms": {"$gte": from_unix_ms, "$lt": to_unix_ms},
+            },
+            "sort": {"hour_start_unix_ms": 1},
+        }))
+        .map_err(unavailable)?;
+        for doc in self
+            .db
+            .find(LEDGER_COLLECTION, &query)
+            .map_err(unavailable)?
+        {
+            let entry = from_doc(&doc)?;
+            if let Some(index) = metrics.iter().position(|m| *m == entry.metric) {
+                by_metric[index].push(entry);
+            }
+        }
+        Ok(by_metric)
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,23 @@ pub trait UsageLedger: Send + Sync {
         from_unix_ms: i64,
         to_unix_ms: i64,
     ) -> Result<Vec<LedgerEntry>, LedgerError>;
+
+    /// Entries of `tenant` for each of `metrics` (one list per metric, in
+    /// the order given), hours in `[from_unix_ms, to_unix_ms)`. The default
+    /// calls [`UsageLedger::query`] once per metric; a store that can answer
+    /// in one look-up (as [`EngineLedger`](super::EngineLedger) does) should.
+    fn query_metrics(
+        &self,
+        tenant: &str,
+        metrics: &[&str],
+        from_unix_ms: i64,
+        to_unix_ms: i64,
+    ) -> Result<Vec<Vec<LedgerEntry>>, LedgerError> {
+        metrics
+            .iter()
+            .map(|metric| self.query(tenant, metric, from_unix_ms, to_unix_ms))
+            .collect()
+    }
 }
 
 type LedgerKey = (String, String, i64);

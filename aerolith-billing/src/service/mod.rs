@@ -68,7 +68,7 @@ pub use tenant_control::{
     TenantControlCall, TenantControlError,
 };
 
-use store::{Account, Changes, State, StoredPayment};
+use store::{Account, AccountDirty, Changes, State, StoredPayment};
 
 use crate::catalog::{BillingInterval, Catalog, Plan};
 use crate::dunning::{DunningAction, DunningEvent, DunningPhase, DunningPolicy, DunningState};
@@ -316,6 +316,8 @@ enum Effect {
 /// One tenant's working copy during an operation.
 struct TenantWork {
     tenant: TenantId,
+    /// The committed account, to write only the parts that changed.
+    original: Account,
     account: Account,
     /// New or changed invoices, by id.
     invoices: BTreeMap<InvoiceId, Invoice>,
@@ -329,7 +331,10 @@ impl TenantWork {
         self.effects.push(Effect::Audit(event));
     }
     fn into_changes(self, changes: &mut Changes) -> (TenantId, Vec<Effect>) {
-        changes.accounts.insert(self.tenant, self.account);
+        let dirty = AccountDirty::between(&self.original, &self.account);
+        if dirty.any() {
+            changes.accounts.insert(self.tenant, (self.account, dirty));
+        }
         changes.invoices.extend(
             self.invoices
                 .into_values()
@@ -481,9 +486,11 @@ impl BillingService {
     }
 
     fn work(state: &State, tenant: TenantId) -> TenantWork {
+        let account = state.accounts.get(&tenant).cloned().unwrap_or_default();
         TenantWork {
             tenant,
-            account: state.accounts.get(&tenant).cloned().unwrap_or_default(),
+            original: account.clone(),
+            account,
             invoices: BTreeMap::new(),
             notes: Vec::new(),
             payments: Vec::new(),

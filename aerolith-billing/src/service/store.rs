@@ -104,10 +104,31 @@ pub(crate) struct State {
     pub payments: Vec<StoredPayment>,
 }
 
+/// Which parts of an account changed (only those are written).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccountDirty {
+    pub subscription: bool,
+    pub settings: bool,
+    pub dunning: bool,
+}
+
+impl AccountDirty {
+    pub fn between(before: &Account, after: &Account) -> AccountDirty {
+        AccountDirty {
+            subscription: before.subscription != after.subscription,
+            settings: before.settings != after.settings,
+            dunning: before.dunning != after.dunning,
+        }
+    }
+    pub fn any(self) -> bool {
+        self.subscription || self.settings || self.dunning
+    }
+}
+
 /// Documents one operation commits together.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    pub accounts: BTreeMap<TenantId, Account>,
+    pub accounts: BTreeMap<TenantId, (Account, AccountDirty)>,
     pub invoices: Vec<(TenantId, Invoice)>,
     pub credit_notes: Vec<(TenantId, CreditNote)>,
     pub numbers: HashMap<(InvoicePrefix, i32), u64>,
@@ -163,11 +184,17 @@ pub(crate) fn ensure_collections(db: &Database) -> Result<(), BillingServiceErro
 /// Encodes `changes` into one batch.
 pub(crate) fn to_batch(changes: &Changes) -> Result<WriteBatch, BillingServiceError> {
     let mut batch = WriteBatch::new();
-    for (tenant, account) in &changes.accounts {
+    for (tenant, (account, dirty)) in &changes.accounts {
         let id = tenant.get().to_string();
-        batch.upsert(SUBSCRIPTIONS, wrap(&id, &[], &account.subscription))?;
-        batch.upsert(TENANT_SETTINGS, wrap(&id, &[], &account.settings))?;
-        batch.upsert(DUNNING, wrap(&id, &[], &account.dunning))?;
+        if dirty.subscription {
+            batch.upsert(SUBSCRIPTIONS, wrap(&id, &[], &account.subscription))?;
+        }
+        if dirty.settings {
+            batch.upsert(TENANT_SETTINGS, wrap(&id, &[], &account.settings))?;
+        }
+        if dirty.dunning {
+            batch.upsert(DUNNING, wrap(&id, &[], &account.dunning))?;
+        }
     }
     for (tenant, invoice) in &changes.invoices {
         let tenant_field = [("tenant", json!(tenant.get().to_string()))];
@@ -201,7 +228,7 @@ pub(crate) fn to_batch(changes: &Changes) -> Result<WriteBatch, BillingServiceEr
 
 /// Applies committed `changes` to the in-memory mirror.
 pub(crate) fn apply(state: &mut State, changes: Changes) {
-    for (tenant, account) in changes.accounts {
+    for (tenant, (account, _)) in changes.accounts {
         state.accounts.insert(tenant, account);
     }
     for (tenant, invoice) in changes.invoices {

@@ -12,6 +12,7 @@ mod payments;
 mod price;
 mod render;
 mod service;
+mod service_crash;
 mod service_story;
 mod storage_sampler;
 mod store;

@@ -3,6 +3,7 @@
 //! `aerolith` binary end to end.
 
 mod admin_routes;
+mod billing_routes;
 mod cli_binary;
 mod error_statuses;
 mod errors;
@@ -10,6 +11,7 @@ mod limits;
 mod observability;
 mod operations;
 mod operator_transfer;
+mod readme_tour;
 mod serving;
 mod storage_metering;
 mod support;

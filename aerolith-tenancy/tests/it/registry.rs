@@ -812,3 +812,48 @@ fn an_audit_entry_altered_on_disk_is_reported_by_verify() {
         .verify_audit_log(&Principal::Operator, AuditChain::Operator)
         .expect("operator chain intact");
 }
+
+#[test]
+fn billing_events_are_appended_to_the_tenant_chain_by_the_operator_only() {
+    use aerolith_tenancy::{BillingAuditKind, TenantId};
+    let fx = Fixture::new();
+    let (tenant, key) = fx.create("acme", "starter", IsolationMode::Shared);
+    fx.tenancy
+        .audit_billing_event(
+            &Principal::Operator,
+            tenant.id,
+            BillingAuditKind::Invoice,
+            "invoice inv_1 (AER-2026-000001) Issued: 2900 USD".into(),
+        )
+        .expect("operator appends");
+    let owner = fx.tenancy.authenticate(&key).expect("authenticate");
+    assert!(matches!(
+        fx.tenancy.audit_billing_event(
+            &owner,
+            tenant.id,
+            BillingAuditKind::Dunning,
+            "forged".into()
+        ),
+        Err(TenancyError::Forbidden(_))
+    ));
+    assert!(matches!(
+        fx.tenancy.audit_billing_event(
+            &Principal::Operator,
+            TenantId::new(999),
+            BillingAuditKind::Subscription,
+            "nobody".into()
+        ),
+        Err(TenancyError::TenantNotFound { .. })
+    ));
+    let log = fx
+        .tenancy
+        .audit_log(&Principal::Operator, AuditChain::Tenant(tenant.id), 0, 100)
+        .expect("log");
+    let last = log.last().expect("entries");
+    assert_eq!(last.action, AuditAction::BillingInvoice);
+    assert_eq!(last.actor, Principal::Operator);
+    assert!(last.target.contains("AER-2026-000001"));
+    fx.tenancy
+        .verify_audit_log(&Principal::Operator, AuditChain::Tenant(tenant.id))
+        .expect("chain intact");
+}
