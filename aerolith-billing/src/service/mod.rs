@@ -42,6 +42,12 @@
 //!   (retries, suspension, cancellation), then the subscription's due
 //!   transitions (trial end, renewals, cancel at period end). Usage must be
 //!   flushed into the ledger (`Meter::flush`) before a run.
+//!
+//! Not handled yet: dunning follows one invoice at a time (another invoice
+//! left unpaid meanwhile stays open without its own schedule); the final
+//! usage invoice of a canceled subscription is charged once and not dunned;
+//! a plan change does not change the tenant's quota plan in tenancy (the
+//! caller does that with `Tenancy::update_tenant`).
 
 mod error;
 mod run;

@@ -66,7 +66,7 @@ pub struct BillingRunReport {
 }
 
 impl BillingRunReport {
-    fn count(&mut self, tenant: TenantId, effects: &[Effect]) {
+    fn count(&mut self, tenant: TenantId, effects: Vec<Effect>) {
         use super::tenant_control::InvoiceTransition;
         use crate::subscription::SubscriptionEventKind as Kind;
         for effect in effects {
@@ -74,7 +74,7 @@ impl BillingRunReport {
                 Effect::Suspend => self.suspended.push(tenant),
                 Effect::Resume => self.resumed.push(tenant),
                 Effect::Audit(event) => {
-                    match event {
+                    match &event {
                         BillingEvent::Subscription(e) => match e.kind {
                             Kind::TrialConverted => self.trials_converted += 1,
                             Kind::Renewed { .. } => self.renewals += 1,
@@ -98,7 +98,7 @@ impl BillingRunReport {
                             InvoiceTransition::Voided | InvoiceTransition::Credited => {}
                         },
                     }
-                    self.events.push((tenant, event.clone()));
+                    self.events.push((tenant, event));
                 }
             }
         }
@@ -159,13 +159,13 @@ impl BillingService {
             staging.drain_into(&mut changes);
             self.commit(&mut state, changes)?;
             for (tenant, tenant_effects) in effects {
-                report.count(tenant, &tenant_effects);
                 for error in self.perform(tenant, &tenant_effects) {
                     report.failures.push(BillingRunFailure {
                         tenant,
                         error: error.to_string(),
                     });
                 }
+                report.count(tenant, tenant_effects);
             }
         }
         Ok(report)

@@ -328,3 +328,9 @@ fn a_declined_renewal_goes_through_dunning_to_suspension_and_recovers() {
         .count();
     assert_eq!(failed, 5, "first attempt and four retries");
 }
+
+#[test]
+fn the_service_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<BillingService>();
+}
