@@ -125,7 +125,7 @@ fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryRepor
         database_id: random_hex(16),
         encryption,
     };
-    write_meta(dir, &meta)?;
+    write_meta(dir, &meta, &options.fault_plan)?;
     report.created = true;
     Ok(meta)
 }
@@ -398,7 +398,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let ids = manifest.segments.clone();
     for (i, &id) in ids.iter().enumerate() {
-        let segment = Arc::new(Segment::open(dir, id)?);
+        let segment = Arc::new(Segment::open(dir, id, &options.fault_plan)?);
         replayer.state.segments.insert(id, Arc::clone(&segment));
         segments.push(Arc::clone(&segment));
         let is_last = i + 1 == ids.len();
@@ -439,7 +439,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         replayer.pending_txn = None;
         if segments_dropped > 0 {
             manifest.segments.truncate(i + 1);
-            write_manifest(dir, &manifest)?;
+            write_manifest(dir, &manifest, &options.fault_plan)?;
             remove_orphans(dir, &manifest, &mut replayer.report)?;
         }
         replayer.report.truncated = Some(TruncatedTail {
@@ -458,10 +458,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         Some(last) => (Arc::clone(last), last.len()?),
         None => {
             let id = manifest.next_segment_id;
-            let segment = Arc::new(Segment::create(dir, id)?);
+            let segment = Arc::new(Segment::create(dir, id, &options.fault_plan)?);
             manifest.segments.push(id);
             manifest.next_segment_id = id + 1;
-            write_manifest(dir, &manifest)?;
+            write_manifest(dir, &manifest, &options.fault_plan)?;
             replayer.state.segments.insert(id, Arc::clone(&segment));
             (segment, SEGMENT_HEADER_BYTES)
         }

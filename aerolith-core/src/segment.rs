@@ -16,6 +16,7 @@ use memmap2::Mmap;
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
+use crate::fault::{self, Faults};
 
 /// Magic at the start of every segment file.
 const SEGMENT_MAGIC: [u8; 8] = *b"AEROSEG\x01";
@@ -54,6 +55,8 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     file: File,
     map: RwLock<Arc<Mmap>>,
+    /// The database's fault plan (tests only; `None` otherwise).
+    faults: Faults,
 }
 
 impl std::fmt::Debug for Segment {
@@ -77,29 +80,29 @@ fn map_file(file: &File, path: &Path) -> Result<Mmap> {
 
 impl Segment {
     /// Creates a new, empty segment with its header, synced to disk.
-    pub(crate) fn create(dir: &Path, id: u64) -> Result<Segment> {
+    pub(crate) fn create(dir: &Path, id: u64, faults: &Faults) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io("create segment", &path, e))?;
-        file.write_all_at(&header_bytes(id), 0)
+        let file = fault::create(
+            faults,
+            OpenOptions::new().read(true).write(true).create_new(true),
+            &path,
+        )
+        .map_err(|e| Error::io("create segment", &path, e))?;
+        fault::write_all_at(faults, &file, &path, &header_bytes(id), 0)
             .map_err(|e| Error::io("write segment header", &path, e))?;
-        file.sync_all()
-            .map_err(|e| Error::io("sync segment", &path, e))?;
+        fault::sync_all(faults, &file, &path).map_err(|e| Error::io("sync segment", &path, e))?;
         let map = map_file(&file, &path)?;
         Ok(Segment {
             id,
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            faults: faults.clone(),
         })
     }
 
     /// Opens an existing segment and checks its header.
-    pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
+    pub(crate) fn open(dir: &Path, id: u64, faults: &Faults) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
         let file = OpenOptions::new()
             .read(true)
@@ -127,6 +130,7 @@ impl Segment {
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            faults: faults.clone(),
         })
     }
 
@@ -194,25 +198,21 @@ impl Segment {
 
     /// Writes `bytes` at `offset` (the caller owns the append position).
     pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(bytes, offset)
+        fault::write_all_at(&self.faults, &self.file, &self.path, bytes, offset)
             .map_err(|e| Error::io("append to segment", &self.path, e))
     }
 
     /// fdatasync: the data written so far survives a crash.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
+        fault::sync_data(&self.faults, &self.file, &self.path)
             .map_err(|e| Error::io("sync segment", &self.path, e))
     }
 
     /// Cuts the file at `len` (recovery of a torn tail, before serving reads).
     pub(crate) fn truncate(&self, len: u64) -> Result<()> {
-        self.file
-            .set_len(len)
+        fault::set_len(&self.faults, &self.file, &self.path, len)
             .map_err(|e| Error::io("truncate segment", &self.path, e))?;
-        self.file
-            .sync_all()
+        fault::sync_all(&self.faults, &self.file, &self.path)
             .map_err(|e| Error::io("sync segment", &self.path, e))?;
         *self.map.write() = Arc::new(map_file(&self.file, &self.path)?);
         Ok(())
@@ -233,11 +233,11 @@ mod tests {
     #[test]
     fn a_damaged_header_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Segment::create(dir.path(), 7).unwrap();
+        let seg = Segment::create(dir.path(), 7, &None).unwrap();
         seg.write_at(&[0xFF], 3).unwrap();
         drop(seg);
         assert!(matches!(
-            Segment::open(dir.path(), 7),
+            Segment::open(dir.path(), 7, &None),
             Err(Error::Corrupt { offset: 0, .. })
         ));
     }
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn reads_past_the_map_remap_the_growing_file() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Segment::create(dir.path(), 1).unwrap();
+        let seg = Segment::create(dir.path(), 1, &None).unwrap();
         seg.write_at(b"hello", SEGMENT_HEADER_BYTES).unwrap();
         let got = seg
             .with_bytes(SEGMENT_HEADER_BYTES, 5, |b| b.to_vec())
