@@ -198,6 +198,10 @@ fn tenant_deletion_survives_sigkill() {
         // Half the cycles kill the child as soon as it starts a deletion, so
         // the kill lands somewhere inside `delete_tenant`.
         let kill_in_delete = rng.random_bool(0.5);
+        // How long after the announcement: the kill moment is the random
+        // variable of this test (not a synchronisation), so a seeded pause
+        // is what spreads kills over the steps of a deletion.
+        let kill_delay_us: u64 = rng.random_range(0..4000);
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -249,6 +253,7 @@ fn tenant_deletion_survives_sigkill() {
                         k.fate = Fate::Deleting;
                     }
                     if kill_in_delete {
+                        std::thread::sleep(std::time::Duration::from_micros(kill_delay_us));
                         break;
                     }
                 }
