@@ -15,6 +15,11 @@
 //!   record's salt and compacts the system database, so copies of the files
 //!   left anywhere can no longer be decrypted (crypto-shredding).
 //!
+//! Deletion is all or nothing across a crash: it first persists the tenant's
+//! record with a `deleting` mark; from then on a crash at any step is finished
+//! by the next [`Tenancy::open`] (keys, data, salt, tombstone); before it the
+//! tenant is untouched.
+//!
 //! Invariant: lifecycle operations are serialized by one registry lock; the
 //! data path never takes it (it reads the tenant's runtime from sharded maps).
 
