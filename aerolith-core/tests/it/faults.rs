@@ -411,3 +411,65 @@ fn a_failed_append_acknowledges_no_batch_of_its_group() {
         }
     }
 }
+
+/// Regression: a roll-over whose new segment could not be created left the
+/// id taken, so every later roll-over failed with "file exists" and the
+/// database could never write again. Now the failed write reports the error
+/// and the next ones go on (into a fresh id).
+#[test]
+fn a_failed_roll_over_keeps_the_database_writing() {
+    let root = scratch();
+    let dir = root.path().join("db");
+    Database::open(&dir, options(None))
+        .unwrap()
+        .create_collection("a")
+        .unwrap();
+    // The new segment's header write: the first write of the first upsert
+    // that rolls over (a dry run on a copy finds its number).
+    let header_write = {
+        let copy = scratch();
+        let copy_dir = copy.path().join("db");
+        std::fs::create_dir_all(&copy_dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copy_dir.join(entry.file_name())).unwrap();
+        }
+        let dry = FaultPlan::new();
+        let db = Database::open(&copy_dir, options(Some(Arc::clone(&dry)))).unwrap();
+        let mut found = None;
+        for i in 0..60u32 {
+            let writes_before = dry.count(FaultOp::Write);
+            db.upsert("a", doc(i, 1, 100)).unwrap();
+            if dry.count(FaultOp::Create) > 0 {
+                found = Some(writes_before + 1);
+                break;
+            }
+        }
+        found.expect("the workload rolls over")
+    };
+    let plan = FaultPlan::at(FaultOp::Write, header_write, Fault::Fail { errno: ENOSPC });
+    let db = Database::open(&dir, options(Some(Arc::clone(&plan)))).unwrap();
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for i in 0..60u32 {
+        match db.upsert("a", doc(i, 1, 100)) {
+            Ok(_) => acked.push(i),
+            Err(e) => {
+                assert_typed(&e, "roll-over");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(plan.fired().len(), 1);
+    assert_eq!(failed, 1, "only the write that hit the fault fails");
+    assert!(plan.fired()[0]
+        .path
+        .extension()
+        .is_some_and(|e| e == "aero"));
+    assert!(plan.count(FaultOp::Create) > 1, "later roll-overs happened");
+    drop(db);
+    let db = Database::open(&dir, options(None)).unwrap();
+    for i in acked {
+        assert!(db.get("a", &format!("d{i}")).unwrap().is_some());
+    }
+}
