@@ -39,10 +39,13 @@ const STEPS: usize = 28;
 /// (collection, id) -> document.
 type Model = BTreeMap<(String, String), Value>;
 
+/// One operation of a batch: (collection index, id, Some((value, padding))
+/// = upsert, None = delete).
+type BatchOp = (usize, u32, Option<(i64, usize)>);
+
 #[derive(Debug, Clone)]
 enum Step {
-    /// (collection index, id, Some(value) = upsert with padding, None = delete).
-    Batch(Vec<(usize, u32, Option<(i64, usize)>)>),
+    Batch(Vec<BatchOp>),
     Compact,
     CreateIndex,
     Backup,
@@ -79,7 +82,7 @@ fn doc(id: u32, v: i64, pad: usize) -> Value {
     json!({"_id": format!("d{id}"), "v": v, "pad": "x".repeat(pad)})
 }
 
-fn apply(model: &mut Model, ops: &[(usize, u32, Option<(i64, usize)>)]) {
+fn apply(model: &mut Model, ops: &[BatchOp]) {
     for &(c, id, put) in ops {
         let key = (COLLECTIONS[c].to_string(), format!("d{id}"));
         match put {
@@ -90,7 +93,7 @@ fn apply(model: &mut Model, ops: &[(usize, u32, Option<(i64, usize)>)]) {
 }
 
 /// A failed batch may or may not have been applied: keep both.
-fn fork(candidates: &mut Vec<Model>, ops: &[(usize, u32, Option<(i64, usize)>)]) {
+fn fork(candidates: &mut Vec<Model>, ops: &[BatchOp]) {
     let mut applied: Vec<Model> = candidates
         .iter()
         .map(|m| {
