@@ -476,3 +476,47 @@ fn a_failed_roll_over_keeps_the_database_writing() {
         assert!(db.get("a", &format!("d{i}")).unwrap().is_some());
     }
 }
+
+/// Faults while recovery cuts a torn tail (`set_len`, then its fsync): the
+/// open fails with a typed error naming the segment and changes nothing
+/// that matters; the next open without faults repairs the tail and serves
+/// every document.
+#[test]
+fn a_fault_while_recovery_truncates_fails_the_open_cleanly() {
+    for (op, fault) in [
+        (FaultOp::SetLen, Fault::Fail { errno: EIO }),
+        (FaultOp::Sync, Fault::Fail { errno: EIO }),
+    ] {
+        let root = scratch();
+        let dir = root.path().join("db");
+        {
+            let db = Database::open(&dir, options(None)).unwrap();
+            db.create_collection("a").unwrap();
+            for i in 0..5 {
+                db.upsert("a", doc(i, 1, 10)).unwrap();
+            }
+            db.close().unwrap();
+        }
+        let last = segment_files(&dir).into_iter().max().unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[0xAB; 7]).unwrap();
+        drop(f);
+        let plan = FaultPlan::at(op, 1, fault);
+        match Database::open(&dir, options(Some(Arc::clone(&plan)))) {
+            Err(Error::Io { path, .. }) => assert_eq!(path, last, "{op:?}"),
+            other => panic!("{op:?}: expected an I/O error, got {other:?}"),
+        }
+        assert_eq!(plan.fired().len(), 1);
+        let db = Database::open(&dir, options(None)).unwrap();
+        if op == FaultOp::SetLen {
+            // (After a failed fsync the cut itself was made already.)
+            assert!(db.recovery_report().truncated.is_some());
+        }
+        for i in 0..5 {
+            assert!(db.get("a", &format!("d{i}")).unwrap().is_some(), "{op:?}");
+        }
+    }
+}
