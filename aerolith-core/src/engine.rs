@@ -165,6 +165,7 @@ impl Database {
         }
         if !was_closed {
             w.active.sync()?;
+            w.active.trim(w.active_len)?;
         }
         // Releasing the lock lets this or another process open the directory.
         self.inner.lock.lock().take();
@@ -267,7 +268,10 @@ impl Drop for Inner {
             }
         }
         if !self.closed.load(Ordering::SeqCst) && !self.poisoned.load(Ordering::SeqCst) {
-            let _ = self.writer.get_mut().active.sync();
+            let w = self.writer.get_mut();
+            if w.active.sync().is_ok() {
+                let _ = w.active.trim(w.active_len);
+            }
         }
     }
 }
@@ -784,6 +788,13 @@ impl Inner {
             return Ok(builder.outcome);
         }
         let (buf, outcome) = builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
+        let end = w.active_len + buf.len() as u64;
+        if let Err(e) = w.active.reserve(end, self.segment_size_bytes_max) {
+            // The zero-fill's fsync may have failed: unsynced appends before it
+            // are of unknown durability.
+            self.poison();
+            return Err(e);
+        }
         if let Err(e) = w.active.write_at(&buf, w.active_len) {
             // A partial append may sit at the tail; recovery will cut it.
             self.poison();
@@ -811,6 +822,9 @@ impl Inner {
     pub(crate) fn roll_over(&self, w: &mut WriteSide) -> Result<()> {
         self.check_open()?;
         w.active.sync().inspect_err(|_| self.poison())?;
+        // A sealed segment ends at its last record: recovery accepts a zero
+        // tail only in the last segment.
+        w.active.trim(w.active_len).inspect_err(|_| self.poison())?;
         let id = w.manifest.next_segment_id;
         w.manifest.next_segment_id = id + 1;
         let segment = Arc::new(Segment::create(&self.dir, id, &self.faults)?);

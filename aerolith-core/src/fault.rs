@@ -147,6 +147,10 @@ impl FaultPlan {
         self.synced_lens.lock().clone()
     }
 
+    fn record_synced_len(&self, path: &Path, len: u64) {
+        self.synced_lens.lock().insert(path.to_path_buf(), len);
+    }
+
     fn record_synced(&self, file: &File, path: &Path) {
         if let Ok(meta) = file.metadata() {
             if meta.is_file() {
@@ -232,12 +236,20 @@ pub(crate) fn write_all(
     file.write_all(bytes)
 }
 
-/// `sync_data` through the plan.
-pub(crate) fn sync_data(faults: &Faults, file: &File, path: &Path) -> std::io::Result<()> {
+/// `sync_data` through the plan for a file whose meaningful bytes end at
+/// `data_len` (a segment with a zero-filled tail): the plan records
+/// `data_len`, not the file length, as what the fsync made durable, so a
+/// simulated power cut still loses appends made after it.
+pub(crate) fn sync_data_len(
+    faults: &Faults,
+    file: &File,
+    path: &Path,
+    data_len: u64,
+) -> std::io::Result<()> {
     plain(faults, FaultOp::Sync, path)?;
     file.sync_data()?;
     if let Some(plan) = faults {
-        plan.record_synced(file, path);
+        plan.record_synced_len(path, data_len);
     }
     Ok(())
 }

@@ -2,14 +2,24 @@
 //! with a small checksummed header. A segment is read through a `memmap2`
 //! map; the active segment's map is refreshed when a read reaches past it.
 //!
-//! Invariant: bytes of a segment below its current length are never changed
+//! The active segment is zero-filled ahead of the appends in steps of
+//! [`PREALLOC_STEP_BYTES`] (synced once per step), so that a durable commit
+//! overwrites blocks the file already has and its fdatasync does not also have
+//! to journal a size change: measured on ext4, p50 145 us instead of 214 us
+//! per 1.1 KiB commit (see BENCHMARKS.md). Recovery reads an all-zero tail
+//! after the last frame of the last segment as the end of the log; a segment
+//! is cut back to its frames when it is sealed and when the database closes.
+//!
+//! Invariant: bytes of a segment below its append position are never changed
 //! while the database is open (recovery truncates a torn tail before any map
-//! exists; compaction writes new files and deletes old ones, and an unlinked
-//! file stays readable through the maps that snapshots still hold).
+//! exists; trimming only removes the zero tail past every record; compaction
+//! writes new files and deletes old ones, and an unlinked file stays readable
+//! through the maps that snapshots still hold).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -24,6 +34,10 @@ const SEGMENT_MAGIC: [u8; 8] = *b"AEROSEG\x01";
 pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Bytes of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 32;
+
+/// How far ahead of the append position the active segment is zero-filled,
+/// in one write and one fdatasync (never past the segment size limit).
+pub(crate) const PREALLOC_STEP_BYTES: u64 = 4 << 20;
 
 /// The file name of segment `id`.
 pub(crate) fn segment_file_name(id: u64) -> String {
@@ -55,6 +69,10 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     file: File,
     map: RwLock<Arc<Mmap>>,
+    /// Length of the file including its zero-filled tail (the writer's view).
+    allocated_len: AtomicU64,
+    /// End of the last record written (what an fsync makes durable).
+    written_len: AtomicU64,
     /// The database's fault plan (tests only; `None` otherwise).
     faults: Faults,
 }
@@ -97,6 +115,8 @@ impl Segment {
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            allocated_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
+            written_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
             faults: faults.clone(),
         })
     }
@@ -125,11 +145,14 @@ impl Segment {
             });
         }
         let map = map_file(&file, &path)?;
+        let len = map.len() as u64;
         Ok(Segment {
             id,
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            allocated_len: AtomicU64::new(len),
+            written_len: AtomicU64::new(len),
             faults: faults.clone(),
         })
     }
@@ -199,12 +222,40 @@ impl Segment {
     /// Writes `bytes` at `offset` (the caller owns the append position).
     pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         fault::write_all_at(&self.faults, &self.file, &self.path, bytes, offset)
-            .map_err(|e| Error::io("append to segment", &self.path, e))
+            .map_err(|e| Error::io("append to segment", &self.path, e))?;
+        let end = offset + bytes.len() as u64;
+        self.written_len.fetch_max(end, Ordering::SeqCst);
+        self.allocated_len.fetch_max(end, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes sure the file holds at least `end` bytes, zero-filling ahead in
+    /// steps of [`PREALLOC_STEP_BYTES`] (but not past `limit_bytes`) and
+    /// syncing the zeros, so later appends below that length rewrite existing
+    /// blocks. Called by the writer before an append; bytes past the append
+    /// position are always zero.
+    pub(crate) fn reserve(&self, end: u64, limit_bytes: u64) -> Result<()> {
+        let allocated = self.allocated_len.load(Ordering::SeqCst);
+        if end <= allocated {
+            return Ok(());
+        }
+        let target = (allocated + PREALLOC_STEP_BYTES).min(limit_bytes).max(end);
+        let n = usize::try_from(target - allocated).map_err(|_| self.out_of_range(end))?;
+        // One write: a fresh zeroed allocation of this size costs no copying.
+        let zeros = vec![0u8; n];
+        fault::write_all_at(&self.faults, &self.file, &self.path, &zeros, allocated)
+            .map_err(|e| Error::io("zero-fill segment", &self.path, e))?;
+        let written = self.written_len.load(Ordering::SeqCst);
+        fault::sync_data_len(&self.faults, &self.file, &self.path, written)
+            .map_err(|e| Error::io("sync segment", &self.path, e))?;
+        self.allocated_len.store(target, Ordering::SeqCst);
+        Ok(())
     }
 
     /// fdatasync: the data written so far survives a crash.
     pub(crate) fn sync(&self) -> Result<()> {
-        fault::sync_data(&self.faults, &self.file, &self.path)
+        let written = self.written_len.load(Ordering::SeqCst);
+        fault::sync_data_len(&self.faults, &self.file, &self.path, written)
             .map_err(|e| Error::io("sync segment", &self.path, e))
     }
 
@@ -214,7 +265,18 @@ impl Segment {
             .map_err(|e| Error::io("truncate segment", &self.path, e))?;
         fault::sync_all(&self.faults, &self.file, &self.path)
             .map_err(|e| Error::io("sync segment", &self.path, e))?;
+        self.allocated_len.store(len, Ordering::SeqCst);
+        self.written_len.store(len, Ordering::SeqCst);
         *self.map.write() = Arc::new(map_file(&self.file, &self.path)?);
+        Ok(())
+    }
+
+    /// Cuts the zero-filled tail off at `len`, the end of the last record
+    /// (sealing a segment, closing the database). No-op if there is none.
+    pub(crate) fn trim(&self, len: u64) -> Result<()> {
+        if self.len()? > len {
+            self.truncate(len)?;
+        }
         Ok(())
     }
 }
