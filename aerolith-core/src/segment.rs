@@ -92,7 +92,9 @@ fn map_file(file: &File, path: &Path) -> Result<Mmap> {
     // truncated while mapped. Segments are append-only while open, the
     // database directory is locked against other processes, recovery
     // truncates before mapping, and deleted segments are unlinked (not
-    // truncated), which leaves existing maps valid.
+    // truncated), which leaves existing maps valid. Trimming the zero tail
+    // (seal, close) shortens a mapped file, but only past the end of every
+    // record, and reads only ever touch the bytes of records.
     unsafe { Mmap::map(file) }.map_err(|e| Error::io("map segment", path, e))
 }
 
