@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::batch::WriteBatch;
 use crate::engine::{read_doc, Database};
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::files::{read_meta, sync_dir, write_manifest, write_meta, Manifest};
 use crate::segment::segment_file_name;
 
@@ -81,21 +82,28 @@ impl Database {
         }
         std::fs::create_dir_all(dest).map_err(|e| Error::io("create backup directory", dest, e))?;
         let meta = read_meta(&inner.dir)?.expect("an open database has a meta file");
-        write_meta(dest, &meta)?;
+        write_meta(dest, &meta, &inner.faults)?;
         let mut bytes = 0;
         for segment in &segments {
             let map = segment.map()?;
             let path = dest.join(segment_file_name(segment.id));
-            let mut f = std::fs::File::create(&path)
-                .map_err(|e| Error::io("create backup segment", &path, e))?;
-            f.write_all(&map)
+            let mut f = fault::create(
+                &inner.faults,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                &path,
+            )
+            .map_err(|e| Error::io("create backup segment", &path, e))?;
+            fault::write_all(&inner.faults, &mut f, &path, &map)
                 .map_err(|e| Error::io("write backup segment", &path, e))?;
-            f.sync_all()
+            fault::sync_all(&inner.faults, &f, &path)
                 .map_err(|e| Error::io("sync backup segment", &path, e))?;
             bytes += map.len() as u64;
         }
-        write_manifest(dest, &manifest)?;
-        sync_dir(dest)?;
+        write_manifest(dest, &manifest, &inner.faults)?;
+        sync_dir(dest, &inner.faults)?;
         Ok(BackupReport {
             segments: segments.len(),
             bytes,

@@ -97,7 +97,7 @@ impl Database {
             };
             next_id += 1;
             out.segments
-                .push(Arc::new(Segment::create(&inner.dir, id)?));
+                .push(Arc::new(Segment::create(&inner.dir, id, &inner.faults)?));
             out.len = SEGMENT_HEADER_BYTES;
             Ok(())
         };
@@ -157,7 +157,7 @@ impl Database {
         let last = out.segments.last().expect("a segment is open");
         last.write_at(&out.buf, SEGMENT_HEADER_BYTES)?;
         last.sync()?;
-        sync_dir(&inner.dir)?;
+        sync_dir(&inner.dir, &inner.faults)?;
         let mut bytes_after = 0;
         for s in &out.segments {
             bytes_after += s.len()?;
@@ -170,7 +170,7 @@ impl Database {
             let new_ids: Vec<u64> = out.segments.iter().map(|s| s.id).collect();
             manifest.segments.retain(|id| !sealed_set.contains(id));
             manifest.segments.splice(0..0, new_ids);
-            write_manifest(&inner.dir, &manifest)?;
+            write_manifest(&inner.dir, &manifest, &inner.faults)?;
             w.manifest = manifest;
             for s in &out.segments {
                 w.state.segments.insert(s.id, Arc::clone(s));
@@ -200,7 +200,7 @@ impl Database {
                 let _ = std::fs::remove_file(&s.path);
             }
         }
-        sync_dir(&inner.dir)?;
+        sync_dir(&inner.dir, &inner.faults)?;
         Ok(CompactionReport {
             segments_compacted: sealed.len(),
             segments_written: out.segments.len(),

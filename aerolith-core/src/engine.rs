@@ -22,6 +22,7 @@ use crate::batch::{merge_patch, prepare_doc, BatchOp, CommitOutcome, OpOutcome, 
 use crate::clock::Clock;
 use crate::crypto::RecordCipher;
 use crate::error::{Error, Result};
+use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::options::{Durability, Options};
 use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     pub(crate) segment_size_bytes_max: u64,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The fault plan of the test seam; `None` outside tests.
+    pub(crate) faults: Faults,
     pub(crate) cipher: Option<RecordCipher>,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
@@ -99,6 +102,7 @@ impl Database {
             durability: options.durability,
             segment_size_bytes_max: options.segment_size_bytes_max.max(SEGMENT_HEADER_BYTES + 1),
             clock: options.clock.clone(),
+            faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
@@ -161,6 +165,7 @@ impl Database {
         }
         if !was_closed {
             w.active.sync()?;
+            w.active.trim(w.active_len)?;
         }
         // Releasing the lock lets this or another process open the directory.
         self.inner.lock.lock().take();
@@ -263,7 +268,10 @@ impl Drop for Inner {
             }
         }
         if !self.closed.load(Ordering::SeqCst) && !self.poisoned.load(Ordering::SeqCst) {
-            let _ = self.writer.get_mut().active.sync();
+            let w = self.writer.get_mut();
+            if w.active.sync().is_ok() {
+                let _ = w.active.trim(w.active_len);
+            }
         }
     }
 }
@@ -718,6 +726,14 @@ impl Inner {
             }
             results.push(result);
         }
+        if self.poisoned.load(Ordering::SeqCst) {
+            // A later batch of the group failed to append: the group is never
+            // fsynced, so the batches before it must not be acknowledged
+            // either (they may or may not survive a crash).
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(Error::Poisoned);
+            }
+        }
         if wrote_any && !self.poisoned.load(Ordering::SeqCst) {
             match self.durability {
                 Durability::Always => {
@@ -772,6 +788,13 @@ impl Inner {
             return Ok(builder.outcome);
         }
         let (buf, outcome) = builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
+        let end = w.active_len + buf.len() as u64;
+        if let Err(e) = w.active.reserve(end, self.segment_size_bytes_max) {
+            // The zero-fill's fsync may have failed: unsynced appends before it
+            // are of unknown durability.
+            self.poison();
+            return Err(e);
+        }
         if let Err(e) = w.active.write_at(&buf, w.active_len) {
             // A partial append may sit at the tail; recovery will cut it.
             self.poison();
@@ -784,14 +807,30 @@ impl Inner {
     }
 
     /// Seals the active segment and starts a new one, recorded in the manifest.
+    ///
+    /// A failed fsync of the sealed segment poisons the database (its data is
+    /// of unknown durability). A failed creation of the new segment does not:
+    /// the database goes on appending to the current one, the id is not
+    /// reused, and a file left behind is an orphan that recovery deletes. A
+    /// failed manifest write poisons: a crash might keep either manifest, and
+    /// appending on to a segment that is no longer the last could leave a torn
+    /// tail where recovery only accepts clean data.
+    ///
+    /// A poisoned database never rolls over: its active segment may end in a
+    /// torn append, which recovery accepts only at the end of the last
+    /// segment (so compaction and backup fail with `Poisoned` too).
     pub(crate) fn roll_over(&self, w: &mut WriteSide) -> Result<()> {
+        self.check_open()?;
         w.active.sync().inspect_err(|_| self.poison())?;
+        // A sealed segment ends at its last record: recovery accepts a zero
+        // tail only in the last segment.
+        w.active.trim(w.active_len).inspect_err(|_| self.poison())?;
         let id = w.manifest.next_segment_id;
-        let segment = Arc::new(Segment::create(&self.dir, id)?);
+        w.manifest.next_segment_id = id + 1;
+        let segment = Arc::new(Segment::create(&self.dir, id, &self.faults)?);
         let mut manifest = w.manifest.clone();
         manifest.segments.push(id);
-        manifest.next_segment_id = id + 1;
-        write_manifest(&self.dir, &manifest)?;
+        write_manifest(&self.dir, &manifest, &self.faults).inspect_err(|_| self.poison())?;
         w.manifest = manifest;
         w.state.segments.insert(id, Arc::clone(&segment));
         w.active = segment;

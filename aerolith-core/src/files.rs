@@ -5,12 +5,12 @@
 //! atomic-replace helper they share.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fault::{self, Faults};
 
 pub(crate) const META_FILE: &str = "AEROLITH";
 pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
@@ -69,38 +69,41 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// fsyncs a directory so that created, renamed and removed entries survive a crash.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path, faults: &Faults) -> Result<()> {
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| fault::sync_all(faults, &d, dir))
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
 /// Writes `bytes` to `dir/name` atomically: temp file, fsync, rename, fsync dir.
-pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+///
+/// An error before the rename leaves the old file in place (and a `*.tmp`
+/// leftover that recovery removes); an error from the rename or the directory
+/// fsync leaves it unknown which version a crash would keep.
+pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8], faults: &Faults) -> Result<()> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let path = dir.join(name);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| Error::io("create temp file", &tmp, e))?;
-    f.write_all(bytes)
+    let mut f = fault::create(
+        faults,
+        OpenOptions::new().write(true).create(true).truncate(true),
+        &tmp,
+    )
+    .map_err(|e| Error::io("create temp file", &tmp, e))?;
+    fault::write_all(faults, &mut f, &tmp, bytes)
         .map_err(|e| Error::io("write temp file", &tmp, e))?;
-    f.sync_all()
-        .map_err(|e| Error::io("sync temp file", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
-    sync_dir(dir)
+    fault::sync_all(faults, &f, &tmp).map_err(|e| Error::io("sync temp file", &tmp, e))?;
+    fault::rename(faults, &tmp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
+    sync_dir(dir, faults)
 }
 
-fn write_checked<T: Serialize>(dir: &Path, name: &str, body: &T) -> Result<()> {
+fn write_checked<T: Serialize>(dir: &Path, name: &str, body: &T, faults: &Faults) -> Result<()> {
     let body_json = serde_json::to_vec(body).expect("meta types serialize");
     let checked = Checked {
         body,
         blake3_hex: hex(blake3::hash(&body_json).as_bytes()),
     };
     let bytes = serde_json::to_vec_pretty(&checked).expect("meta types serialize");
-    replace_file(dir, name, &bytes)
+    replace_file(dir, name, &bytes, faults)
 }
 
 fn read_checked<T: Serialize + for<'de> Deserialize<'de>>(
@@ -131,16 +134,16 @@ pub(crate) fn read_meta(dir: &Path) -> Result<Option<Meta>> {
     read_checked(dir, META_FILE)
 }
 
-pub(crate) fn write_meta(dir: &Path, meta: &Meta) -> Result<()> {
-    write_checked(dir, META_FILE, meta)
+pub(crate) fn write_meta(dir: &Path, meta: &Meta, faults: &Faults) -> Result<()> {
+    write_checked(dir, META_FILE, meta, faults)
 }
 
 pub(crate) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     read_checked(dir, MANIFEST_FILE)
 }
 
-pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
-    write_checked(dir, MANIFEST_FILE, manifest)
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest, faults: &Faults) -> Result<()> {
+    write_checked(dir, MANIFEST_FILE, manifest, faults)
 }
 
 /// Takes the exclusive directory lock; held for as long as the file is open.
@@ -199,7 +202,7 @@ mod tests {
             segments: vec![1, 2],
             next_segment_id: 3,
         };
-        write_manifest(dir.path(), &m).unwrap();
+        write_manifest(dir.path(), &m, &None).unwrap();
         assert_eq!(read_manifest(dir.path()).unwrap(), Some(m));
         let path = dir.path().join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).unwrap().replace("2", "9");

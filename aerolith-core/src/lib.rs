@@ -31,6 +31,8 @@ mod compaction;
 mod crypto;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fault;
 mod files;
 pub mod limits;
 mod options;

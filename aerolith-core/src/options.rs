@@ -52,6 +52,10 @@ pub struct Options {
     pub segment_size_bytes_max: u64,
     /// Source of time for query deadlines and background syncs.
     pub clock: Arc<dyn Clock>,
+    /// Test seam: a deterministic schedule of injected I/O faults (see
+    /// `docs/format.md`, "Fault injection"). `None` outside tests.
+    #[doc(hidden)]
+    pub fault_plan: Option<Arc<crate::fault::FaultPlan>>,
 }
 
 /// Default segment size: 64 MiB.
@@ -66,6 +70,7 @@ impl Default for Options {
             recovery: RecoveryMode::Strict,
             segment_size_bytes_max: SEGMENT_SIZE_BYTES_DEFAULT,
             clock: Arc::new(SystemClock),
+            fault_plan: None,
         }
     }
 }

@@ -116,7 +116,7 @@ fn load_or_create_meta(dir: &Path, options: &Options, report: &mut RecoveryRepor
         database_id: random_hex(16),
         encryption,
     };
-    write_meta(dir, &meta)?;
+    write_meta(dir, &meta, &options.fault_plan)?;
     report.created = true;
     Ok(meta)
 }
@@ -273,16 +273,18 @@ struct Replayer<'a> {
 
 /// How replay of one segment ended.
 enum SegmentEnd {
-    Clean,
+    /// Every frame read; the frames end at this offset (the file may go on
+    /// with zeros, in the last segment only).
+    Clean { end: u64 },
     /// Damage at this offset, for this reason.
-    Damaged {
-        offset: u64,
-        reason: String,
-    },
+    Damaged { offset: u64, reason: String },
 }
 
 impl Replayer<'_> {
-    fn replay_segment(&mut self, segment: &Segment) -> Result<(SegmentEnd, u64)> {
+    /// Replays one segment. In the last segment (`is_last`), a frame position
+    /// from which the rest of the file is all zeros is the end of the log:
+    /// the zero-filled tail the writer allocates ahead of its appends.
+    fn replay_segment(&mut self, segment: &Segment, is_last: bool) -> Result<(SegmentEnd, u64)> {
         let map = segment.map()?;
         let bytes: &[u8] = &map;
         let mut offset = SEGMENT_HEADER_BYTES as usize;
@@ -290,6 +292,9 @@ impl Replayer<'_> {
         while offset < bytes.len() {
             let (body, len) = match decode_frame(&bytes[offset..]) {
                 Ok(found) => found,
+                Err(_) if is_last && bytes[offset..].iter().all(|&b| b == 0) => {
+                    return Ok((SegmentEnd::Clean { end: offset as u64 }, txn_start as u64))
+                }
                 Err(e) => {
                     return Ok((
                         SegmentEnd::Damaged {
@@ -373,7 +378,12 @@ impl Replayer<'_> {
             }
             offset += len;
         }
-        Ok((SegmentEnd::Clean, txn_start as u64))
+        Ok((
+            SegmentEnd::Clean {
+                end: bytes.len() as u64,
+            },
+            txn_start as u64,
+        ))
     }
 }
 
@@ -407,15 +417,20 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     };
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let ids = manifest.segments.clone();
+    // Where the frames of the last segment end (the append position).
+    let mut last_end = SEGMENT_HEADER_BYTES;
     for (i, &id) in ids.iter().enumerate() {
-        let segment = Arc::new(Segment::open(dir, id)?);
+        let segment = Arc::new(Segment::open(dir, id, &options.fault_plan)?);
         replayer.state.segments.insert(id, Arc::clone(&segment));
         segments.push(Arc::clone(&segment));
         let is_last = i + 1 == ids.len();
-        let (end, txn_start) = replayer.replay_segment(&segment)?;
+        let (end, txn_start) = replayer.replay_segment(&segment, is_last)?;
         let (cut_at, reason, records_dropped) = match end {
-            SegmentEnd::Clean if replayer.pending.is_empty() => continue,
-            SegmentEnd::Clean => (
+            SegmentEnd::Clean { end } if replayer.pending.is_empty() => {
+                last_end = end;
+                continue;
+            }
+            SegmentEnd::Clean { .. } => (
                 txn_start,
                 "transaction without its commit record".to_string(),
                 0,
@@ -444,12 +459,13 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         };
         let old_len = segment.len()?;
         segment.truncate(cut_at)?;
+        last_end = cut_at;
         let segments_dropped = ids.len() - i - 1;
         replayer.pending.clear();
         replayer.pending_txn = None;
         if segments_dropped > 0 {
             manifest.segments.truncate(i + 1);
-            write_manifest(dir, &manifest)?;
+            write_manifest(dir, &manifest, &options.fault_plan)?;
             remove_orphans(dir, &manifest, &mut replayer.report)?;
         }
         replayer.report.truncated = Some(TruncatedTail {
@@ -465,13 +481,13 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     replayer.report.segments = segments.len();
 
     let (active, active_len) = match segments.last() {
-        Some(last) => (Arc::clone(last), last.len()?),
+        Some(last) => (Arc::clone(last), last_end),
         None => {
             let id = manifest.next_segment_id;
-            let segment = Arc::new(Segment::create(dir, id)?);
+            let segment = Arc::new(Segment::create(dir, id, &options.fault_plan)?);
             manifest.segments.push(id);
             manifest.next_segment_id = id + 1;
-            write_manifest(dir, &manifest)?;
+            write_manifest(dir, &manifest, &options.fault_plan)?;
             replayer.state.segments.insert(id, Arc::clone(&segment));
             (segment, SEGMENT_HEADER_BYTES)
         }

@@ -2,20 +2,31 @@
 //! with a small checksummed header. A segment is read through a `memmap2`
 //! map; the active segment's map is refreshed when a read reaches past it.
 //!
-//! Invariant: bytes of a segment below its current length are never changed
+//! The active segment is zero-filled ahead of the appends in steps that
+//! double from 64 KiB to [`PREALLOC_STEP_BYTES`] (synced once per step), so
+//! that a durable commit overwrites blocks the file already has and its
+//! fdatasync does not also have to journal a size change: measured on ext4, p50 145 us instead of 214 us
+//! per 1.1 KiB commit (see BENCHMARKS.md). Recovery reads an all-zero tail
+//! after the last frame of the last segment as the end of the log; a segment
+//! is cut back to its frames when it is sealed and when the database closes.
+//!
+//! Invariant: bytes of a segment below its append position are never changed
 //! while the database is open (recovery truncates a torn tail before any map
-//! exists; compaction writes new files and deletes old ones, and an unlinked
-//! file stays readable through the maps that snapshots still hold).
+//! exists; trimming only removes the zero tail past every record; compaction
+//! writes new files and deletes old ones, and an unlinked file stays readable
+//! through the maps that snapshots still hold).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
+use crate::fault::{self, Faults};
 
 /// Magic at the start of every segment file.
 const SEGMENT_MAGIC: [u8; 8] = *b"AEROSEG\x01";
@@ -23,6 +34,14 @@ const SEGMENT_MAGIC: [u8; 8] = *b"AEROSEG\x01";
 pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Bytes of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 32;
+
+/// At most how far ahead of the append position the active segment is
+/// zero-filled, in one write and one fdatasync (never past the segment size
+/// limit). Steps start at [`PREALLOC_STEP_BYTES_MIN`] and double with the
+/// file, so a small database (one per tenant) holds few zeros.
+pub(crate) const PREALLOC_STEP_BYTES: u64 = 4 << 20;
+/// The first zero-fill step of a new segment.
+pub(crate) const PREALLOC_STEP_BYTES_MIN: u64 = 64 << 10;
 
 /// The file name of segment `id`.
 pub(crate) fn segment_file_name(id: u64) -> String {
@@ -54,6 +73,12 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     file: File,
     map: RwLock<Arc<Mmap>>,
+    /// Length of the file including its zero-filled tail (the writer's view).
+    allocated_len: AtomicU64,
+    /// End of the last record written (what an fsync makes durable).
+    written_len: AtomicU64,
+    /// The database's fault plan (tests only; `None` otherwise).
+    faults: Faults,
 }
 
 impl std::fmt::Debug for Segment {
@@ -71,35 +96,39 @@ fn map_file(file: &File, path: &Path) -> Result<Mmap> {
     // truncated while mapped. Segments are append-only while open, the
     // database directory is locked against other processes, recovery
     // truncates before mapping, and deleted segments are unlinked (not
-    // truncated), which leaves existing maps valid.
+    // truncated), which leaves existing maps valid. Trimming the zero tail
+    // (seal, close) shortens a mapped file, but only past the end of every
+    // record, and reads only ever touch the bytes of records.
     unsafe { Mmap::map(file) }.map_err(|e| Error::io("map segment", path, e))
 }
 
 impl Segment {
     /// Creates a new, empty segment with its header, synced to disk.
-    pub(crate) fn create(dir: &Path, id: u64) -> Result<Segment> {
+    pub(crate) fn create(dir: &Path, id: u64, faults: &Faults) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io("create segment", &path, e))?;
-        file.write_all_at(&header_bytes(id), 0)
+        let file = fault::create(
+            faults,
+            OpenOptions::new().read(true).write(true).create_new(true),
+            &path,
+        )
+        .map_err(|e| Error::io("create segment", &path, e))?;
+        fault::write_all_at(faults, &file, &path, &header_bytes(id), 0)
             .map_err(|e| Error::io("write segment header", &path, e))?;
-        file.sync_all()
-            .map_err(|e| Error::io("sync segment", &path, e))?;
+        fault::sync_all(faults, &file, &path).map_err(|e| Error::io("sync segment", &path, e))?;
         let map = map_file(&file, &path)?;
         Ok(Segment {
             id,
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            allocated_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
+            written_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
+            faults: faults.clone(),
         })
     }
 
     /// Opens an existing segment and checks its header.
-    pub(crate) fn open(dir: &Path, id: u64) -> Result<Segment> {
+    pub(crate) fn open(dir: &Path, id: u64, faults: &Faults) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
         let file = OpenOptions::new()
             .read(true)
@@ -122,11 +151,15 @@ impl Segment {
             });
         }
         let map = map_file(&file, &path)?;
+        let len = map.len() as u64;
         Ok(Segment {
             id,
             path,
             file,
             map: RwLock::new(Arc::new(map)),
+            allocated_len: AtomicU64::new(len),
+            written_len: AtomicU64::new(len),
+            faults: faults.clone(),
         })
     }
 
@@ -194,27 +227,63 @@ impl Segment {
 
     /// Writes `bytes` at `offset` (the caller owns the append position).
     pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(bytes, offset)
-            .map_err(|e| Error::io("append to segment", &self.path, e))
+        fault::write_all_at(&self.faults, &self.file, &self.path, bytes, offset)
+            .map_err(|e| Error::io("append to segment", &self.path, e))?;
+        let end = offset + bytes.len() as u64;
+        self.written_len.fetch_max(end, Ordering::SeqCst);
+        self.allocated_len.fetch_max(end, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes sure the file holds at least `end` bytes, zero-filling ahead in
+    /// steps as large as the file (64 KiB to 4 MiB, not past `limit_bytes`) and
+    /// syncing the zeros, so later appends below that length rewrite existing
+    /// blocks. Called by the writer before an append; bytes past the append
+    /// position are always zero.
+    pub(crate) fn reserve(&self, end: u64, limit_bytes: u64) -> Result<()> {
+        let allocated = self.allocated_len.load(Ordering::SeqCst);
+        if end <= allocated {
+            return Ok(());
+        }
+        let step = allocated.clamp(PREALLOC_STEP_BYTES_MIN, PREALLOC_STEP_BYTES);
+        let target = (allocated + step).min(limit_bytes).max(end);
+        let n = usize::try_from(target - allocated).map_err(|_| self.out_of_range(end))?;
+        // One write: a fresh zeroed allocation of this size costs no copying.
+        let zeros = vec![0u8; n];
+        fault::write_all_at(&self.faults, &self.file, &self.path, &zeros, allocated)
+            .map_err(|e| Error::io("zero-fill segment", &self.path, e))?;
+        let written = self.written_len.load(Ordering::SeqCst);
+        fault::sync_data_len(&self.faults, &self.file, &self.path, written)
+            .map_err(|e| Error::io("sync segment", &self.path, e))?;
+        self.allocated_len.store(target, Ordering::SeqCst);
+        Ok(())
     }
 
     /// fdatasync: the data written so far survives a crash.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
+        let written = self.written_len.load(Ordering::SeqCst);
+        fault::sync_data_len(&self.faults, &self.file, &self.path, written)
             .map_err(|e| Error::io("sync segment", &self.path, e))
     }
 
     /// Cuts the file at `len` (recovery of a torn tail, before serving reads).
     pub(crate) fn truncate(&self, len: u64) -> Result<()> {
-        self.file
-            .set_len(len)
+        fault::set_len(&self.faults, &self.file, &self.path, len)
             .map_err(|e| Error::io("truncate segment", &self.path, e))?;
-        self.file
-            .sync_all()
+        fault::sync_all(&self.faults, &self.file, &self.path)
             .map_err(|e| Error::io("sync segment", &self.path, e))?;
+        self.allocated_len.store(len, Ordering::SeqCst);
+        self.written_len.store(len, Ordering::SeqCst);
         *self.map.write() = Arc::new(map_file(&self.file, &self.path)?);
+        Ok(())
+    }
+
+    /// Cuts the zero-filled tail off at `len`, the end of the last record
+    /// (sealing a segment, closing the database). No-op if there is none.
+    pub(crate) fn trim(&self, len: u64) -> Result<()> {
+        if self.len()? > len {
+            self.truncate(len)?;
+        }
         Ok(())
     }
 }
@@ -233,19 +302,53 @@ mod tests {
     #[test]
     fn a_damaged_header_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Segment::create(dir.path(), 7).unwrap();
+        let seg = Segment::create(dir.path(), 7, &None).unwrap();
         seg.write_at(&[0xFF], 3).unwrap();
         drop(seg);
         assert!(matches!(
-            Segment::open(dir.path(), 7),
+            Segment::open(dir.path(), 7, &None),
             Err(Error::Corrupt { offset: 0, .. })
         ));
     }
 
     #[test]
+    fn zero_fill_steps_double_stop_at_the_limit_and_trim_cuts_them_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 1, &None).unwrap();
+        let limit = 1 << 20;
+        seg.reserve(SEGMENT_HEADER_BYTES + 10, limit).unwrap();
+        let first = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN;
+        assert_eq!(seg.len().unwrap(), first);
+        seg.write_at(&[7; 10], SEGMENT_HEADER_BYTES).unwrap();
+        // Within the allocation: nothing written.
+        seg.reserve(first, limit).unwrap();
+        assert_eq!(seg.len().unwrap(), first);
+        seg.reserve(first + 1, limit).unwrap();
+        assert_eq!(seg.len().unwrap(), 2 * first);
+        seg.reserve(2 * first + 1, limit).unwrap();
+        assert_eq!(seg.len().unwrap(), 4 * first);
+        // Never past the limit, unless the append itself needs it.
+        seg.reserve(4 * first + 1, 5 * first).unwrap();
+        assert_eq!(seg.len().unwrap(), 5 * first);
+        seg.reserve(limit + 5, limit).unwrap();
+        assert_eq!(seg.len().unwrap(), limit + 5);
+        let bytes = seg.map().unwrap();
+        assert_eq!(&bytes[32..42], &[7; 10]);
+        assert!(bytes[42..].iter().all(|&b| b == 0));
+        seg.trim(SEGMENT_HEADER_BYTES + 10).unwrap();
+        assert_eq!(seg.len().unwrap(), SEGMENT_HEADER_BYTES + 10);
+        // The next append zero-fills again from the trimmed end.
+        seg.reserve(SEGMENT_HEADER_BYTES + 11, limit).unwrap();
+        assert_eq!(
+            seg.len().unwrap(),
+            SEGMENT_HEADER_BYTES + 10 + PREALLOC_STEP_BYTES_MIN
+        );
+    }
+
+    #[test]
     fn reads_past_the_map_remap_the_growing_file() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Segment::create(dir.path(), 1).unwrap();
+        let seg = Segment::create(dir.path(), 1, &None).unwrap();
         seg.write_at(b"hello", SEGMENT_HEADER_BYTES).unwrap();
         let got = seg
             .with_bytes(SEGMENT_HEADER_BYTES, 5, |b| b.to_vec())

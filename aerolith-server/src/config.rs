@@ -423,7 +423,7 @@ impl ServerConfig {
 
     /// Checks every limit is within its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, u64, u64, u64, &'static str); 9] = [
+        let checks: [(&'static str, u64, u64, u64, &'static str); 10] = [
             (
                 "request_body_bytes_max",
                 self.request_body_bytes_max,

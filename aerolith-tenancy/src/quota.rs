@@ -191,11 +191,45 @@ fn positive(delta: i64) -> u64 {
     u64::try_from(delta).unwrap_or(0)
 }
 
-fn negative(delta: i64) -> u64 {
-    if delta < 0 {
-        delta.unsigned_abs()
-    } else {
-        0
+/// Committed use, signed: settlements of concurrent writes can arrive in
+/// another order than the engine committed them (a delete settling before
+/// the insert it follows), so a running total may dip below zero for a
+/// moment. Saturating at zero instead would drift from the engine for good.
+#[derive(Debug, Clone, Copy, Default)]
+struct Signed {
+    bytes: i128,
+    docs: i128,
+    collections: i128,
+}
+
+impl Signed {
+    fn from_usage(usage: QuotaUsage) -> Signed {
+        let signed = i128::from;
+        Signed {
+            bytes: signed(usage.storage_bytes),
+            docs: signed(usage.documents),
+            collections: signed(usage.collections),
+        }
+    }
+
+    /// The use as reported: a dip below zero reads as zero (and, as the
+    /// `u64` it is reported in, use saturates at `u64::MAX`).
+    fn usage(self) -> QuotaUsage {
+        let clamp = |v: i128| u64::try_from(v.max(0)).unwrap_or(u64::MAX);
+        QuotaUsage {
+            storage_bytes: clamp(self.bytes),
+            documents: clamp(self.docs),
+            collections: clamp(self.collections),
+        }
+    }
+
+    fn apply(&mut self, delta_bytes: i64, delta_docs: i64, delta_collections: i64) {
+        // i128 holds any u64 use plus any run of i64 deltas a process makes.
+        self.bytes = self.bytes.saturating_add(i128::from(delta_bytes));
+        self.docs = self.docs.saturating_add(i128::from(delta_docs));
+        self.collections = self
+            .collections
+            .saturating_add(i128::from(delta_collections));
     }
 }
 
@@ -203,7 +237,7 @@ fn negative(delta: i64) -> u64 {
 struct GaugeState {
     limits: QuotaLimits,
     /// Use made permanent by committed reservations (or `set_usage`).
-    committed: QuotaUsage,
+    committed: Signed,
     /// Positive amounts of reservations not yet committed or dropped.
     reserved: QuotaUsage,
 }
@@ -250,7 +284,7 @@ impl QuotaGauge {
         QuotaGauge {
             state: Arc::new(Mutex::new(GaugeState {
                 limits,
-                committed: usage,
+                committed: Signed::from_usage(usage),
                 reserved: QuotaUsage::default(),
             })),
         }
@@ -270,12 +304,12 @@ impl QuotaGauge {
     /// Replaces committed use with the engine's exact accounting.
     /// Reservations in flight are unaffected.
     pub fn set_usage(&self, usage: QuotaUsage) {
-        self.state.lock().committed = usage;
+        self.state.lock().committed = Signed::from_usage(usage);
     }
 
     /// Committed use.
     pub fn usage(&self) -> QuotaUsage {
-        self.state.lock().committed
+        self.state.lock().committed.usage()
     }
 
     /// Positive amounts reserved but not yet committed or released.
@@ -287,17 +321,13 @@ impl QuotaGauge {
     /// amount the limits are checked against.
     pub fn in_use(&self) -> QuotaUsage {
         let state = self.state.lock();
+        let committed = state.committed.usage();
         QuotaUsage {
-            storage_bytes: state
-                .committed
+            storage_bytes: committed
                 .storage_bytes
                 .saturating_add(state.reserved.storage_bytes),
-            documents: state
-                .committed
-                .documents
-                .saturating_add(state.reserved.documents),
-            collections: state
-                .committed
+            documents: committed.documents.saturating_add(state.reserved.documents),
+            collections: committed
                 .collections
                 .saturating_add(state.reserved.collections),
         }
@@ -317,7 +347,7 @@ impl QuotaGauge {
             collections: delta_collections,
         };
         let mut state = self.state.lock();
-        let (committed, reserved) = (state.committed, state.reserved);
+        let (committed, reserved) = (state.committed.usage(), state.reserved);
         state.check(
             QuotaKind::StorageBytes,
             committed.storage_bytes,
@@ -369,15 +399,12 @@ impl Reservation {
 
     /// Makes the reservation permanent: positive amounts move from reserved
     /// to committed use, negative amounts are subtracted from committed use
-    /// (stopping at zero).
+    /// (which reads as zero while a reordered settlement has it below).
     pub fn commit(mut self) {
         let mut state = self.state.lock();
         release(&mut state.reserved, self.delta);
-        let committed = &mut state.committed;
         let d = self.delta;
-        committed.storage_bytes = apply(committed.storage_bytes, d.bytes);
-        committed.documents = apply(committed.documents, d.docs);
-        committed.collections = apply(committed.collections, d.collections);
+        state.committed.apply(d.bytes, d.docs, d.collections);
         self.settled = true;
     }
 
@@ -391,18 +418,11 @@ impl Reservation {
     pub fn commit_exact(mut self, delta_bytes: i64, delta_docs: i64, delta_collections: i64) {
         let mut state = self.state.lock();
         release(&mut state.reserved, self.delta);
-        let committed = &mut state.committed;
-        committed.storage_bytes = apply(committed.storage_bytes, delta_bytes);
-        committed.documents = apply(committed.documents, delta_docs);
-        committed.collections = apply(committed.collections, delta_collections);
+        state
+            .committed
+            .apply(delta_bytes, delta_docs, delta_collections);
         self.settled = true;
     }
-}
-
-fn apply(value: u64, delta: i64) -> u64 {
-    value
-        .saturating_add(positive(delta))
-        .saturating_sub(negative(delta))
 }
 
 fn release(reserved: &mut QuotaUsage, delta: Delta) {
@@ -426,6 +446,22 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (found by the root `stress` test): an insert and the
+    /// delete that follows it in the engine can settle in the other order.
+    /// Saturating at zero lost the delete and left the gauge one document
+    /// (and its bytes) above the engine for good.
+    #[test]
+    fn settlements_in_another_order_than_the_commits_do_not_drift() {
+        let gauge = QuotaGauge::new(QuotaLimits::UNLIMITED);
+        let insert = gauge.reserve(100, 1, 0).unwrap();
+        let delete = gauge.reserve(0, 0, 0).unwrap();
+        delete.commit_exact(-100, -1, 0);
+        assert_eq!(gauge.usage(), QuotaUsage::default());
+        insert.commit_exact(100, 1, 0);
+        assert_eq!(gauge.usage(), QuotaUsage::default());
+        assert_eq!(gauge.in_use(), QuotaUsage::default());
+    }
 
     #[test]
     fn override_can_inherit_replace_or_lift_each_limit() {

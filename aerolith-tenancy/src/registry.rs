@@ -15,6 +15,11 @@
 //!   record's salt and compacts the system database, so copies of the files
 //!   left anywhere can no longer be decrypted (crypto-shredding).
 //!
+//! Deletion is all or nothing across a crash: it first persists the tenant's
+//! record with a `deleting` mark; from then on a crash at any step is finished
+//! by the next [`Tenancy::open`] (keys, data, salt, tombstone); before it the
+//! tenant is untouched.
+//!
 //! Invariant: lifecycle operations are serialized by one registry lock; the
 //! data path never takes it (it reads the tenant's runtime from sharded maps).
 
@@ -172,6 +177,10 @@ impl Tenant {
 pub(crate) struct StoredTenant {
     pub(crate) tenant: Tenant,
     pub(crate) key_salt: Option<[u8; TENANT_SALT_BYTES]>,
+    /// Set (durably) before a deletion removes anything: a registry opened
+    /// over a record with this flag and no tombstone finishes the deletion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleting: bool,
 }
 
 /// Parameters of a new tenant.
@@ -401,6 +410,7 @@ impl Tenancy {
             .find(TENANTS, &Query::default())
             .map_err(engine_error)?;
         let mut shared_footprints: HashMap<TenantId, Footprint> = HashMap::new();
+        let mut finished_deletions: Vec<TenantId> = Vec::new();
         let snapshot = inner.shared.snapshot();
         for collection in snapshot.list_collections() {
             let Some((id, name)) = collection
@@ -422,7 +432,7 @@ impl Tenancy {
         }
         let mut registry = inner.registry.lock();
         for mut doc in docs {
-            let stored: StoredTenant = serde_json::from_value(
+            let mut stored: StoredTenant = serde_json::from_value(
                 doc.get_mut("record")
                     .map(Value::take)
                     .unwrap_or(Value::Null),
@@ -430,6 +440,13 @@ impl Tenancy {
             .map_err(json_error)?;
             let id = stored.tenant.id;
             registry.next_id = registry.next_id.max(id.get() + 1);
+            if stored.deleting && !stored.tenant.is_deleted() {
+                // A deletion was interrupted after it became durable: finish it.
+                shared_footprints.remove(&id);
+                self.remove_tenant_data(&stored, None)?;
+                stored = self.write_tombstone(stored)?;
+                finished_deletions.push(id);
+            }
             if !stored.tenant.is_deleted() {
                 let footprint = shared_footprints.remove(&id).unwrap_or_default();
                 self.start_runtime(&stored, footprint)?;
@@ -437,7 +454,68 @@ impl Tenancy {
             }
             registry.records.insert(id, stored);
         }
+        drop(registry);
+        for id in &finished_deletions {
+            self.audit(
+                &Principal::Operator,
+                *id,
+                AuditAction::TenantDeleted,
+                "deleted (interrupted deletion completed on open)".to_owned(),
+            )?;
+        }
+        if !finished_deletions.is_empty() {
+            inner.system.compact().map_err(engine_error)?;
+        }
         Ok(())
+    }
+
+    /// Removes a tenant's data: its API keys, then its engine's contents
+    /// (dedicated: the engine is closed if `runtime` is open and the
+    /// directory removed; shared: its collections dropped and the shared
+    /// engine compacted). Idempotent, so an interrupted deletion can run it
+    /// again on open.
+    fn remove_tenant_data(
+        &self,
+        stored: &StoredTenant,
+        runtime: Option<&TenantRuntime>,
+    ) -> Result<(), TenancyError> {
+        let inner = &self.inner;
+        let tenant = stored.tenant.id;
+        inner.keys.store().delete_all(tenant)?;
+        match stored.tenant.isolation {
+            IsolationMode::Dedicated => {
+                if let Some(runtime) = runtime {
+                    runtime.engine.close().map_err(engine_error)?;
+                }
+                let dir = self.dedicated_dir(tenant);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(io_error)?;
+                }
+            }
+            IsolationMode::Shared => {
+                let prefix = shared_prefix(tenant);
+                let mut batch = WriteBatch::new();
+                for name in inner.shared.list_collections() {
+                    if name.starts_with(&prefix) {
+                        batch.drop_collection(&name).map_err(engine_error)?;
+                    }
+                }
+                if !batch.is_empty() {
+                    inner.shared.write(batch).map_err(engine_error)?;
+                }
+                inner.shared.compact().map_err(engine_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the record by its tombstone (no key salt) and returns it.
+    fn write_tombstone(&self, mut stored: StoredTenant) -> Result<StoredTenant, TenancyError> {
+        stored.tenant.deleted_unix_ms = Some(self.inner.clock.now_unix_ms());
+        stored.key_salt = None;
+        stored.deleting = false;
+        self.persist(&stored, false)?;
+        Ok(stored)
     }
 
     /// Opens a tenant's engine (dedicated) and publishes its runtime.
@@ -609,6 +687,7 @@ impl Tenancy {
                 deleted_unix_ms: None,
             },
             key_salt,
+            deleting: false,
         };
         if new.isolation == IsolationMode::Dedicated {
             // A directory left by an interrupted earlier attempt holds nothing
@@ -874,9 +953,14 @@ impl Tenancy {
         let inner = &self.inner;
         let mut registry = inner.registry.lock();
         let mut stored = live_record(&registry, tenant)?.clone();
-        // Keys first: from here on nobody new gets in.
-        inner.keys.store().delete_all(tenant)?;
-        if let Some(runtime) = inner.runtimes.remove(tenant) {
+        // The point of no return: once this flag is durable, a crash at any
+        // later step is finished by the next open; before it, the tenant is
+        // untouched.
+        stored.deleting = true;
+        self.persist(&stored, false)?;
+        registry.records.insert(tenant, stored.clone());
+        let runtime = inner.runtimes.remove(tenant);
+        if let Some(runtime) = &runtime {
             runtime.deleted.store(true, Ordering::SeqCst);
             // Pairs with the fence in the handle's admission: calls admitted
             // before the flag was set finish before the data goes.
@@ -886,33 +970,11 @@ impl Tenancy {
                 std::thread::yield_now();
                 spins += 1;
             }
-            match stored.tenant.isolation {
-                IsolationMode::Dedicated => {
-                    runtime.engine.close().map_err(engine_error)?;
-                    let dir = self.dedicated_dir(tenant);
-                    if dir.exists() {
-                        std::fs::remove_dir_all(&dir).map_err(io_error)?;
-                    }
-                }
-                IsolationMode::Shared => {
-                    let mut batch = WriteBatch::new();
-                    for name in inner.shared.list_collections() {
-                        if name.starts_with(&runtime.prefix) {
-                            batch.drop_collection(&name).map_err(engine_error)?;
-                        }
-                    }
-                    if !batch.is_empty() {
-                        inner.shared.write(batch).map_err(engine_error)?;
-                    }
-                    inner.shared.compact().map_err(engine_error)?;
-                }
-            }
         }
+        self.remove_tenant_data(&stored, runtime.as_deref())?;
         inner.rate.remove(tenant);
         inner.concurrency.set_limit(tenant, None);
-        stored.tenant.deleted_unix_ms = Some(inner.clock.now_unix_ms());
-        stored.key_salt = None;
-        self.persist(&stored, false)?;
+        let stored = self.write_tombstone(stored)?;
         registry.slugs.remove(&stored.tenant.slug);
         registry.records.insert(tenant, stored.clone());
         drop(registry);

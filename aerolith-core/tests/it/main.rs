@@ -5,6 +5,7 @@ mod basics;
 mod compaction;
 mod crash;
 mod encryption;
+mod faults;
 mod model;
 mod queries;
 mod recovery;

@@ -210,3 +210,133 @@ fn a_record_with_the_largest_transaction_id_is_corruption_not_a_panic() {
         Err(Error::Corrupt { .. })
     ));
 }
+
+/// Copies the database files of `from` (open or not) into a new directory:
+/// what a crash at this moment would leave, once everything is synced.
+fn crash_image(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if name != "LOCK" {
+            std::fs::copy(&path, to.path().join(name)).unwrap();
+        }
+    }
+    to
+}
+
+/// An open database whose active segment has its zero-filled tail, its
+/// crash image (synced), and the length of the segment's records.
+fn image_with_zero_tail(docs: usize) -> (tempfile::TempDir, PathBuf, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    for i in 0..docs {
+        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
+            .unwrap();
+    }
+    db.sync().unwrap();
+    let image = crash_image(dir.path());
+    db.close().unwrap();
+    // Closing cut the tail off: the original now ends at its last record.
+    let frames_len = std::fs::metadata(segment_files(dir.path()).pop().unwrap())
+        .unwrap()
+        .len();
+    let seg = segment_files(image.path()).pop().unwrap();
+    let image_len = std::fs::metadata(&seg).unwrap().len();
+    assert!(
+        image_len > frames_len,
+        "the open segment is zero-filled ahead ({image_len} <= {frames_len})"
+    );
+    let bytes = std::fs::read(&seg).unwrap();
+    assert!(bytes[frames_len as usize..].iter().all(|&b| b == 0));
+    (image, seg, frames_len)
+}
+
+#[test]
+fn a_zero_filled_tail_is_the_end_of_the_log_not_damage() {
+    let (image, seg, frames_len) = image_with_zero_tail(10);
+    let db = Database::open(image.path(), fast()).unwrap();
+    assert_eq!(db.recovery_report().truncated, None);
+    assert_eq!(db.collection_stats("c").unwrap().documents, 10);
+    // Appends continue at the end of the records, inside the zero tail.
+    for i in 10..15 {
+        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
+            .unwrap();
+    }
+    db.sync().unwrap();
+    let again = crash_image(image.path());
+    db.close().unwrap();
+    assert!(std::fs::metadata(&seg).unwrap().len() > frames_len);
+    // Reopen-append-reopen, both from a crash image and after a clean close.
+    for dir in [again.path(), image.path()] {
+        let db = Database::open(dir, fast()).unwrap();
+        assert_eq!(db.recovery_report().truncated, None);
+        assert_eq!(db.collection_stats("c").unwrap().documents, 15);
+        for i in 0..15 {
+            let doc = db.get("c", &format!("d{i:04}")).unwrap().unwrap();
+            assert_eq!(doc["i"], json!(i));
+        }
+    }
+}
+
+#[test]
+fn garbage_in_the_zero_tail_is_a_torn_tail_and_a_frame_after_it_is_corruption() {
+    // Garbage after the records: a torn write, cut back to the last record.
+    let (image, seg, frames_len) = image_with_zero_tail(10);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = frames_len as usize + 1000;
+    bytes[at..at + 3].copy_from_slice(&[1, 2, 3]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let db = Database::open(image.path(), fast()).unwrap();
+    let cut = db.recovery_report().truncated.clone().expect("reported");
+    assert_eq!(cut.offset, frames_len);
+    assert_eq!(cut.bytes_removed, bytes.len() as u64 - frames_len);
+    assert_eq!(db.collection_stats("c").unwrap().documents, 10);
+    drop(db);
+
+    // A valid record after zeros: damage followed by data is an error.
+    let (image, seg, frames_len) = image_with_zero_tail(10);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let last_record = bytes[..frames_len as usize]
+        .windows(4)
+        .rposition(|w| w == [0xA7, b'L', b'R', b'1'])
+        .expect("a frame magic");
+    let record = bytes[last_record..frames_len as usize].to_vec();
+    let at = frames_len as usize + 4096;
+    bytes[at..at + record.len()].copy_from_slice(&record);
+    std::fs::write(&seg, &bytes).unwrap();
+    match Database::open(image.path(), fast()) {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, seg);
+            assert_eq!(offset, frames_len);
+        }
+        other => panic!("expected corruption error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_zero_tail_in_a_sealed_segment_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast().segment_size_bytes_max(2048)).unwrap();
+    db.create_collection("c").unwrap();
+    for i in 0..40 {
+        db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
+            .unwrap();
+    }
+    db.close().unwrap();
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 2);
+    let sealed = &segs[0];
+    let len = std::fs::metadata(sealed).unwrap().len();
+    let mut f = OpenOptions::new().append(true).open(sealed).unwrap();
+    f.write_all(&[0u8; 512]).unwrap();
+    drop(f);
+    match Database::open(dir.path(), fast()) {
+        Err(Error::Corrupt { path, offset, .. }) => {
+            assert_eq!(&path, sealed);
+            assert_eq!(offset, len);
+        }
+        other => panic!("expected corruption error, got {other:?}"),
+    }
+}

@@ -3,6 +3,7 @@
 mod api_keys;
 mod audit;
 mod concurrency;
+mod crash_delete;
 mod errors;
 mod fixtures;
 mod handle;
