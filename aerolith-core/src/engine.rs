@@ -279,6 +279,20 @@ impl Drop for Inner {
 /// Reads the document stored at `loc`, verifying its checksum (and
 /// decrypting it). A record that fails is an error, never served.
 pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -> Result<Value> {
+    with_doc_bytes(cipher, state, loc, |bytes| serde_json::from_slice(bytes))
+}
+
+/// Calls `f` with the encoded JSON of the document stored at `loc`, after
+/// verifying the record's checksum (and decrypting it), without copying the
+/// bytes out of the segment map. A record that fails verification is an
+/// error and `f` never sees it; an error from `f` means the verified bytes
+/// are not the JSON they should be, and is reported as corruption too.
+pub(crate) fn with_doc_bytes<R>(
+    cipher: Option<&RecordCipher>,
+    state: &State,
+    loc: Loc,
+    f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
+) -> Result<R> {
     let segment = state
         .segments
         .get(&loc.segment)
@@ -305,8 +319,9 @@ pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -
             None => body,
         };
         match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
-            Op::Put { doc, .. } => serde_json::from_slice(doc)
-                .map_err(|e| corrupt(format!("document is not JSON: {e}"))),
+            Op::Put { doc, .. } => {
+                f(doc).map_err(|e| corrupt(format!("document is not JSON: {e}")))
+            }
             _ => Err(corrupt("location does not hold a document".into())),
         }
     })?

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{read_doc, Database, Inner};
+use crate::engine::{read_doc, with_doc_bytes, Database, Inner};
 use crate::error::{Error, Result};
 use crate::query::{Filter, IndexScan, Projection, QueryError, SortSpec};
-use crate::state::{CollectionState, State};
+use crate::state::{CollectionState, DocEntry, State};
 
 /// A query over one collection: filter, sort, skip, limit, projection and
 /// an optional time budget.
@@ -177,7 +177,18 @@ impl Database {
 
     /// Reads one document.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
-        self.snapshot().get(collection, id)
+        // The published state alone, without a whole `Snapshot`.
+        let state = self.inner.snapshot_state();
+        let c = state
+            .collections
+            .get(collection)
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: collection.to_owned(),
+            })?;
+        match c.docs.get(id) {
+            Some(entry) => read_doc(self.inner.cipher.as_ref(), &state, entry.loc).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Names of all collections, sorted.
@@ -355,7 +366,7 @@ impl Snapshot {
         }
     }
 
-    fn execute(&self, collection: &str, query: &Query) -> Result<(Vec<Value>, Explain)> {
+    fn execute<'s>(&'s self, collection: &str, query: &Query) -> Result<(Vec<Value>, Explain)> {
         let c = self.collection(collection)?;
         let clock = &self.inner.clock;
         let started = clock.monotonic();
@@ -372,23 +383,29 @@ impl Snapshot {
             Ok(())
         };
         let plan = Self::plan(c, &query.filter);
-        let (plan_name, index_path, ids): (
+        // Candidates as (id, entry) pairs: a full scan walks the id map once
+        // instead of looking each id up again.
+        let (plan_name, index_path, candidates, prefilter): (
             &'static str,
             Option<String>,
-            Box<dyn Iterator<Item = Arc<str>> + '_>,
+            Box<dyn Iterator<Item = DocEntry> + '_>,
+            bool,
         ) = match &plan {
-            Plan::FullScan => ("full_scan", None, Box::new(c.docs.keys().cloned())),
+            Plan::FullScan => ("full_scan", None, Box::new(c.docs.values().copied()), true),
             Plan::Index { path, scan } => {
                 let index = c
                     .indexes
                     .get(path)
                     .expect("planned from this collection's indexes");
-                let mut seen: HashSet<Arc<str>> = HashSet::new();
-                let mut ids: Vec<Arc<str>> = Vec::new();
-                let mut take = |set: &imbl::OrdSet<Arc<str>>| {
+                // One key's set holds each id once; only several keys (or
+                // a range) can name a document twice.
+                let single_key = matches!(scan, IndexScan::Keys(keys) if keys.len() == 1);
+                let mut seen: HashSet<&Arc<str>> = HashSet::new();
+                let mut entries: Vec<DocEntry> = Vec::new();
+                let mut take = |set: &'s imbl::OrdSet<Arc<str>>| {
                     for id in set.iter() {
-                        if seen.insert(Arc::clone(id)) {
-                            ids.push(Arc::clone(id));
+                        if single_key || seen.insert(id) {
+                            entries.push(*c.docs.get(id).expect("indexes only hold live ids"));
                         }
                     }
                 };
@@ -408,7 +425,17 @@ impl Snapshot {
                         "index_range"
                     }
                 };
-                (name, Some(path.clone()), Box::new(ids.into_iter()))
+                // When the filter looks at nothing but the indexed member,
+                // the index has already done the rejecting and a cheap
+                // pre-check would only parse each candidate twice.
+                let first = path.split('.').next().unwrap_or(path);
+                let prefilter = query.filter.top_level_members() != [first];
+                (
+                    name,
+                    Some(path.clone()),
+                    Box::new(entries.into_iter()),
+                    prefilter,
+                )
             }
         };
         // Without a sort, stop as soon as skip + limit documents matched.
@@ -416,18 +443,28 @@ impl Snapshot {
             (None, Some(limit)) => Some(query.skip.saturating_add(limit)),
             _ => None,
         };
+        let cipher = self.inner.cipher.as_ref();
         let mut matched = Vec::new();
         let mut examined = 0u64;
-        for id in ids {
+        for entry in candidates {
             check_deadline()?;
             if stop_after.is_some_and(|n| matched.len() >= n) {
                 break;
             }
-            let entry = c.docs.get(&id).expect("indexes only hold live ids");
-            let doc = read_doc(self.inner.cipher.as_ref(), &self.state, entry.loc)?;
             examined += 1;
-            if query.filter.matches(&doc) {
-                matched.push(doc);
+            // The checksum (or tag) is verified before the filter sees a byte.
+            let doc = with_doc_bytes(cipher, &self.state, entry.loc, |json| {
+                // Reject on the few members the filter reads before building
+                // the whole document; a match is confirmed on the full parse.
+                if prefilter && query.filter.matches_encoded(json) == Some(false) {
+                    return Ok(None);
+                }
+                serde_json::from_slice::<Value>(json).map(Some)
+            })?;
+            if let Some(doc) = doc {
+                if query.filter.matches(&doc) {
+                    matched.push(doc);
+                }
             }
         }
         if let Some(sort) = &query.sort {

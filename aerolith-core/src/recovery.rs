@@ -15,14 +15,14 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::crypto::RecordCipher;
-use crate::engine::{read_doc, WriteSide};
+use crate::engine::{with_doc_bytes, WriteSide};
 use crate::error::{Error, Result};
 use crate::files::{
     hex, lock_dir, read_manifest, read_meta, unhex, write_manifest, write_meta, EncryptionMeta,
     Manifest, Meta, TMP_SUFFIX,
 };
 use crate::options::{Options, RecoveryMode};
-use crate::query::index_keys;
+use crate::query::{index_keys, parse_members};
 use crate::record::{decode_frame, decode_op, Op, FRAME_MAGIC};
 use crate::segment::{parse_segment_file_name, Segment, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 use crate::state::{DocEntry, IndexState, Loc, State};
@@ -514,6 +514,8 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
 }
 
 /// Indexes are not logged entry by entry: they are rebuilt from the documents.
+/// Each record is verified as on every read, but only the top-level members
+/// the indexed paths start with are parsed.
 fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()> {
     let names: Vec<String> = state
         .collections
@@ -529,8 +531,18 @@ fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()>
             .clone();
         let mut indexes = coll.indexes.clone();
         let paths: Vec<String> = indexes.keys().cloned().collect();
+        let members: Vec<String> = paths
+            .iter()
+            .map(|p| p.split('.').next().unwrap_or(p).to_owned())
+            .collect();
         for (id, entry) in coll.docs.iter() {
-            let doc = read_doc(cipher, state, entry.loc)?;
+            let doc = with_doc_bytes(cipher, state, entry.loc, |json| {
+                match parse_members(json, &members) {
+                    Some(partial) => Ok(partial),
+                    // Not an object: let the full parse decide (and report).
+                    None => serde_json::from_slice(json),
+                }
+            })?;
             for path in &paths {
                 let index = indexes.get_mut(path).expect("path taken from this map");
                 index.insert(&index_keys(&doc, path), id);

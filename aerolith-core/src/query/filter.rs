@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::index_key::{IndexKey, IndexPredicate, IndexScan};
@@ -29,6 +30,9 @@ use super::{QueryError, FILTER_DEPTH_MAX, IN_OPERAND_LEN_MAX, OPERAND_DEPTH_MAX}
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Node,
+    /// The top-level document members the filter's paths start with, sorted
+    /// and without duplicates: all that [`Filter::matches_encoded`] parses.
+    members: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,15 +95,19 @@ impl Filter {
     /// Parses a filter document. See the `query` module documentation for the
     /// language and [`QueryError`] for what is refused.
     pub fn parse(filter: &Value) -> Result<Filter, QueryError> {
-        Ok(Filter {
-            root: parse_filter_object(filter, 0)?,
-        })
+        let root = parse_filter_object(filter, 0)?;
+        let mut members = Vec::new();
+        collect_members(&root, &mut members);
+        members.sort();
+        members.dedup();
+        Ok(Filter { root, members })
     }
 
     /// The filter that matches every document (the same as parsing `{}`).
     pub fn all() -> Filter {
         Filter {
             root: Node::And(Vec::new()),
+            members: Vec::new(),
         }
     }
 
@@ -113,6 +121,27 @@ impl Filter {
         node_matches(&self.root, doc)
     }
 
+    /// The top-level members of a document that the filter reads (the first
+    /// segment of each of its paths), sorted, without duplicates.
+    pub fn top_level_members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// Whether the document encoded as the JSON object `json` satisfies the
+    /// filter, decided without building the whole document: only the
+    /// top-level members that the filter's paths start with are parsed into
+    /// values, every other member is skipped over. A path only ever looks
+    /// below its first member, so the answer is the one [`Filter::matches`]
+    /// gives for the parsed document. `None` when `json` is not a JSON object
+    /// (or not valid JSON): the caller must parse it in full to find out.
+    pub fn matches_encoded(&self, json: &[u8]) -> Option<bool> {
+        if self.matches_everything() {
+            return Some(true);
+        }
+        let partial = parse_members(json, &self.members)?;
+        Some(self.matches(&partial))
+    }
+
     /// The top-level conjuncts (members of the filter object, and members of a
     /// top-level `$and`, recursively) that an index on their path could
     /// serve. Every document that [`Filter::matches`] accepts has, for every
@@ -124,6 +153,98 @@ impl Filter {
         let mut out = Vec::new();
         collect_index_predicates(&self.root, &mut out);
         out
+    }
+}
+
+/// Adds the first segment of every path in `node` to `out`.
+fn collect_members(node: &Node, out: &mut Vec<String>) {
+    match node {
+        Node::And(children) | Node::Or(children) => children
+            .iter()
+            .for_each(|child| collect_members(child, out)),
+        Node::Not(child) => collect_members(child, out),
+        Node::Field(condition) => {
+            if let Some(first) = condition.path.segment_names().next() {
+                out.push(first.to_owned());
+            }
+        }
+    }
+}
+
+/// Parses the JSON object `json` keeping only its top-level members named in
+/// `names` (sorted or not). Filter matching, index keys and sort keys on a
+/// path that starts with one of `names` are the same on the result as on the
+/// whole document. `None` if `json` is not one valid JSON object.
+pub(crate) fn parse_members(json: &[u8], names: &[String]) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let partial = MembersSeed { names }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(partial)
+}
+
+/// Deserializes a JSON object keeping only the members named in `names`
+/// (parsed as [`Value`]s exactly as `serde_json` parses a whole document) and
+/// skipping the others without building them. A repeated member keeps its
+/// last value, as [`Map`] does when a whole document is parsed.
+struct MembersSeed<'f> {
+    names: &'f [String],
+}
+
+impl<'de> DeserializeSeed<'de> for MembersSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(wanted) = map.next_key_seed(MemberName { names: self.names })? {
+            match wanted {
+                Some(i) => {
+                    let value: Value = map.next_value()?;
+                    kept.insert(self.names[i].clone(), value);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+}
+
+/// A member name, read without allocating: the index of the name in
+/// `names`, or `None` for a member to skip.
+struct MemberName<'f> {
+    names: &'f [String],
+}
+
+impl<'de> DeserializeSeed<'de> for MemberName<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberName<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Option<usize>, E> {
+        Ok(self.names.iter().position(|n| n == name))
     }
 }
 
@@ -537,6 +658,39 @@ mod tests {
     }
 
     // --- equality -------------------------------------------------------
+
+    #[test]
+    fn encoded_matching_parses_only_what_the_filter_reads() {
+        let f = filter(json!({"region": "r7", "$or": [{"a.b": 1}, {"tags": {"$exists": false}}]}));
+        assert_eq!(f.top_level_members(), ["a", "region", "tags"]);
+        let doc = br#"{"_id":"x","payload":"zz\"z","region":"r7","a":{"b":[0,1]},"tags":[]}"#;
+        assert_eq!(f.matches_encoded(doc), Some(true));
+        let other = br#"{"_id":"x","region":"r8","a":{"b":1}}"#;
+        assert_eq!(f.matches_encoded(other), Some(false));
+        // Escaped member names are names like any other.
+        assert_eq!(
+            f.matches_encoded(br#"{"regio\u006e":"r7","a":{"b":1}}"#),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn encoded_matching_keeps_the_last_of_repeated_members() {
+        let f = filter(json!({"a": 2}));
+        let doc = br#"{"a":1,"b":0,"a":2}"#;
+        let parsed: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(f.matches_encoded(doc), Some(f.matches(&parsed)));
+        assert_eq!(f.matches_encoded(doc), Some(true));
+    }
+
+    #[test]
+    fn encoded_matching_defers_on_what_is_not_a_json_object() {
+        let f = filter(json!({"a": 1}));
+        assert_eq!(f.matches_encoded(b"[1]"), None);
+        assert_eq!(f.matches_encoded(br#"{"a":1"#), None);
+        assert_eq!(f.matches_encoded(br#"{"a":1} x"#), None);
+        assert_eq!(Filter::all().matches_encoded(b"[1]"), Some(true));
+    }
 
     #[test]
     fn empty_filter_matches_everything() {

@@ -123,6 +123,7 @@ mod sort;
 #[cfg(test)]
 mod proptests;
 
+pub(crate) use filter::parse_members;
 pub use filter::Filter;
 pub use index_key::{index_keys, IndexKey, IndexPredicate, IndexScan};
 pub use order::{compare_values, TypeBracket};

@@ -217,6 +217,33 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
+    fn matching_the_encoded_document_agrees_with_matching_the_parsed_one(
+        filter_json in nested_filter(),
+        doc in doc(),
+        skipped in value(),
+        pretty in any::<bool>(),
+    ) {
+        let filter = Filter::parse(&filter_json)
+            .map_err(|e| TestCaseError::fail(format!("{filter_json} refused: {e}")))?;
+        // A member no filter names, with characters that need escaping.
+        let mut doc = doc;
+        if let Value::Object(members) = &mut doc {
+            members.insert("x\u{e9}\"\\".to_owned(), skipped);
+        }
+        let encoded = if pretty {
+            serde_json::to_vec_pretty(&doc)
+        } else {
+            serde_json::to_vec(&doc)
+        }
+        .expect("serializes");
+        prop_assert_eq!(
+            filter.matches_encoded(&encoded),
+            Some(filter.matches(&doc)),
+            "{} on {}", filter_json, doc
+        );
+    }
+
+    #[test]
     fn index_predicates_never_exclude_a_matching_document(
         filter_json in filter(),
         docs in prop::collection::vec(doc(), 1..8),

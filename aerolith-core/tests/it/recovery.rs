@@ -2,7 +2,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aerolith_core::{Database, Error, RecoveryMode};
+use aerolith_core::{Database, Error, Query, RecoveryMode};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
@@ -157,6 +157,47 @@ fn a_damaged_record_is_never_served_by_a_read() {
         .write_all(&bytes)
         .unwrap();
     assert!(matches!(db.get("c", "victim"), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn a_damaged_record_fails_a_query_even_when_the_filter_would_reject_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    db.create_index("c", "kind", false).unwrap();
+    db.insert("c", json!({"_id": "a", "kind": "k", "region": "north"}))
+        .unwrap();
+    db.insert(
+        "c",
+        json!({"_id": "victim", "kind": "k", "region": "south", "note": "original-value"}),
+    )
+    .unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let pos = bytes
+        .windows(14)
+        .position(|w| w == b"original-value")
+        .unwrap();
+    bytes[pos] = b'X';
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    // The damaged document does not match either filter: a query that
+    // skipped verification for rejected documents would answer `a` alone.
+    for filter in [
+        json!({"region": "north"}),
+        json!({"kind": "k", "region": "north"}),
+        json!({"kind": "k"}),
+    ] {
+        let q = Query::filter(&filter).unwrap();
+        assert!(
+            matches!(db.find("c", &q), Err(Error::Corrupt { .. })),
+            "{filter} was answered from a damaged record"
+        );
+    }
 }
 
 #[test]

@@ -1,0 +1,132 @@
+//! Profiling driver for the engine's read path: loads the peer benchmark's
+//! data shape into Aerolith only, then loops one workload so `perf record`
+//! sees nothing else. Not a benchmark (see `benches/peers.rs` for numbers
+//! that compare with the peers).
+//!
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|all> [docs] [seconds]`
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aerolith_core::{Database, Durability, Options, Query, WriteBatch};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const SEED: u64 = 0xAE20_1174;
+const CATEGORIES: u64 = 100;
+const REGIONS: u64 = 20;
+const DOC_SIZE_BYTES_TARGET: usize = 1024;
+
+fn doc_id(i: u64) -> String {
+    format!("doc-{i:010}")
+}
+
+fn category(i: u64) -> String {
+    format!("cat-{i:03}")
+}
+
+fn make_doc(i: u64) -> Value {
+    let mut rng = StdRng::seed_from_u64(SEED ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let tags: Vec<&str> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .take(rng.random_range(1..=3))
+        .collect();
+    let mut doc = json!({
+        "_id": doc_id(i),
+        "category": category(rng.random_range(0..CATEGORIES)),
+        "region": format!("region-{:02}", rng.random_range(0..REGIONS)),
+        "score": rng.random_range(0..10_000u32),
+        "active": rng.random_bool(0.7),
+        "name": format!("user {i}"),
+        "email": format!("user{i}@example.com"),
+        "tags": tags,
+        "created_unix_ms": 1_700_000_000_000u64 + rng.random_range(0..31_536_000_000u64),
+    });
+    let encoded_bytes = serde_json::to_vec(&doc).expect("serializes").len();
+    let padding = DOC_SIZE_BYTES_TARGET.saturating_sub(encoded_bytes + 13);
+    let payload: String = (0..padding)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect();
+    doc["payload"] = Value::String(payload);
+    doc
+}
+
+fn open(dir: &Path) -> Database {
+    Database::open(dir, Options::default().durability(Durability::Never)).expect("opens")
+}
+
+fn run(name: &str, seconds: u64, per_iter: u64, mut f: impl FnMut(u64)) {
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut iters = 0u64;
+    while started.elapsed() < budget {
+        f(iters);
+        iters += 1;
+    }
+    let each = started.elapsed() / iters as u32;
+    println!(
+        "{name:<6} {iters:>9} iterations, {each:>12.2?} each, {:>10.2?} per document",
+        each / per_iter as u32
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let what = args.get(1).map_or("all", String::as_str).to_owned();
+    let docs: u64 = args.get(2).map_or(100_000, |s| s.parse().expect("docs"));
+    let seconds: u64 = args.get(3).map_or(5, |s| s.parse().expect("seconds"));
+    let dir = std::env::temp_dir().join(format!("aerolith-read-profile-{docs}"));
+    if !dir.join("MANIFEST").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = open(&dir);
+        db.create_collection("docs").expect("collection");
+        db.create_index("docs", "category", false).expect("index");
+        let started = Instant::now();
+        for b in 0..docs.div_ceil(1000) {
+            let mut batch = WriteBatch::new();
+            for i in b * 1000..((b + 1) * 1000).min(docs) {
+                batch.insert("docs", make_doc(i)).expect("insert");
+            }
+            db.write(batch).expect("commit");
+        }
+        db.close().expect("close");
+        println!("loaded {docs} in {:.2?}", started.elapsed());
+    }
+    let all = what == "all";
+    if all || what == "open" {
+        run("open", seconds, 1, |_| {
+            let db = open(&dir);
+            black_box(db.get("docs", &doc_id(0)).expect("get"));
+            db.close().expect("close");
+        });
+    }
+    let db = open(&dir);
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let ids: Vec<String> = (0..10_000)
+        .map(|_| doc_id(rng.random_range(0..docs)))
+        .collect();
+    if all || what == "get" {
+        run("get", seconds, 1, |i| {
+            black_box(db.get("docs", &ids[i as usize % ids.len()]).expect("get"));
+        });
+    }
+    if all || what == "query" {
+        let queries: Vec<Query> = (0..CATEGORIES)
+            .map(|c| Query::filter(&json!({ "category": category(c) })).expect("filter"))
+            .collect();
+        run("query", seconds, docs / CATEGORIES, |i| {
+            black_box(
+                db.find("docs", &queries[i as usize % queries.len()])
+                    .expect("find"),
+            );
+        });
+    }
+    if all || what == "scan" {
+        let q = Query::filter(&json!({ "region": "region-07" })).expect("filter");
+        run("scan", seconds, docs, |_| {
+            black_box(db.find("docs", &q).expect("scan"));
+        });
+    }
+}
