@@ -220,8 +220,7 @@ fn tenants_under_concurrent_load_keep_quotas_and_metering_exact() {
                         if done {
                             break;
                         }
-                        let (id, limits, principal) =
-                            &tenants[rng.random_range(0..tenants.len())];
+                        let (id, limits, principal) = &tenants[rng.random_range(0..tenants.len())];
                         let h = tenancy.handle(principal, *id).unwrap();
                         match one_call(&h, &mut rng, &format!("thread {t}")) {
                             Ok(metric) => *calls.entry((*id, metric)).or_default() += 1,

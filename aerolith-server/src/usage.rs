@@ -259,9 +259,13 @@ pub async fn usage_history_route(
     let reply = tokio::task::spawn_blocking(move || {
         let meter = billing.meter();
         let now_unix_ms = clock.now_unix_ms();
-        let from = params
-            .from
-            .unwrap_or_else(|| current_period(&billing, tenant, now_unix_ms).start_unix_ms);
+        // By default the period's ledger hours: from the hour the period
+        // starts in, as invoicing counts them (`metering::billable`).
+        let from = params.from.unwrap_or_else(|| {
+            aerolith_billing::metering::hour_start(
+                current_period(&billing, tenant, now_unix_ms).start_unix_ms,
+            )
+        });
         let to = params.to.unwrap_or_else(|| {
             aerolith_billing::metering::hour_start(now_unix_ms)
                 + aerolith_billing::metering::HOUR_MS

@@ -22,13 +22,17 @@
 //! can be recomputed from the ledger: `amount = price(quantity − included)`.
 //!
 //! Ledger rows are hourly: a row belongs to a period when its hour starts
-//! inside `[start, end)`. A period boundary inside an hour (anchors are whole
-//! seconds, not whole hours) therefore bills that hour's usage to the period
-//! the hour started in — never to both.
+//! inside `[hour_start(start), hour_start(end))` — both ends rounded down to
+//! the hour. Consecutive periods therefore partition the hours with nothing
+//! billed twice and nothing left out: an hour that straddles a boundary
+//! (anchors are whole seconds, not whole hours) is billed to the period that
+//! begins inside it, and the hour in which a subscription starts belongs to
+//! its first period (rounding only `end` would leave the usage of that first
+//! partial hour unbilled).
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::ledger::{LedgerError, UsageLedger};
+use super::ledger::{hour_start, LedgerError, UsageLedger};
 use super::storage::{gb_months, StorageError};
 use super::{
     API_CALLS_OTHER, API_CALLS_QUERY, API_CALLS_READ, API_CALLS_WRITE, BANDWIDTH_IN_BYTES,
@@ -117,8 +121,8 @@ pub fn billable_usage(
     let entries = ledger.query_metrics(
         tenant,
         &all_metrics,
-        period.start_unix_ms,
-        period.end_unix_ms,
+        hour_start(period.start_unix_ms),
+        hour_start(period.end_unix_ms),
     )?;
     let totals = |metrics: &[&str]| -> Vec<UsageSource> {
         metrics
@@ -248,6 +252,27 @@ mod tests {
             vec![100, 20, 3, 1]
         );
         assert_eq!(usage[3].sources[0].ledger_metric, STORAGE_BYTE_SECONDS);
+    }
+
+    #[test]
+    fn periods_anchored_inside_an_hour_partition_the_hours() {
+        let ledger = InMemoryLedger::new();
+        // One read in each of hours 0..=4.
+        let rows: Vec<LedgerEntry> = (0..5).map(|h| entry(API_CALLS_READ, h, 1)).collect();
+        ledger.upsert_batch(&rows).expect("upserts");
+        // A subscription starting at 00:42:10 and renewing at 02:17:00: the
+        // read of hour 0 (before 00:42:10, same hour) is in the first period;
+        // hour 2 straddles the renewal and goes to the second.
+        let start = NOV_1 + 42 * 60_000 + 10_000;
+        let renewal = NOV_1 + 2 * HOUR_MS + 17 * 60_000;
+        let end = NOV_1 + 5 * HOUR_MS;
+        let calls = |from: i64, to: i64| {
+            let period = InvoicePeriod::new(from, to).expect("period");
+            billable_usage(&ledger, "7", period).expect("computes")[0].quantity
+        };
+        assert_eq!(calls(start, renewal), dec!(2));
+        assert_eq!(calls(renewal, end), dec!(3));
+        assert_eq!(calls(start, renewal) + calls(renewal, end), dec!(5));
     }
 
     #[test]

@@ -320,8 +320,10 @@ pub fn usage_history(
 }
 
 /// Usage of each of `metrics` by `tenant` from `period_start_unix_ms` up to
-/// `now_unix_ms` (the hour containing `now` included). Metrics without usage
-/// report 0. Flush the meter first to include unflushed counters.
+/// `now_unix_ms`: the ledger hours from the one containing the period start
+/// through the one containing `now` — the same hours invoicing bills to the
+/// period (`metering::billable`). Metrics without usage report 0. Flush the
+/// meter first to include unflushed counters.
 pub fn period_to_date(
     ledger: &dyn UsageLedger,
     tenant: &str,
@@ -333,7 +335,7 @@ pub fn period_to_date(
     metrics
         .iter()
         .map(|&metric| {
-            let entries = ledger.query(tenant, metric, period_start_unix_ms, to)?;
+            let entries = ledger.query(tenant, metric, hour_start(period_start_unix_ms), to)?;
             let quantity = entries
                 .first()
                 .map_or(0, |first| first.aggregation.roll_up(&entries));

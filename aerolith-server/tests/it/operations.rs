@@ -123,7 +123,8 @@ fn usage_counts_calls_and_exact_body_bytes_per_tenant_only() {
     let usage = a.get("/v1/usage").expect("usage");
     let stored_bytes = usage["storage_bytes"].as_u64().expect("storage bytes");
     assert_eq!(usage["tenant_id"], id_a.as_str());
-    assert_eq!(usage["period"]["basis"], "calendar_month");
+    // Tenants are subscribed at creation, so usage follows their billing period.
+    assert_eq!(usage["period"]["basis"], "billing_period");
     assert_eq!(metric(&usage, "api_calls.admin"), 2, "{usage}");
     assert_eq!(metric(&usage, "api_calls.write"), 3, "{usage}");
     assert_eq!(metric(&usage, "api_calls.read"), 2, "{usage}");
