@@ -30,6 +30,8 @@ mod cli;
 mod client;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod metrics;
 pub mod secrets;
