@@ -15,12 +15,17 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 10] = [
     "record_decode",
     "recovery",
     "recovery_framed",
     "document_validate",
     "query_parse",
+    "credentials",
+    "catalog_load",
+    "webhook_verify",
+    "server_json_body",
+    "crypto_address",
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -38,6 +43,11 @@ fn replay(target: &str, data: &[u8]) -> bool {
         "recovery_framed" => harness::recovery_framed(data),
         "document_validate" => harness::document_validate(data),
         "query_parse" => harness::query_parse(data),
+        "credentials" => harness::credentials(data),
+        "catalog_load" => harness::catalog_load(data),
+        "webhook_verify" => harness::webhook_verify(data),
+        "server_json_body" => harness::server_json_body(data),
+        "crypto_address" => harness::crypto_address(data),
         other => panic!("fuzz/corpus/{other} has no replay wired in tests/fuzz_corpus.rs"),
     }
 }
@@ -155,11 +165,42 @@ fn seeds_are_regenerated_on_request() {
         "cut-last-record",
         &bodies[..bodies.len() - 5],
     );
+    write_signed_and_catalog_seeds(&write);
     let first_body_len = usize::from(u16::from_le_bytes([bodies[0], bodies[1]]));
     write(
         "recovery_framed",
         "without-create-collection",
         &bodies[2 + first_body_len..],
+    );
+}
+
+/// The seeds that need a signature or a serialiser: a session token signed
+/// with the `credentials` target's secret (issued at 0, which is the time the
+/// target's clock reads for an input this short), and the default catalog
+/// in both formats.
+fn write_signed_and_catalog_seeds(write: &dyn Fn(&str, &str, &[u8])) {
+    let clock = std::sync::Arc::new(aerolith_core::ManualClock::new(0));
+    let signer = aerolith_tenancy::TokenSigner::new(b"aerolith fuzz token secret 32 b.", clock);
+    let (token, _) = signer
+        .issue(
+            aerolith_tenancy::TenantId::new(7),
+            aerolith_tenancy::KeyId::from_u128(0x00c0_ffee),
+            aerolith_tenancy::Role::Writer,
+            aerolith_tenancy::TOKEN_LIFETIME_MS_DEFAULT,
+        )
+        .expect("default lifetime");
+    write(
+        "credentials",
+        "valid-session-token",
+        token.expose().as_bytes(),
+    );
+    let catalog = aerolith_billing::Catalog::default_catalog();
+    let toml = catalog.to_toml_string().expect("default catalog as TOML");
+    write("catalog_load", "valid-default-toml", toml.as_bytes());
+    write(
+        "catalog_load",
+        "valid-default-json",
+        catalog.to_json_string().as_bytes(),
     );
 }
 

@@ -31,6 +31,8 @@ mod cli;
 mod client;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod metering;
 mod metrics;

@@ -162,14 +162,7 @@ pub async fn insert_document(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bulk = match &body {
-        Value::Object(map) if map.len() == 1 => match map.get("documents") {
-            Some(Value::Array(docs)) => Some(docs.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    let reply = match bulk {
+    let reply = match bulk_documents(&body) {
         Some(docs) => {
             let ids = with_handle(&state, &headers, move |h| h.insert_many(&name, docs)).await?;
             json!({"ids": ids})
@@ -180,6 +173,18 @@ pub async fn insert_document(
         }
     };
     Ok((StatusCode::CREATED, Json(reply)))
+}
+
+/// The documents of a bulk insert body (`{"documents": [...]}` and nothing
+/// else); `None` when the body is a single document.
+pub(crate) fn bulk_documents(body: &Value) -> Option<Vec<Value>> {
+    match body {
+        Value::Object(map) if map.len() == 1 => match map.get("documents") {
+            Some(Value::Array(docs)) => Some(docs.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn document_not_found(collection: &str, id: &str) -> ApiError {
@@ -297,6 +302,48 @@ pub async fn delete_document(
     }
 }
 
+/// The decoded body of `POST /v1/collections/{name}/query`.
+#[derive(Debug)]
+pub(crate) struct QueryRequest {
+    /// The query itself.
+    pub(crate) query: aerolith_core::Query,
+    /// `"count": true`: answer with the count only.
+    pub(crate) count: bool,
+    /// `"explain": true`: answer with the plan only.
+    pub(crate) explain: bool,
+}
+
+impl QueryRequest {
+    /// Splits the two flags off the body and parses the rest as a query
+    /// spec; every failure is 422 `unprocessable`.
+    pub(crate) fn from_body(body: Value) -> Result<QueryRequest, ApiError> {
+        let Value::Object(mut spec) = body else {
+            return Err(ApiError::Unprocessable {
+                detail: "a query is a JSON object".to_owned(),
+            });
+        };
+        let flag = |spec: &mut serde_json::Map<String, Value>, key: &str| match spec.remove(key) {
+            None | Some(Value::Bool(false)) => Ok(false),
+            Some(Value::Bool(true)) => Ok(true),
+            Some(_) => Err(ApiError::Unprocessable {
+                detail: format!("`{key}` must be a boolean"),
+            }),
+        };
+        let count = flag(&mut spec, "count")?;
+        let explain = flag(&mut spec, "explain")?;
+        let query = aerolith_core::Query::from_json(&Value::Object(spec)).map_err(|err| {
+            ApiError::Unprocessable {
+                detail: err.to_string(),
+            }
+        })?;
+        Ok(QueryRequest {
+            query,
+            count,
+            explain,
+        })
+    }
+}
+
 /// Runs a query: body `{"filter","sort","skip","limit","projection"}` plus
 /// `"count":true` (only the count) or `"explain":true` (only the plan).
 #[utoipa::path(
@@ -318,25 +365,11 @@ pub async fn query_documents(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let Value::Object(mut spec) = body else {
-        return Err(ApiError::Unprocessable {
-            detail: "a query is a JSON object".to_owned(),
-        });
-    };
-    let flag = |spec: &mut serde_json::Map<String, Value>, key: &str| match spec.remove(key) {
-        None | Some(Value::Bool(false)) => Ok(false),
-        Some(Value::Bool(true)) => Ok(true),
-        Some(_) => Err(ApiError::Unprocessable {
-            detail: format!("`{key}` must be a boolean"),
-        }),
-    };
-    let count = flag(&mut spec, "count")?;
-    let explain = flag(&mut spec, "explain")?;
-    let query = aerolith_core::Query::from_json(&Value::Object(spec)).map_err(|err| {
-        ApiError::Unprocessable {
-            detail: err.to_string(),
-        }
-    })?;
+    let QueryRequest {
+        query,
+        count,
+        explain,
+    } = QueryRequest::from_body(body)?;
     let reply = with_handle(&state, &headers, move |h| {
         if explain {
             let plan = h.explain(&name, &query)?;
