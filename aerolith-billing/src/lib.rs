@@ -64,4 +64,5 @@ pub use service::{
     BillingEvent, BillingRunReport, BillingService, BillingServiceConfig, BillingServiceError,
     BillingServiceOptions, CancelMode, InMemoryTenantControl, PayInvoiceRequest, PaymentAttempt,
     PlanChangeOutcome, SubscribeOutcome, SubscribeRequest, TenantBillingSettings, TenantControl,
+    AUTO_CHARGE_KEY_PREFIX,
 };

@@ -340,16 +340,23 @@ impl From<aerolith_billing::BillingServiceError> for ApiError {
             E::NoSubscription { .. } => ApiError::NotFound {
                 what: "subscription".to_owned(),
             },
+            // The provider's text names the earlier payment; say only what
+            // the caller needs to know.
+            E::Payment(aerolith_billing::payment::PaymentError::IdempotencyConflict(_)) => {
+                ApiError::Conflict {
+                    what: "the idempotency key was already used for a different payment".to_owned(),
+                }
+            }
             E::InvoiceNotPayable { .. }
             | E::AlreadySubscribed { .. }
             | E::DuplicateCoupon { .. }
-            | E::Payment(aerolith_billing::payment::PaymentError::IdempotencyConflict(_))
             | E::Subscription(SubscriptionError::IllegalTransition { .. }) => ApiError::Conflict {
                 what: error.to_string(),
             },
             E::UnknownPlan { .. }
             | E::NoPriceForInterval { .. }
             | E::UnknownProvider { .. }
+            | E::ReservedIdempotencyKey { .. }
             | E::InvalidCoupon { .. }
             | E::InvalidCredit { .. }
             | E::TaxRateOutOfRange { .. }

@@ -270,7 +270,11 @@ pub async fn usage_history_route(
             aerolith_billing::metering::hour_start(now_unix_ms)
                 + aerolith_billing::metering::HOUR_MS
         });
-        if to <= from || to - from > HISTORY_RANGE_MS_MAX {
+        if to <= from
+            || to
+                .checked_sub(from)
+                .is_none_or(|width| width > HISTORY_RANGE_MS_MAX)
+        {
             return Err(invalid(format!(
                 "range [{from}, {to}) is empty or wider than {HISTORY_RANGE_MS_MAX} ms"
             )));

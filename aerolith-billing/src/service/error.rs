@@ -63,6 +63,13 @@ pub enum BillingServiceError {
         /// Its status.
         status: InvoiceStatus,
     },
+    /// The idempotency key is in the space the billing run reserves for its
+    /// own charges ([`AUTO_CHARGE_KEY_PREFIX`](super::AUTO_CHARGE_KEY_PREFIX)).
+    #[error("idempotency key {key:?} is reserved for automatic charges")]
+    ReservedIdempotencyKey {
+        /// The key given.
+        key: String,
+    },
     /// No payment provider of this name is configured.
     #[error("no payment provider named {name}")]
     UnknownProvider {

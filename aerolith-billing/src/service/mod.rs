@@ -32,7 +32,11 @@
 //!   every invoice; applied credit and coupon uses are committed with it.
 //! - A new invoice is charged at once through the auto-charge provider with
 //!   the tenant's payment method (idempotency key `auto-<invoice>-0`; retries
-//!   `auto-<invoice>-retry-<n>`). No payment method, a decline, or a
+//!   `auto-<invoice>-retry-<n>`; callers may not use the `auto-` prefix).
+//!   Every key reaches the provider scoped to its tenant (`t<id>/<key>`), so
+//!   one tenant's keys can never collide with, replay or pre-empt another's.
+//!   Invoice ids are never handed out twice in a process, even when the work
+//!   that took one is rolled back (only invoice *numbers* must be gapless). No payment method, a decline, or a
 //!   transient failure starts dunning (policy in [`BillingServiceConfig`]).
 //!   Voiding the invoice in dunning ends dunning like a payment.
 //! - Charges reach the provider before the idempotency record is committed;
@@ -43,7 +47,18 @@
 //!   transitions (trial end, renewals, cancel at period end). Usage must be
 //!   flushed into the ledger (`Meter::flush`) before a run.
 //!
-//! Not handled yet: dunning follows one invoice at a time (another invoice
+//! - Paying the invoice whose dunning ended in cancellation lifts the
+//!   non-payment suspension (nothing is owed); the subscription stays
+//!   canceled.
+//!
+//! Not handled yet: overage is priced on the plan in force when the period
+//! closes, so an upgrade just before renewal and a downgrade just after it
+//! lower the overage (splitting usage at the change instant would close
+//! it); coupons apply to an upgrade's proration invoice but not to a
+//! downgrade's credit, and tax likewise; a charge reaches the provider before
+//! the invoice work commits, so a failure after a successful charge (rare:
+//! storage error) rolls the invoice back and the next run charges under a
+//! new invoice id; dunning follows one invoice at a time (another invoice
 //! left unpaid meanwhile stays open without its own schedule); the final
 //! usage invoice of a canceled subscription is charged once and not dunned;
 //! a plan change does not change the tenant's quota plan in tenancy (the
@@ -261,10 +276,13 @@ impl Staging {
             self.invoice_ids_staged,
         )
     }
+    /// Rolls the staged invoice *numbers* back (they must stay gapless), but
+    /// never the invoice *ids*: an id handed out once, even to work that is
+    /// then dropped, is never handed out again, so a payment made for it can
+    /// never be matched to another invoice (ids may have gaps; numbers not).
     fn restore(&mut self, saved: (HashMap<(InvoicePrefix, i32), u64>, u64, bool)) {
         *self.staged.lock() = saved.0;
-        self.invoice_ids_issued = saved.1;
-        self.invoice_ids_staged = saved.2;
+        let _ = (saved.1, saved.2);
     }
     /// Moves the staged counters into `changes` and starts over from them.
     fn drain_into(&mut self, changes: &mut Changes) {
@@ -1069,11 +1087,22 @@ impl BillingService {
         let Some(dunning) = work.account.dunning.as_mut() else {
             return Ok(());
         };
+        if dunning.invoice_id != invoice_id.0 {
+            return Ok(());
+        }
+        if dunning.phase == DunningPhase::Canceled {
+            // Dunning gave up and canceled the subscription, and now the
+            // debt that caused it is settled: the tenant owes nothing, so it
+            // must not stay suspended for non-payment (its subscription stays
+            // canceled; it may subscribe again).
+            work.effects.push(Effect::Resume);
+            return Ok(());
+        }
         let open = matches!(
             dunning.phase,
             DunningPhase::Retrying | DunningPhase::Suspended
         );
-        if !open || dunning.invoice_id != invoice_id.0 {
+        if !open {
             return Ok(());
         }
         let event = dunning.payment_succeeded(now)?;
@@ -1196,6 +1225,9 @@ impl BillingService {
             }
         })?;
         let invoice = &work.invoices[invoice_id];
+        // Keys live in one space per provider: scope them to the tenant so no
+        // tenant can claim, collide with or learn about another's payments.
+        let idempotency_key = scoped_idempotency_key(work.tenant, &idempotency_key);
         let request = ChargeRequest {
             invoice_id: invoice_id.0.clone(),
             amount_minor: invoice.amount_due().amount_minor,
@@ -1247,8 +1279,8 @@ impl BillingService {
             return self.payment_failed(work, invoice_id, "no payment method".into(), now);
         };
         let key = match attempt {
-            0 => format!("auto-{invoice_id}-0"),
-            n => format!("auto-{invoice_id}-retry-{n}"),
+            0 => format!("{AUTO_CHARGE_KEY_PREFIX}{invoice_id}-0"),
+            n => format!("{AUTO_CHARGE_KEY_PREFIX}{invoice_id}-retry-{n}"),
         };
         match self.charge(work, invoice_id, &provider, method, key, now) {
             Ok(_) => Ok(()),
@@ -1268,6 +1300,11 @@ impl BillingService {
         invoice_id: &InvoiceId,
         request: PayInvoiceRequest,
     ) -> Result<PaymentAttempt, BillingServiceError> {
+        if request.idempotency_key.starts_with(AUTO_CHARGE_KEY_PREFIX) {
+            return Err(BillingServiceError::ReservedIdempotencyKey {
+                key: request.idempotency_key,
+            });
+        }
         let mut state = self.state.lock();
         let staging = Staging::new(&state);
         let mut work = Self::work(&state, tenant);
@@ -1280,7 +1317,8 @@ impl BillingService {
         })?;
         if invoice.status() != InvoiceStatus::Finalized {
             // A repeated request for an invoice its key already paid.
-            if let Some(record) = provider.record(&request.idempotency_key) {
+            let scoped = scoped_idempotency_key(tenant, &request.idempotency_key);
+            if let Some(record) = provider.record(&scoped) {
                 if record.invoice_id == invoice_id.0 {
                     return Ok(PaymentAttempt {
                         outcome: record.outcome,
@@ -1398,4 +1436,13 @@ impl BillingService {
         self.commit_work(&mut state, staging, work)?;
         Ok(note)
     }
+}
+
+/// Idempotency keys starting with this are the billing run's own (automatic
+/// charges and dunning retries); callers of `pay_invoice` may not use them.
+pub const AUTO_CHARGE_KEY_PREFIX: &str = "auto-";
+
+/// The key a provider sees: the caller's key inside the tenant's own space.
+fn scoped_idempotency_key(tenant: TenantId, key: &str) -> String {
+    format!("t{tenant}/{key}")
 }

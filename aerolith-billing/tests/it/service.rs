@@ -334,3 +334,96 @@ fn the_service_can_be_shared_across_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<BillingService>();
 }
+
+#[test]
+fn idempotency_keys_are_scoped_to_the_tenant_and_auto_keys_are_reserved() {
+    let h = Harness::new();
+    let (first, second) = (TenantId::new(1), TenantId::new(2));
+    let unpaid = |tenant| {
+        h.service
+            .subscribe(tenant, subscribe("starter", None))
+            .expect("subscribes")
+            .invoice
+            .expect("invoiced")
+    };
+    let (first_invoice, second_invoice) = (unpaid(first), unpaid(second));
+    let pay = |key: &str| PayInvoiceRequest {
+        provider: "test".into(),
+        method: card(CARD_SUCCEEDS),
+        idempotency_key: key.into(),
+    };
+    // The billing run's own keys cannot be claimed by a caller (a tenant
+    // must not be able to pre-empt the automatic charge of any invoice).
+    let reserved = format!("auto-{}-0", second_invoice.id());
+    assert!(matches!(
+        h.service
+            .pay_invoice(first, first_invoice.id(), pay(&reserved)),
+        Err(BillingServiceError::ReservedIdempotencyKey { .. })
+    ));
+    // The same key used by two tenants is two payments: neither tenant can
+    // replay, block or learn about the other's.
+    let calls = h.provider.calls();
+    let a = h
+        .service
+        .pay_invoice(first, first_invoice.id(), pay("order-1"))
+        .expect("pays");
+    let b = h
+        .service
+        .pay_invoice(second, second_invoice.id(), pay("order-1"))
+        .expect("pays");
+    assert!(matches!(a.outcome, PaymentOutcome::Succeeded { .. }));
+    assert!(matches!(b.outcome, PaymentOutcome::Succeeded { .. }));
+    assert_ne!(a.outcome, b.outcome, "two charges, two references");
+    assert_eq!(h.provider.calls(), calls + 2);
+    assert_eq!(b.invoice.status(), InvoiceStatus::Paid);
+}
+
+#[test]
+fn paying_the_debt_after_dunning_canceled_lifts_the_suspension() {
+    let h = Harness::new();
+    let tenant = TenantId::new(11);
+    h.service
+        .subscribe(tenant, subscribe("starter", Some(card(CARD_SUCCEEDS))))
+        .expect("subscribes");
+    h.service
+        .set_payment_method(tenant, Some(card(CARD_DECLINED)))
+        .expect("sets");
+    h.clock.advance(DAY * 30);
+    h.service.run_due(h.clock.now_unix_ms()).expect("runs");
+    h.clock.advance(DAY * 10);
+    h.service.run_due(h.clock.now_unix_ms()).expect("runs");
+    assert!(h.tenants.is_suspended(tenant));
+    h.clock.advance(DAY * 31);
+    h.service.run_due(h.clock.now_unix_ms()).expect("runs");
+    assert_eq!(
+        h.service.subscription(tenant).expect("sub").status,
+        SubscriptionStatus::Canceled
+    );
+    assert!(h.tenants.is_suspended(tenant), "canceled, still owing");
+    let unpaid = h
+        .service
+        .invoices(tenant)
+        .into_iter()
+        .find(|i| i.status() == InvoiceStatus::Finalized)
+        .expect("the debt is still open");
+    h.service
+        .pay_invoice(
+            tenant,
+            unpaid.id(),
+            PayInvoiceRequest {
+                provider: "test".into(),
+                method: card(CARD_SUCCEEDS),
+                idempotency_key: "settle-debt".into(),
+            },
+        )
+        .expect("pays");
+    assert!(
+        !h.tenants.is_suspended(tenant),
+        "nothing owed: no longer suspended for non-payment"
+    );
+    assert_eq!(
+        h.service.subscription(tenant).expect("sub").status,
+        SubscriptionStatus::Canceled,
+        "the subscription stays canceled"
+    );
+}
