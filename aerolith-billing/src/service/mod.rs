@@ -25,11 +25,13 @@
 //!   trial usage is free. A period ending in cancellation gets a final
 //!   usage-only invoice (none when there is no overage).
 //! - A plan change is invoiced at once with the proration lines of
-//!   [`preview_change`](crate::proration::preview_change) (the same lines the
+//!   [`crate::proration::preview_change`] (the same lines the
 //!   preview shows); a negative total (downgrade) becomes account credit.
 //!   Overage of a period is priced on the plan in force when it closes.
-//! - Tax rate, coupons and account credit of the tenant's settings apply to
-//!   every invoice; applied credit and coupon uses are committed with it.
+//! - Tax rate and account credit of the tenant's settings apply to every
+//!   invoice, coupons to period invoices only (not to a plan change's
+//!   proration, so an upgrade and a downgrade are priced symmetrically);
+//!   applied credit and coupon uses are committed with the invoice.
 //! - A new invoice is charged at once through the auto-charge provider with
 //!   the tenant's payment method (idempotency key `auto-<invoice>-0`; retries
 //!   `auto-<invoice>-retry-<n>`; callers may not use the `auto-` prefix).
@@ -54,8 +56,8 @@
 //! Not handled yet: overage is priced on the plan in force when the period
 //! closes, so an upgrade just before renewal and a downgrade just after it
 //! lower the overage (splitting usage at the change instant would close
-//! it); coupons apply to an upgrade's proration invoice but not to a
-//! downgrade's credit, and tax likewise; a charge reaches the provider before
+//! it); tax is charged on an upgrade's proration but a downgrade's credit
+//! carries none; a charge reaches the provider before
 //! the invoice work commits, so a failure after a successful charge (rare:
 //! storage error) rolls the invoice back and the next run charges under a
 //! new invoice id; dunning follows one invoice at a time (another invoice
@@ -959,6 +961,10 @@ impl BillingService {
         let mut builder =
             InvoiceBuilder::for_catalog(id.clone(), tenant_key(work.tenant), &self.catalog, period);
         let mut usage_only = false;
+        // Coupons discount what a period costs (base fee and usage), never a
+        // plan change's proration: discounting the upgrade's charge but not
+        // the downgrade's credit would let up-and-down cycles mint credit.
+        let takes_coupons = !matches!(charges, Charges::Lines(_));
         let usage = |usage_period: InvoicePeriod| match &self.usage_ledger {
             Some(ledger) => billable_usage(ledger.as_ref(), &tenant_key(work.tenant), usage_period),
             None => Ok(Vec::new()),
@@ -1001,7 +1007,7 @@ impl BillingService {
             }
         }
         let settings = &work.account.settings;
-        for redemption in &settings.coupons {
+        for redemption in settings.coupons.iter().filter(|_| takes_coupons) {
             if redemption.applies_to_period(period.start_unix_ms) {
                 builder = builder.coupon(redemption.clone());
             }

@@ -427,3 +427,58 @@ fn paying_the_debt_after_dunning_canceled_lifts_the_suspension() {
         "the subscription stays canceled"
     );
 }
+
+#[test]
+fn coupons_discount_periods_not_prorations_so_plan_cycles_mint_no_credit() {
+    use aerolith_billing::{Coupon, CouponDuration, CouponId, CouponKind};
+    use rust_decimal_macros::dec;
+    let h = Harness::new();
+    let tenant = TenantId::new(5);
+    h.service
+        .subscribe(tenant, subscribe("starter", Some(card(CARD_SUCCEEDS))))
+        .expect("subscribes");
+    h.service
+        .add_coupon(
+            tenant,
+            Coupon {
+                id: CouponId("HALF".into()),
+                kind: CouponKind::Percent { percent: dec!(50) },
+                duration: CouponDuration::Forever,
+            },
+        )
+        .expect("redeems");
+    h.clock.advance(DAY * 10);
+    let up = h
+        .service
+        .change_plan(tenant, "professional")
+        .expect("upgrades")
+        .invoice
+        .expect("invoiced");
+    let down = h
+        .service
+        .change_plan(tenant, "starter")
+        .expect("downgrades")
+        .invoice
+        .expect("invoiced");
+    assert!(up.applied_coupons().is_empty(), "no coupon on a proration");
+    assert!(
+        down.applied_coupons().is_empty(),
+        "no coupon on a proration"
+    );
+    assert!(up.total().is_positive());
+    assert_eq!(
+        up.total().amount_minor + down.total().amount_minor,
+        0,
+        "up and straight back down at the same instant nets to zero"
+    );
+    // Period invoices still take the coupon.
+    h.clock.advance(DAY * 20);
+    h.service.run_due(h.clock.now_unix_ms()).expect("runs");
+    let renewal = h
+        .service
+        .invoices(tenant)
+        .into_iter()
+        .max_by_key(|i| i.id().0.clone())
+        .expect("renewal invoice");
+    assert_eq!(renewal.applied_coupons().len(), 1, "{renewal:?}");
+}
