@@ -385,20 +385,39 @@ pub async fn change_plan(
         &headers,
         Permission::ManageSubscription,
         move |service, tenancy, principal, tenant| {
+            // Refuse before anything is billed when the quotas could not
+            // follow (the catalog and tenancy's plans are the same list when
+            // the server starts; this guards a catalog that drifted).
+            if !tenancy.plans().contains_key(&request.plan) {
+                return Err(ApiError::Unprocessable {
+                    detail: format!("unknown plan {:?}", request.plan),
+                });
+            }
             let outcome = service.change_plan(tenant, &request.plan)?;
-            // Billing committed first: the quotas follow the plan billed.
-            tenancy.update_tenant(
+            // Billing committed (and charged) first: from here the change has
+            // happened, so a failure to move the quotas is reported in the
+            // answer and logged for the operator, not as an error the client
+            // would retry.
+            let quota_plan = match tenancy.update_tenant(
                 principal,
                 tenant,
                 TenantUpdate {
                     plan: Some(request.plan.clone()),
                     ..TenantUpdate::default()
                 },
-            )?;
+            ) {
+                Ok(_) => json!({"plan": request.plan, "updated": true}),
+                Err(err) => {
+                    tracing::error!(tenant = %tenant, plan = %request.plan, error = %err,
+                        "plan billed but the tenant's quota plan was not updated");
+                    json!({"plan": request.plan, "updated": false, "error": err.to_string()})
+                }
+            };
             Ok(json!({
                 "preview": outcome.preview,
                 "subscription": outcome.subscription,
                 "invoice": outcome.invoice.as_ref().map(invoice_json).transpose()?,
+                "quota_plan": quota_plan,
             }))
         },
     )
