@@ -270,7 +270,9 @@ fn crash_image(from: &Path) -> tempfile::TempDir {
 /// crash image (synced), and the length of the segment's records.
 fn image_with_zero_tail(docs: usize) -> (tempfile::TempDir, PathBuf, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), fast()).unwrap();
+    // Only durable commits zero-fill ahead (docs/format.md).
+    let durable = aerolith_core::Options::default().durability(aerolith_core::Durability::Always);
+    let db = Database::open(dir.path(), durable).unwrap();
     db.create_collection("c").unwrap();
     for i in 0..docs {
         db.insert("c", json!({"_id": format!("d{i:04}"), "i": i}))
