@@ -807,11 +807,12 @@ impl Inner {
         // Zero-filling ahead pays off only when commits wait for fdatasync
         // (docs/format.md); otherwise it would add a write and a sync for
         // nothing (measured: batched inserts without fsync 1.6x slower).
-        let zero_fill = matches!(self.durability, Durability::Always);
-        if let Err(e) = zero_fill
-            .then(|| w.active.reserve(end, self.segment_size_bytes_max))
-            .unwrap_or(Ok(()))
-        {
+        let reserved = if matches!(self.durability, Durability::Always) {
+            w.active.reserve(end, self.segment_size_bytes_max)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = reserved {
             // The zero-fill's fsync may have failed: unsynced appends before it
             // are of unknown durability.
             self.poison();
