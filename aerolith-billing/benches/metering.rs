@@ -7,16 +7,13 @@
 //!   `EngineLedger` with `Durability::Always` (every drain fsynced): each
 //!   iteration records 100,000 events over 1,000 tenants and waits for
 //!   `Meter::flush`, which upserts the 1,000 hourly entries in one batch;
-//! - `invoicing/run_due_10000_tenants`: one monthly `BillingService::run_due`
-//!   renewing 10,000 Starter subscriptions (`Durability::Always`): per
-//!   tenant the ledger read for the closed month (calls over the allowance,
-//!   storage), an invoice with base fee and overage, a number, an automatic
-//!   charge through the test provider, all committed in batches of 1,000
-//!   tenants. Each measured run first writes the month's usage (untimed).
 //!
-//! **Timing.** `ingest/*` and `invoicing/*` are single-threaded and report
+//! The billing run for 10,000 tenants has its own benchmark in the root
+//! package (`cargo bench --bench billing_run`).
+//!
+//! **Timing.** `ingest/*` is single-threaded and report
 //! the benchmark thread's on-CPU time (Linux `/proc/thread-self/schedstat`;
-//! wall time where it is unavailable), so their figures are per core and do
+//! wall time where it is unavailable), so its figures are per core and do
 //! not depend on what else the machine runs (on an idle machine the two are
 //! the same). `end_to_end/*` involves the drain thread and reports wall
 //! time.
@@ -28,14 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerolith_billing::metering::{
-    Aggregation, EngineLedger, InMemoryLedger, LedgerEntry, Meter, MeterConfig, UsageLedger,
-    API_CALLS_READ, STORAGE_BYTE_SECONDS,
-};
-use aerolith_billing::payment::test_provider::{TestProvider, CARD_SUCCEEDS};
-use aerolith_billing::payment::PaymentMethod;
-use aerolith_billing::{
-    BillingInterval, BillingService, BillingServiceOptions, Catalog, InMemoryTenantControl,
-    SubscribeRequest,
+    EngineLedger, InMemoryLedger, Meter, MeterConfig, API_CALLS_READ,
 };
 use aerolith_core::{Database, Durability, ManualClock, Options};
 use aerolith_tenancy::{OperationKind, TenantId, UsageEvent, UsageSink};
@@ -196,98 +186,5 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
-const BILLED_TENANTS: u64 = 10_000;
-// 2026-11-01T00:00:00Z.
-const NOV_1_2026_UNIX_MS: i64 = 1_793_491_200_000;
-
-fn open_service(
-    dir: &std::path::Path,
-    durability: Durability,
-    clock: &Arc<ManualClock>,
-) -> (BillingService, Arc<EngineLedger>) {
-    let db = Database::open(dir, Options::default().durability(durability)).expect("opens");
-    let ledger = Arc::new(EngineLedger::open(db.clone()).expect("ledger"));
-    let options = BillingServiceOptions::new(Arc::new(InMemoryTenantControl::new()))
-        .auto_charge(Arc::new(TestProvider::new()))
-        .usage_ledger(ledger.clone());
-    let service = BillingService::open(db, Catalog::default_catalog(), clock.clone(), options)
-        .expect("opens the service");
-    (service, ledger)
-}
-
-/// 250,000 reads and 3 GB stored for a whole hour, for every tenant, in
-/// the hour starting at `hour_unix_ms`.
-fn write_month_usage(ledger: &EngineLedger, hour_unix_ms: i64) {
-    let entries: Vec<LedgerEntry> = (1..=BILLED_TENANTS)
-        .flat_map(|tenant| {
-            [
-                (API_CALLS_READ, 250_000),
-                (STORAGE_BYTE_SECONDS, 3_000_000_000 * 3_600 * 24 * 30),
-            ]
-            .map(|(metric, quantity)| LedgerEntry {
-                tenant: tenant.to_string(),
-                metric: metric.to_owned(),
-                hour_start_unix_ms: hour_unix_ms,
-                quantity,
-                aggregation: Aggregation::Sum,
-                latest_at_unix_ms: None,
-            })
-        })
-        .collect();
-    ledger.upsert_batch(&entries).expect("writes usage");
-}
-
-fn invoicing(c: &mut Criterion) {
-    let mut group = c.benchmark_group("invoicing");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(BILLED_TENANTS));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(ManualClock::new(NOV_1_2026_UNIX_MS));
-    {
-        // Setup without fsyncs: 10,000 subscriptions, each invoiced and
-        // charged once.
-        let (service, _) = open_service(dir.path(), Durability::Never, &clock);
-        for tenant in 1..=BILLED_TENANTS {
-            service
-                .subscribe(
-                    TenantId::new(tenant),
-                    SubscribeRequest {
-                        plan_id: "starter".into(),
-                        interval: BillingInterval::Monthly,
-                        trial_days: None,
-                        payment_method: Some(PaymentMethod::Card {
-                            number: CARD_SUCCEEDS.into(),
-                        }),
-                    },
-                )
-                .expect("subscribes");
-        }
-    }
-    let (service, ledger) = open_service(dir.path(), Durability::Always, &clock);
-    let first = TenantId::new(1);
-    group.bench_function("run_due_10000_tenants", |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let sub = service.subscription(first).expect("subscribed");
-                write_month_usage(&ledger, sub.current_period_start_unix_ms);
-                let period_end = sub.current_period_end_unix_ms;
-                clock.set_unix_ms(period_end);
-                let mut issued = 0;
-                elapsed += cpu_timed(|| {
-                    issued = service
-                        .run_due(period_end)
-                        .expect("runs")
-                        .invoices_issued
-                        .len();
-                });
-                assert_eq!(issued, BILLED_TENANTS as usize);
-            }
-            elapsed
-        })
-    });
-    group.finish();
-}
-
-criterion_group!(benches, ingest, end_to_end, invoicing);
+criterion_group!(benches, ingest, end_to_end);
 criterion_main!(benches);
