@@ -37,9 +37,12 @@
 //!   `auto-<invoice>-retry-<n>`; callers may not use the `auto-` prefix).
 //!   Every key reaches the provider scoped to its tenant (`t<id>/<key>`), so
 //!   one tenant's keys can never collide with, replay or pre-empt another's.
-//!   Invoice ids are never handed out twice in a process, even when the work
-//!   that took one is rolled back (only invoice *numbers* must be gapless). No payment method, a decline, or a
-//!   transient failure starts dunning (policy in [`BillingServiceConfig`]).
+//!   A tenant's work that a billing run rolls back gives its invoice
+//!   numbers back (they must stay gapless) but not its invoice ids, so an id
+//!   is never reused for another tenant in the same run. (After a failed
+//!   commit the ids of that commit are reused; the tenant-scoped keys keep a
+//!   charge made for one from settling another tenant's invoice.) No
+//!   payment method, a decline, or a transient failure starts dunning (policy in [`BillingServiceConfig`]).
 //!   Voiding the invoice in dunning ends dunning like a payment.
 //! - Charges reach the provider before the idempotency record is committed;
 //!   a crash in between loses the record, and the retry uses the same
@@ -270,21 +273,17 @@ impl Staging {
         self.invoice_ids_staged = true;
         InvoiceId(format!("inv_{:010}", self.invoice_ids_issued))
     }
-    /// A restore point (the staged counters are small: one per series).
-    fn save(&self) -> (HashMap<(InvoicePrefix, i32), u64>, u64, bool) {
-        (
-            self.staged.lock().clone(),
-            self.invoice_ids_issued,
-            self.invoice_ids_staged,
-        )
+    /// A restore point: the staged number counters (small: one per
+    /// series).
+    fn save(&self) -> HashMap<(InvoicePrefix, i32), u64> {
+        self.staged.lock().clone()
     }
     /// Rolls the staged invoice *numbers* back (they must stay gapless), but
     /// never the invoice *ids*: an id handed out once, even to work that is
     /// then dropped, is never handed out again, so a payment made for it can
     /// never be matched to another invoice (ids may have gaps; numbers not).
-    fn restore(&mut self, saved: (HashMap<(InvoicePrefix, i32), u64>, u64, bool)) {
-        *self.staged.lock() = saved.0;
-        let _ = (saved.1, saved.2);
+    fn restore(&mut self, saved: HashMap<(InvoicePrefix, i32), u64>) {
+        *self.staged.lock() = saved;
     }
     /// Moves the staged counters into `changes` and starts over from them.
     fn drain_into(&mut self, changes: &mut Changes) {
