@@ -18,6 +18,7 @@
 //! | `billing.credit_notes`     | credit-note number           | `CreditNote` |
 //! | `billing.number_sequences` | `PREFIX-YYYY`, `invoice_ids` | last number taken |
 //! | `billing.payments`         | blake3(provider, key) hex    | provider, key, `IdempotencyRecord` |
+//! | `billing.pending_charges`  | tenant id                    | ids of committed invoices awaiting their first automatic charge |
 //!
 //! **Invariant:** an invoice's number and its series counter are written in
 //! the same batch as the finalized invoice, so after any crash the stored
@@ -52,8 +53,10 @@ pub const CREDIT_NOTES: &str = "billing.credit_notes";
 pub const NUMBER_SEQUENCES: &str = "billing.number_sequences";
 /// Payment idempotency records.
 pub const PAYMENTS: &str = "billing.payments";
+/// Invoices committed but not yet charged automatically, one list per tenant.
+pub const PENDING_CHARGES: &str = "billing.pending_charges";
 
-const ALL_COLLECTIONS: [&str; 7] = [
+const ALL_COLLECTIONS: [&str; 8] = [
     SUBSCRIPTIONS,
     TENANT_SETTINGS,
     DUNNING,
@@ -61,6 +64,7 @@ const ALL_COLLECTIONS: [&str; 7] = [
     CREDIT_NOTES,
     NUMBER_SEQUENCES,
     PAYMENTS,
+    PENDING_CHARGES,
 ];
 
 const INVOICE_IDS_DOC: &str = "invoice_ids";
@@ -86,6 +90,9 @@ pub(crate) struct Account {
     pub subscription: Option<Subscription>,
     pub settings: TenantBillingSettings,
     pub dunning: Option<DunningState>,
+    /// Invoices whose finalized state is committed and whose first
+    /// automatic charge has not been made (or its outcome not committed).
+    pub pending_charges: Vec<InvoiceId>,
 }
 
 /// A payment idempotency record with its provider and key.
@@ -114,6 +121,7 @@ pub(crate) struct AccountDirty {
     pub subscription: bool,
     pub settings: bool,
     pub dunning: bool,
+    pub pending_charges: bool,
 }
 
 impl AccountDirty {
@@ -122,10 +130,11 @@ impl AccountDirty {
             subscription: before.subscription != after.subscription,
             settings: before.settings != after.settings,
             dunning: before.dunning != after.dunning,
+            pending_charges: before.pending_charges != after.pending_charges,
         }
     }
     pub fn any(self) -> bool {
-        self.subscription || self.settings || self.dunning
+        self.subscription || self.settings || self.dunning || self.pending_charges
     }
 }
 
@@ -200,6 +209,9 @@ pub(crate) fn to_batch(changes: &Changes) -> Result<WriteBatch, BillingServiceEr
         }
         if dirty.dunning {
             batch.upsert(DUNNING, wrap(&id, &[], &account.dunning))?;
+        }
+        if dirty.pending_charges {
+            batch.upsert(PENDING_CHARGES, wrap(&id, &[], &account.pending_charges))?;
         }
     }
     for (tenant, invoice) in &changes.invoices {
@@ -318,6 +330,11 @@ pub(crate) fn load(db: &Database) -> Result<State, BillingServiceError> {
     for doc in all_docs(db, DUNNING)? {
         let tenant = tenant_of(DUNNING, &doc, None)?;
         state.accounts.entry(tenant).or_default().dunning = value_of(DUNNING, &doc)?;
+    }
+    for doc in all_docs(db, PENDING_CHARGES)? {
+        let tenant = tenant_of(PENDING_CHARGES, &doc, None)?;
+        state.accounts.entry(tenant).or_default().pending_charges =
+            value_of(PENDING_CHARGES, &doc)?;
     }
     for doc in all_docs(db, INVOICES)? {
         let tenant = tenant_of(INVOICES, &doc, Some("tenant"))?;
