@@ -46,7 +46,7 @@
 //!   Voiding the invoice in dunning ends dunning like a payment.
 //! - **Invariant:** the provider is asked to charge only invoices whose
 //!   finalized state is already committed. Issuing commits the invoice with
-//!   a pending-charge mark (`billing.pending_charges`); the charge follows
+//!   a pending-charge mark (`charge_pending` on its document); the charge follows
 //!   (in the same call, or in the run's second batch) and its outcome is
 //!   committed after it. A crash or storage failure in between leaves the
 //!   invoice committed and still marked, and the next run repeats the
@@ -360,15 +360,17 @@ impl TenantWork {
         self.effects.push(Effect::Audit(event));
     }
     fn into_changes(self, changes: &mut Changes) -> (TenantId, Vec<Effect>) {
+        let pending = &self.account.pending_charges;
+        changes
+            .invoices
+            .extend(self.invoices.into_values().map(|invoice| {
+                let charge_pending = pending.contains(invoice.id());
+                (self.tenant, invoice, charge_pending)
+            }));
         let dirty = AccountDirty::between(&self.original, &self.account);
         if dirty.any() {
             changes.accounts.insert(self.tenant, (self.account, dirty));
         }
-        changes.invoices.extend(
-            self.invoices
-                .into_values()
-                .map(|invoice| (self.tenant, invoice)),
-        );
         changes
             .credit_notes
             .extend(self.notes.into_iter().map(|note| (self.tenant, note)));
