@@ -26,7 +26,8 @@
 //!   usage-only invoice (none when there is no overage).
 //! - A plan change is invoiced at once with the proration lines of
 //!   [`crate::proration::preview_change`] (the same lines the
-//!   preview shows); a negative total (downgrade) becomes account credit.
+//!   preview shows); a negative total (downgrade) becomes account credit,
+//!   tax included (the tax line of a negative subtotal is negative).
 //!   Overage of a period is priced on the plan in force when it closes.
 //! - Tax rate and account credit of the tenant's settings apply to every
 //!   invoice, coupons to period invoices only (not to a plan change's
@@ -66,8 +67,7 @@
 //! Not handled yet: overage is priced on the plan in force when the period
 //! closes, so an upgrade just before renewal and a downgrade just after it
 //! lower the overage (splitting usage at the change instant would close
-//! it); tax is charged on an upgrade's proration but a downgrade's credit
-//! carries none; dunning follows one invoice at a time (another invoice
+//! it); dunning follows one invoice at a time (another invoice
 //! left unpaid meanwhile stays open without its own schedule); the final
 //! usage invoice of a canceled subscription is charged once and not dunned;
 //! a plan change does not change the tenant's quota plan in tenancy (the
