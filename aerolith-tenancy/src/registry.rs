@@ -754,6 +754,22 @@ impl Tenancy {
         }
     }
 
+    /// The live tenant whose slug is `slug`, if any; operator only. A
+    /// deleted tenant's slug is free again and names nobody.
+    pub fn tenant_id_by_slug(
+        &self,
+        principal: &Principal,
+        slug: &Slug,
+    ) -> Result<Option<TenantId>, TenancyError> {
+        principal.authorize_global(Permission::AdminTenants)?;
+        let registry = self.inner.registry.lock();
+        Ok(registry
+            .slugs
+            .get(slug)
+            .copied()
+            .filter(|id| live_record(&registry, *id).is_ok()))
+    }
+
     /// Live tenants in id order after `after`, at most `limit`
     /// (1..=[`TENANT_PAGE_LEN_MAX`]); operator only.
     pub fn list_tenants(

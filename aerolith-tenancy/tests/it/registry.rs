@@ -69,6 +69,33 @@ fn duplicate_slug_is_refused_until_the_first_tenant_is_deleted() {
 }
 
 #[test]
+fn the_operator_finds_a_live_tenant_by_slug_and_nobody_else_can() {
+    let fx = Fixture::new();
+    let acme = Slug::new("acme").expect("slug");
+    let (first, owner_key) = fx.create("acme", "starter", IsolationMode::Shared);
+    let by_slug = |principal: &Principal| fx.tenancy.tenant_id_by_slug(principal, &acme);
+    assert_eq!(by_slug(&Principal::Operator).expect("found"), Some(first.id));
+    let owner = fx.tenancy.authenticate(&owner_key).expect("owner key");
+    assert!(
+        matches!(by_slug(&owner), Err(TenancyError::Forbidden(_))),
+        "a tenant may not look tenants up"
+    );
+    let nobody = Slug::new("nobody").expect("slug");
+    assert_eq!(
+        fx.tenancy
+            .tenant_id_by_slug(&Principal::Operator, &nobody)
+            .expect("answers"),
+        None
+    );
+    fx.tenancy
+        .delete_tenant(&Principal::Operator, first.id)
+        .expect("delete");
+    assert_eq!(by_slug(&Principal::Operator).expect("answers"), None);
+    let (second, _) = fx.create("acme", "starter", IsolationMode::Shared);
+    assert_eq!(by_slug(&Principal::Operator).expect("found"), Some(second.id));
+}
+
+#[test]
 fn bad_tenant_parameters_have_exact_errors() {
     let fx = Fixture::new();
     let new = |name: &str, plan: &str| NewTenant {
