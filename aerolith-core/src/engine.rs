@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 
 use crate::batch::{merge_patch, prepare_doc, BatchOp, CommitOutcome, OpOutcome, WriteBatch};
+use crate::cache::RecordCache;
 use crate::clock::Clock;
 use crate::crypto::RecordCipher;
 use crate::error::{Error, Result};
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     /// The fault plan of the test seam; `None` outside tests.
     pub(crate) faults: Faults,
     pub(crate) cipher: Option<RecordCipher>,
+    /// Verified payloads of recent point reads (see `cache`).
+    pub(crate) record_cache: RecordCache,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
     queue: Mutex<Queue>,
@@ -104,6 +107,7 @@ impl Database {
             clock: options.clock.clone(),
             faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
+            record_cache: RecordCache::new(options.record_cache_bytes_max),
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             queue: Mutex::new(Queue::default()),
