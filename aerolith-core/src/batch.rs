@@ -150,6 +150,23 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
+    /// About how many bytes the batch's records will take in the log, so
+    /// the commit can size its buffer once: documents and names plus a
+    /// frame, operation header and encryption overhead per operation.
+    pub(crate) fn encoded_bytes_hint(&self) -> usize {
+        const RECORD_OVERHEAD_BYTES: usize = 96;
+        self.ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Insert { coll, doc }
+                | BatchOp::Upsert { coll, doc }
+                | BatchOp::Replace { coll, doc } => coll.len() + doc.id.len() + doc.bytes.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + self.ops.len() * RECORD_OVERHEAD_BYTES
+    }
+
     fn push(&mut self, op: BatchOp) -> Result<()> {
         if self.ops.len() >= BATCH_OPS_MAX {
             return Err(InvalidInput::BatchTooLarge {
