@@ -17,7 +17,9 @@ use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 
-use crate::batch::{merge_patch, prepare_doc, BatchOp, CommitOutcome, OpOutcome, WriteBatch};
+use crate::batch::{
+    merge_patch, prepare_doc_keeping_value, BatchOp, CommitOutcome, OpOutcome, WriteBatch,
+};
 use crate::cache::RecordCache;
 use crate::clock::Clock;
 use crate::crypto::RecordCipher;
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::options::{Durability, Options};
+use crate::query::parse_members;
 use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
@@ -500,12 +503,26 @@ impl<'a> Builder<'a> {
             }
             _ => {}
         }
-        if let Some((path, existing_id)) = c.unique_conflict(&doc.id, &doc.value) {
-            return Err(Error::UniqueViolation {
-                collection: coll.to_owned(),
-                path,
-                existing_id: existing_id.to_string(),
-            });
+        // What the indexes see of the new version: only the top-level
+        // members their paths start with, read back from the encoded bytes.
+        let indexed = if c.indexes.is_empty() {
+            None
+        } else {
+            let members: Vec<String> = c
+                .indexes
+                .keys()
+                .map(|p| p.split('.').next().unwrap_or(p).to_owned())
+                .collect();
+            Some(parse_members(&doc.bytes, &members).expect("prepared documents are JSON objects"))
+        };
+        if let Some(indexed) = &indexed {
+            if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed) {
+                return Err(Error::UniqueViolation {
+                    collection: coll.to_owned(),
+                    path,
+                    existing_id: existing_id.to_string(),
+                });
+            }
         }
         let old = match existing {
             Some(entry) if !c.indexes.is_empty() => Some(self.current(state, entry)?),
@@ -521,7 +538,7 @@ impl<'a> Builder<'a> {
             bytes: doc.bytes,
         });
         let c = Self::collection(state, coll)?;
-        c.reindex(&id, old.as_ref(), Some(&doc.value));
+        c.reindex(&id, old.as_ref(), indexed.as_ref());
         c.put_entry(Arc::clone(&id), DocEntry { loc, size_bytes });
         let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
         self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
@@ -543,8 +560,7 @@ impl<'a> Builder<'a> {
         };
         let mut merged = self.current(state, entry)?;
         merge_patch(&mut merged, patch);
-        let doc = prepare_doc(merged, Some(&id))?;
-        let result = doc.value.clone();
+        let (doc, result) = prepare_doc_keeping_value(merged, Some(&id))?;
         self.put(state, coll, doc, Existence::MustExist)?;
         *self.outcome.ops.last_mut().expect("put pushed an outcome") =
             OpOutcome::Patched { doc: result };
