@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::options::{Durability, Options};
-use crate::query::parse_members;
+use crate::query::parse_members_of_encoded;
 use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
@@ -508,12 +508,17 @@ impl<'a> Builder<'a> {
         let indexed = if c.indexes.is_empty() {
             None
         } else {
-            let members: Vec<String> = c
+            let mut members: Vec<String> = c
                 .indexes
                 .keys()
                 .map(|p| p.split('.').next().unwrap_or(p).to_owned())
                 .collect();
-            Some(parse_members(&doc.bytes, &members).expect("prepared documents are JSON objects"))
+            members.sort_unstable();
+            members.dedup();
+            Some(
+                parse_members_of_encoded(&doc.bytes, &members)
+                    .expect("prepared documents are JSON objects"),
+            )
         };
         if let Some(indexed) = &indexed {
             if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed) {
