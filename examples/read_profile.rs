@@ -1,9 +1,11 @@
 //! Profiling driver for the engine's read path: loads the peer benchmark's
 //! data shape into Aerolith only, then loops one workload so `perf record`
 //! sees nothing else. Not a benchmark (see `benches/peers.rs` for numbers
-//! that compare with the peers).
+//! that compare with the peers). `batch` loops the peer benchmark's
+//! `insert_batch1000_nosync` instead: 1,000 new documents per transaction
+//! into a fresh database, without fsync.
 //!
-//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|all> [docs] [seconds]`
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|batch|all> [docs] [seconds]`
 
 use std::hint::black_box;
 use std::path::Path;
@@ -72,11 +74,53 @@ fn run(name: &str, seconds: u64, per_iter: u64, mut f: impl FnMut(u64)) {
     );
 }
 
+/// Batches of 1,000 new documents into a fresh database without fsync; the
+/// documents are built outside the timed loop's engine calls, as in the
+/// peer benchmark (there they are built untimed by criterion).
+fn profile_batches(seconds: u64) {
+    let dir = std::env::temp_dir().join(format!("aerolith-batch-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = open(&dir);
+    db.create_collection("docs").expect("collection");
+    db.create_index("docs", "category", false).expect("index");
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut engine_time = Duration::ZERO;
+    let mut prepare_time = Duration::ZERO;
+    let mut batches = 0u64;
+    while started.elapsed() < budget {
+        let docs: Vec<Value> = (batches * 1000..(batches + 1) * 1000)
+            .map(make_doc)
+            .collect();
+        let t = Instant::now();
+        let mut batch = WriteBatch::new();
+        for doc in docs {
+            batch.insert("docs", doc).expect("insert");
+        }
+        prepare_time += t.elapsed();
+        db.write(batch).expect("commit");
+        engine_time += t.elapsed();
+        batches += 1;
+    }
+    println!(
+        "batch  {batches:>9} batches of 1000, {:>12.2?} each in the engine \
+         ({:.2?} adding to the batch, the rest committing)",
+        engine_time / batches as u32,
+        prepare_time / batches as u32
+    );
+    db.close().expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("all", String::as_str).to_owned();
     let docs: u64 = args.get(2).map_or(100_000, |s| s.parse().expect("docs"));
     let seconds: u64 = args.get(3).map_or(5, |s| s.parse().expect("seconds"));
+    if what == "batch" {
+        profile_batches(seconds);
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("aerolith-read-profile-{docs}"));
     if !dir.join("MANIFEST").exists() {
         let _ = std::fs::remove_dir_all(&dir);

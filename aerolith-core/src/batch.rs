@@ -14,11 +14,14 @@ use crate::limits::{
     validate_index_path, BATCH_OPS_MAX, ID_FIELD,
 };
 
-/// A validated document with its id and encoded bytes.
+/// A validated document with its id and encoded bytes. The `Value` is not
+/// kept: it is dropped as soon as it is encoded, while its memory is still
+/// in cache, and the commit reads the few members its indexes need back
+/// from `bytes` (measured: dropping 1,000 documents' `Value`s at commit
+/// time cost about a third of building the commit).
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedDoc {
     pub(crate) id: Arc<str>,
-    pub(crate) value: Value,
     pub(crate) bytes: Vec<u8>,
 }
 
@@ -36,7 +39,15 @@ pub fn generate_id() -> String {
 
 /// Validates `doc`, sets its `_id` (to `id`, to its own, or to a generated
 /// one) and encodes it.
-pub(crate) fn prepare_doc(mut doc: Value, id: Option<&str>) -> Result<PreparedDoc> {
+pub(crate) fn prepare_doc(doc: Value, id: Option<&str>) -> Result<PreparedDoc> {
+    prepare_doc_keeping_value(doc, id).map(|(prepared, _)| prepared)
+}
+
+/// [`prepare_doc`], also returning the document as stored (with its `_id`).
+pub(crate) fn prepare_doc_keeping_value(
+    mut doc: Value,
+    id: Option<&str>,
+) -> Result<(PreparedDoc, Value)> {
     let own_id = validate_document(&doc)?.map(str::to_owned);
     let id = match (id, own_id) {
         (Some(given), Some(own)) if given != own => return Err(InvalidInput::IdChanged.into()),
@@ -59,11 +70,13 @@ pub(crate) fn prepare_doc(mut doc: Value, id: Option<&str>) -> Result<PreparedDo
     }
     let bytes = serde_json::to_vec(&doc).expect("serde_json::Value always serializes");
     validate_encoded_size(bytes.len())?;
-    Ok(PreparedDoc {
-        id: Arc::from(id),
-        value: doc,
-        bytes,
-    })
+    Ok((
+        PreparedDoc {
+            id: Arc::from(id),
+            bytes,
+        },
+        doc,
+    ))
 }
 
 /// Applies an RFC 7386 JSON merge patch to `target`.
@@ -148,6 +161,23 @@ impl WriteBatch {
     /// True when the batch holds no operations.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// About how many bytes the batch's records will take in the log, so
+    /// the commit can size its buffer once: documents and names plus a
+    /// frame, operation header and encryption overhead per operation.
+    pub(crate) fn encoded_bytes_hint(&self) -> usize {
+        const RECORD_OVERHEAD_BYTES: usize = 96;
+        self.ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Insert { coll, doc }
+                | BatchOp::Upsert { coll, doc }
+                | BatchOp::Replace { coll, doc } => coll.len() + doc.id.len() + doc.bytes.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + self.ops.len() * RECORD_OVERHEAD_BYTES
     }
 
     fn push(&mut self, op: BatchOp) -> Result<()> {

@@ -199,6 +199,8 @@ impl Database {
             if let Some(s) = state.segments.get(id) {
                 let _ = std::fs::remove_file(&s.path);
             }
+            // Its id is never reused, so this only frees memory.
+            inner.record_cache.forget_segment(*id);
         }
         sync_dir(&inner.dir, &inner.faults)?;
         Ok(CompactionReport {

@@ -8,7 +8,6 @@
 //! Boundary: this module owns the commit protocol and the segment roll-over;
 //! replay lives in `recovery`, compaction in `compaction`, reads in `read`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,21 +17,21 @@ use crossbeam_channel::{bounded, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 
-use crate::batch::{merge_patch, prepare_doc, BatchOp, CommitOutcome, OpOutcome, WriteBatch};
+use crate::batch::{
+    merge_patch, prepare_doc_keeping_value, BatchOp, CommitOutcome, OpOutcome, WriteBatch,
+};
+use crate::cache::RecordCache;
 use crate::clock::Clock;
 use crate::crypto::RecordCipher;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::options::{Durability, Options};
+use crate::query::parse_members_of_encoded;
 use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
 use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
-
-/// Placeholder segment id for records of the batch being built, fixed up
-/// once the batch is encoded and its offsets are known.
-const PENDING_SEGMENT: u64 = u64::MAX;
 
 /// The writer's side of the engine, guarded by one mutex.
 pub(crate) struct WriteSide {
@@ -62,6 +61,8 @@ pub(crate) struct Inner {
     /// The fault plan of the test seam; `None` outside tests.
     pub(crate) faults: Faults,
     pub(crate) cipher: Option<RecordCipher>,
+    /// Verified payloads of recent point reads (see `cache`).
+    pub(crate) record_cache: RecordCache,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
     queue: Mutex<Queue>,
@@ -104,6 +105,7 @@ impl Database {
             clock: options.clock.clone(),
             faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
+            record_cache: RecordCache::new(options.record_cache_bytes_max),
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             queue: Mutex::new(Queue::default()),
@@ -386,13 +388,24 @@ impl Logged {
     }
 }
 
-/// Validates one batch against `state`, applying it in place. Documents
-/// written get placeholder locations; `Built::locate` fixes them up.
+/// Validates one batch against `state`, applying it in place, and encodes
+/// each operation's record as soon as it is applied, so every document
+/// written gets its final location at once (no second pass over the id
+/// map) and is dropped as a `Value` right after its index upkeep. The last
+/// record is encoded again with the commit mark by `finish`: same length,
+/// so the locations stand.
 struct Builder<'a> {
     cipher: Option<&'a RecordCipher>,
-    /// Documents written earlier in this batch, not yet on disk.
-    written: HashMap<(String, Arc<str>), Arc<Value>>,
-    logged: Vec<Logged>,
+    txn: u64,
+    /// The segment and offset the batch's bytes will be appended at.
+    segment: u64,
+    base_offset: u64,
+    /// The encoded records so far.
+    buf: Vec<u8>,
+    /// Reused for each operation payload before it is framed.
+    scratch: Vec<u8>,
+    /// The last operation logged and where its frame starts in `buf`.
+    last: Option<(usize, Logged)>,
     outcome: CommitOutcome,
 }
 
@@ -406,22 +419,64 @@ impl<'a> Builder<'a> {
             })
     }
 
-    /// The current version of a document that exists in `state`.
-    fn current(
-        &self,
-        state: &State,
-        coll: &str,
-        id: &Arc<str>,
-        entry: DocEntry,
-    ) -> Result<Arc<Value>> {
-        if entry.loc.segment == PENDING_SEGMENT {
-            let doc = self
-                .written
-                .get(&(coll.to_owned(), Arc::clone(id)))
-                .expect("pending entries are in the batch's write set");
-            return Ok(Arc::clone(doc));
+    /// Appends the record of `logged` (not yet marked as the commit) to the
+    /// batch's bytes and returns its location.
+    fn log(&mut self, logged: Logged) -> Loc {
+        let start = self.buf.len();
+        self.encode_into(&logged, false);
+        self.last = Some((start, logged));
+        Loc {
+            segment: self.segment,
+            offset: self.base_offset + start as u64,
+            len: u32::try_from(self.buf.len() - start).expect("frames are bounded"),
         }
-        read_doc(self.cipher, state, entry.loc).map(Arc::new)
+    }
+
+    fn encode_into(&mut self, logged: &Logged, commit: bool) {
+        self.scratch.clear();
+        encode_op(
+            &OpRecord {
+                txn: self.txn,
+                commit,
+                op: logged.as_op(),
+            },
+            &mut self.scratch,
+        );
+        match self.cipher {
+            Some(c) => encode_frame(&c.seal(&self.scratch), &mut self.buf),
+            None => encode_frame(&self.scratch, &mut self.buf),
+        }
+    }
+
+    /// The current version of a document that exists in `state`: from the
+    /// batch's own bytes if this batch wrote it, else from its segment.
+    fn current(&self, state: &State, entry: DocEntry) -> Result<Value> {
+        let loc = entry.loc;
+        if loc.segment != self.segment || loc.offset < self.base_offset {
+            return read_doc(self.cipher, state, loc);
+        }
+        // Past the append position of the active segment: only this batch
+        // can have put a location there, and its bytes are in `buf`.
+        let start = usize::try_from(loc.offset - self.base_offset).expect("within buf");
+        let frame = &self.buf[start..start + loc.len as usize];
+        let (body, _) = decode_frame(frame).expect("a frame this batch encoded decodes");
+        let plain;
+        let payload: &[u8] = match self.cipher {
+            Some(c) => {
+                plain = c.open(body).expect("a record this batch sealed opens");
+                &plain
+            }
+            None => body,
+        };
+        match decode_op(payload)
+            .expect("an op this batch encoded decodes")
+            .op
+        {
+            Op::Put { doc, .. } => {
+                Ok(serde_json::from_slice(doc).expect("this batch encoded the document"))
+            }
+            _ => unreachable!("document locations point at Put records"),
+        }
     }
 
     fn put(
@@ -448,48 +503,54 @@ impl<'a> Builder<'a> {
             }
             _ => {}
         }
-        if let Some((path, existing_id)) = c.unique_conflict(&doc.id, &doc.value) {
-            return Err(Error::UniqueViolation {
-                collection: coll.to_owned(),
-                path,
-                existing_id: existing_id.to_string(),
-            });
+        // What the indexes see of the new version: only the top-level
+        // members their paths start with, read back from the encoded bytes.
+        let indexed = if c.indexes.is_empty() {
+            None
+        } else {
+            let mut members: Vec<String> = c
+                .indexes
+                .keys()
+                .map(|p| p.split('.').next().unwrap_or(p).to_owned())
+                .collect();
+            members.sort_unstable();
+            members.dedup();
+            Some(
+                parse_members_of_encoded(&doc.bytes, &members)
+                    .expect("prepared documents are JSON objects"),
+            )
+        };
+        if let Some(indexed) = &indexed {
+            if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed) {
+                return Err(Error::UniqueViolation {
+                    collection: coll.to_owned(),
+                    path,
+                    existing_id: existing_id.to_string(),
+                });
+            }
         }
         let old = match existing {
-            Some(entry) if !c.indexes.is_empty() => {
-                Some(self.current(state, coll, &doc.id, entry)?)
-            }
+            Some(entry) if !c.indexes.is_empty() => Some(self.current(state, entry)?),
             _ => None,
         };
         let size_bytes =
             u32::try_from(doc.bytes.len()).expect("documents are bounded by DOC_SIZE_BYTES_MAX");
+        let created = existing.is_none();
+        let id = Arc::clone(&doc.id);
+        let loc = self.log(Logged::Put {
+            coll: coll.to_owned(),
+            id: Arc::clone(&id),
+            bytes: doc.bytes,
+        });
         let c = Self::collection(state, coll)?;
-        c.reindex(&doc.id, old.as_deref(), Some(&doc.value));
-        let placeholder = Loc {
-            segment: PENDING_SEGMENT,
-            offset: self.logged.len() as u64,
-            len: 0,
-        };
-        c.put_entry(
-            Arc::clone(&doc.id),
-            DocEntry {
-                loc: placeholder,
-                size_bytes,
-            },
-        );
+        c.reindex(&id, old.as_ref(), indexed.as_ref());
+        c.put_entry(Arc::clone(&id), DocEntry { loc, size_bytes });
         let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
         self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
-        self.outcome.documents_delta += i64::from(existing.is_none());
+        self.outcome.documents_delta += i64::from(created);
         self.outcome.ops.push(OpOutcome::Written {
-            id: doc.id.to_string(),
-            created: existing.is_none(),
-        });
-        self.written
-            .insert((coll.to_owned(), Arc::clone(&doc.id)), Arc::new(doc.value));
-        self.logged.push(Logged::Put {
-            coll: coll.to_owned(),
-            id: doc.id,
-            bytes: doc.bytes,
+            id: id.to_string(),
+            created,
         });
         Ok(())
     }
@@ -502,10 +563,9 @@ impl<'a> Builder<'a> {
                 id: id.to_owned(),
             });
         };
-        let mut merged = (*self.current(state, coll, &id, entry)?).clone();
+        let mut merged = self.current(state, entry)?;
         merge_patch(&mut merged, patch);
-        let doc = prepare_doc(merged, Some(&id))?;
-        let result = doc.value.clone();
+        let (doc, result) = prepare_doc_keeping_value(merged, Some(&id))?;
         self.put(state, coll, doc, Existence::MustExist)?;
         *self.outcome.ops.last_mut().expect("put pushed an outcome") =
             OpOutcome::Patched { doc: result };
@@ -521,15 +581,15 @@ impl<'a> Builder<'a> {
         let old = if c.indexes.is_empty() {
             None
         } else {
-            Some(self.current(state, coll, &id, entry)?)
+            Some(self.current(state, entry)?)
         };
         let c = Self::collection(state, coll)?;
-        c.reindex(&id, old.as_deref(), None);
+        c.reindex(&id, old.as_ref(), None);
         c.remove_entry(&id);
         self.outcome.live_bytes_delta -= i64::from(entry.size_bytes);
         self.outcome.documents_delta -= 1;
         self.outcome.ops.push(OpOutcome::Deleted { existed: true });
-        self.logged.push(Logged::Delete {
+        self.log(Logged::Delete {
             coll: coll.to_owned(),
             id: id.to_string(),
         });
@@ -554,7 +614,7 @@ impl<'a> Builder<'a> {
             c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
         let mut index = IndexState::new(unique);
         for (id, entry) in entries {
-            let doc = self.current(state, coll, &id, entry)?;
+            let doc = self.current(state, entry)?;
             let keys = crate::query::index_keys(&doc, path);
             if unique {
                 if let Some(other) = index.conflict(&keys, &id) {
@@ -571,7 +631,7 @@ impl<'a> Builder<'a> {
             .indexes
             .insert(path.to_owned(), index);
         self.outcome.ops.push(OpOutcome::Schema);
-        self.logged.push(Logged::CreateIndex {
+        self.log(Logged::CreateIndex {
             coll: coll.to_owned(),
             path: path.to_owned(),
             unique,
@@ -595,7 +655,7 @@ impl<'a> Builder<'a> {
                     .insert(coll.clone(), CollectionState::default());
                 self.outcome.collections_delta += 1;
                 self.outcome.ops.push(OpOutcome::Schema);
-                self.logged.push(Logged::CreateCollection { coll });
+                self.log(Logged::CreateCollection { coll });
                 Ok(())
             }
             BatchOp::DropCollection { coll } => {
@@ -606,7 +666,7 @@ impl<'a> Builder<'a> {
                 self.outcome.documents_delta -= dropped.docs.len() as i64;
                 self.outcome.live_bytes_delta -= dropped.live_bytes as i64;
                 self.outcome.ops.push(OpOutcome::Schema);
-                self.logged.push(Logged::DropCollection { coll });
+                self.log(Logged::DropCollection { coll });
                 Ok(())
             }
             BatchOp::CreateIndex { coll, path, unique } => {
@@ -621,56 +681,28 @@ impl<'a> Builder<'a> {
                     });
                 }
                 self.outcome.ops.push(OpOutcome::Schema);
-                self.logged.push(Logged::DropIndex { coll, path });
+                self.log(Logged::DropIndex { coll, path });
                 Ok(())
             }
         }
     }
 
-    /// Encodes the logged operations as one transaction starting at
-    /// `offset` of `segment`, and replaces placeholder locations in `state`.
-    fn encode(
-        self,
-        state: &mut State,
-        txn: u64,
-        segment: u64,
-        offset: u64,
-    ) -> (Vec<u8>, CommitOutcome) {
-        let mut buf = Vec::new();
-        let last = self.logged.len().saturating_sub(1);
-        for (i, logged) in self.logged.iter().enumerate() {
-            let start = buf.len();
-            encode_record(
-                self.cipher,
-                &OpRecord {
-                    txn,
-                    commit: i == last,
-                    op: logged.as_op(),
-                },
-                &mut buf,
+    /// Marks the last record as the transaction's commit and returns the
+    /// batch's bytes with the outcome.
+    fn finish(mut self) -> (Vec<u8>, CommitOutcome) {
+        if let Some((start, last)) = self.last.take() {
+            let len = self.buf.len() - start;
+            self.buf.truncate(start);
+            self.encode_into(&last, true);
+            assert_eq!(
+                self.buf.len() - start,
+                len,
+                "the commit mark does not change a frame's length"
             );
-            if let Logged::Put { coll, id, .. } = logged {
-                let placeholder = Loc {
-                    segment: PENDING_SEGMENT,
-                    offset: i as u64,
-                    len: 0,
-                };
-                if let Some(c) = state.collections.get_mut(coll) {
-                    if let Some(entry) = c.docs.get_mut(id) {
-                        if entry.loc == placeholder {
-                            entry.loc = Loc {
-                                segment,
-                                offset: offset + start as u64,
-                                len: u32::try_from(buf.len() - start).expect("frames are bounded"),
-                            };
-                        }
-                    }
-                }
-            }
         }
         let mut outcome = self.outcome;
-        outcome.log_bytes_written = buf.len() as u64;
-        (buf, outcome)
+        outcome.log_bytes_written = self.buf.len() as u64;
+        (self.buf, outcome)
     }
 }
 
@@ -786,8 +818,12 @@ impl Inner {
         let mut state = w.state.clone();
         let mut builder = Builder {
             cipher: self.cipher.as_ref(),
-            written: HashMap::new(),
-            logged: Vec::new(),
+            txn: w.next_txn,
+            segment: w.active.id,
+            base_offset: w.active_len,
+            buf: Vec::with_capacity(batch.encoded_bytes_hint()),
+            scratch: Vec::new(),
+            last: None,
             outcome: CommitOutcome {
                 ops: Vec::with_capacity(batch.ops.len()),
                 live_bytes_delta: 0,
@@ -799,10 +835,10 @@ impl Inner {
         for op in batch.ops {
             builder.apply(&mut state, op)?;
         }
-        if builder.logged.is_empty() {
+        if builder.last.is_none() {
             return Ok(builder.outcome);
         }
-        let (buf, outcome) = builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
+        let (buf, outcome) = builder.finish();
         let end = w.active_len + buf.len() as u64;
         // Zero-filling ahead pays off only when commits wait for fdatasync
         // (docs/format.md); otherwise it would add a write and a sync for

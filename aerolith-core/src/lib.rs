@@ -26,6 +26,7 @@
 
 mod backup;
 mod batch;
+mod cache;
 pub mod clock;
 mod compaction;
 mod crypto;
@@ -51,7 +52,9 @@ pub use compaction::CompactionReport;
 pub use crypto::MasterKey;
 pub use engine::Database;
 pub use error::{Error, InvalidInput, Result};
-pub use options::{Durability, Options, RecoveryMode, SEGMENT_SIZE_BYTES_DEFAULT};
+pub use options::{
+    Durability, Options, RecoveryMode, RECORD_CACHE_BYTES_DEFAULT, SEGMENT_SIZE_BYTES_DEFAULT,
+};
 pub use query::{
     compare_values, index_keys, FieldPath, Filter, IndexKey, IndexPredicate, IndexScan, PathError,
     Projection, QueryError, SortDirection, SortSpec, TypeBracket, FILTER_DEPTH_MAX,

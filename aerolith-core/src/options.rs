@@ -50,6 +50,12 @@ pub struct Options {
     /// A segment is sealed and a new one started once it reaches this size.
     /// Default: 64 MiB.
     pub segment_size_bytes_max: u64,
+    /// Upper bound on the memory of the record cache: verified (checksummed
+    /// and decrypted) document payloads of recent point reads, so a hot
+    /// document is not verified again on every read. Counts payload bytes
+    /// plus a small overhead per entry; the bound is per open database.
+    /// 0 turns the cache off. Default: [`RECORD_CACHE_BYTES_DEFAULT`].
+    pub record_cache_bytes_max: usize,
     /// Source of time for query deadlines and background syncs.
     pub clock: Arc<dyn Clock>,
     /// Test seam: a deterministic schedule of injected I/O faults (see
@@ -61,6 +67,9 @@ pub struct Options {
 /// Default segment size: 64 MiB.
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// Default bound of the record cache: 32 MiB per open database.
+pub const RECORD_CACHE_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -69,6 +78,7 @@ impl Default for Options {
             create_if_missing: true,
             recovery: RecoveryMode::Strict,
             segment_size_bytes_max: SEGMENT_SIZE_BYTES_DEFAULT,
+            record_cache_bytes_max: RECORD_CACHE_BYTES_DEFAULT,
             clock: Arc::new(SystemClock),
             fault_plan: None,
         }
@@ -97,6 +107,12 @@ impl Options {
     /// Sets the segment size at which the log rolls over.
     pub fn segment_size_bytes_max(mut self, bytes: u64) -> Self {
         self.segment_size_bytes_max = bytes;
+        self
+    }
+
+    /// Sets the bound of the record cache (0 turns it off).
+    pub fn record_cache_bytes_max(mut self, bytes: usize) -> Self {
+        self.record_cache_bytes_max = bytes;
         self
     }
 

@@ -10,10 +10,49 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{read_doc, with_doc_bytes, Database, Inner};
+use crate::engine::{with_doc_bytes, Database, Inner};
 use crate::error::{Error, Result};
 use crate::query::{Filter, IndexScan, Projection, QueryError, SortSpec};
-use crate::state::{CollectionState, DocEntry, State};
+use crate::state::{CollectionState, DocEntry, Loc, State};
+
+/// Reads the document at `loc` for a point read: from the record cache if
+/// its verified payload is there, otherwise verified from the segment and
+/// then remembered in the cache. Only bytes that passed the checksum (and
+/// decryption) and parsed as JSON are ever cached.
+fn read_doc_cached(inner: &Inner, state: &State, loc: Loc) -> Result<Value> {
+    if let Some(payload) = inner.record_cache.get(loc) {
+        // It parsed when it was cached; should it not now, read the record.
+        if let Ok(doc) = serde_json::from_slice(&payload) {
+            return Ok(doc);
+        }
+    }
+    let (payload, doc) = with_doc_bytes(inner.cipher.as_ref(), state, loc, |json| {
+        let doc = serde_json::from_slice::<Value>(json)?;
+        Ok((Arc::<[u8]>::from(json), doc))
+    })?;
+    inner.record_cache.insert_verified(loc, payload);
+    Ok(doc)
+}
+
+/// Calls `f` with the verified JSON of the document at `loc`: the cached
+/// payload if a point read cached it, else the record verified in place.
+/// Queries use this without filling the cache, so a scan does not push the
+/// documents of point reads out.
+fn with_verified_doc_bytes<R>(
+    inner: &Inner,
+    state: &State,
+    loc: Loc,
+    f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
+) -> Result<R> {
+    match inner.record_cache.get(loc) {
+        Some(payload) => f(&payload).map_err(|e| Error::Corrupt {
+            path: std::path::PathBuf::from(crate::segment::segment_file_name(loc.segment)),
+            offset: loc.offset,
+            reason: format!("document is not JSON: {e}"),
+        }),
+        None => with_doc_bytes(inner.cipher.as_ref(), state, loc, f),
+    }
+}
 
 /// A query over one collection: filter, sort, skip, limit, projection and
 /// an optional time budget.
@@ -186,7 +225,7 @@ impl Database {
                 collection: collection.to_owned(),
             })?;
         match c.docs.get(id) {
-            Some(entry) => read_doc(self.inner.cipher.as_ref(), &state, entry.loc).map(Some),
+            Some(entry) => read_doc_cached(&self.inner, &state, entry.loc).map(Some),
             None => Ok(None),
         }
     }
@@ -241,7 +280,7 @@ impl Snapshot {
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
         let c = self.collection(collection)?;
         match c.docs.get(id) {
-            Some(entry) => read_doc(self.inner.cipher.as_ref(), &self.state, entry.loc).map(Some),
+            Some(entry) => read_doc_cached(&self.inner, &self.state, entry.loc).map(Some),
             None => Ok(None),
         }
     }
@@ -443,7 +482,6 @@ impl Snapshot {
             (None, Some(limit)) => Some(query.skip.saturating_add(limit)),
             _ => None,
         };
-        let cipher = self.inner.cipher.as_ref();
         let mut matched = Vec::new();
         let mut examined = 0u64;
         for entry in candidates {
@@ -453,7 +491,7 @@ impl Snapshot {
             }
             examined += 1;
             // The checksum (or tag) is verified before the filter sees a byte.
-            let doc = with_doc_bytes(cipher, &self.state, entry.loc, |json| {
+            let doc = with_verified_doc_bytes(&self.inner, &self.state, entry.loc, |json| {
                 // Reject on the few members the filter reads before building
                 // the whole document; a match is confirmed on the full parse.
                 if prefilter && query.filter.matches_encoded(json) == Some(false) {

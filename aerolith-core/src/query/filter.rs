@@ -177,9 +177,32 @@ fn collect_members(node: &Node, out: &mut Vec<String>) {
 /// whole document. `None` if `json` is not one valid JSON object.
 pub(crate) fn parse_members(json: &[u8], names: &[String]) -> Option<Value> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let partial = MembersSeed { names }.deserialize(&mut de).ok()?;
+    let partial = MembersSeed { names, done: None }
+        .deserialize(&mut de)
+        .ok()?;
     de.end().ok()?;
     Some(partial)
+}
+
+/// [`parse_members`] for JSON that this process has just encoded from a
+/// `Value` (so it is valid and has no repeated member): stops reading as
+/// soon as every name in `names` (distinct) was found, instead of skipping
+/// the rest of the document. The commit uses it to index a document from
+/// its encoded bytes.
+pub(crate) fn parse_members_of_encoded(json: &[u8], names: &[String]) -> Option<Value> {
+    let mut done = None;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let parsed = MembersSeed {
+        names,
+        done: Some(&mut done),
+    }
+    .deserialize(&mut de);
+    match parsed {
+        // Every name was found: the visitor stopped early with an error on
+        // purpose and left the members in `done`.
+        Err(_) => done,
+        Ok(all) => Some(all),
+    }
 }
 
 /// Deserializes a JSON object keeping only the members named in `names`
@@ -188,6 +211,9 @@ pub(crate) fn parse_members(json: &[u8], names: &[String]) -> Option<Value> {
 /// last value, as [`Map`] does when a whole document is parsed.
 struct MembersSeed<'f> {
     names: &'f [String],
+    /// When set, stop once every name was found, leaving the members here
+    /// (the parse then ends with an error the caller ignores).
+    done: Option<&'f mut Option<Value>>,
 }
 
 impl<'de> DeserializeSeed<'de> for MembersSeed<'_> {
@@ -207,11 +233,18 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
+        let mut done = self.done;
         while let Some(wanted) = map.next_key_seed(MemberName { names: self.names })? {
             match wanted {
                 Some(i) => {
                     let value: Value = map.next_value()?;
                     kept.insert(self.names[i].clone(), value);
+                    if kept.len() == self.names.len() {
+                        if let Some(done) = done.take() {
+                            *done = Some(Value::Object(kept));
+                            return Err(serde::de::Error::custom("every wanted member read"));
+                        }
+                    }
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -1350,6 +1383,26 @@ mod tests {
             json!({"$and": [{"$or": [{"a": 1}, {"a": 2}]}]}),
         ] {
             assert!(predicates(f.clone()).is_empty(), "{f}");
+        }
+    }
+
+    #[test]
+    fn members_of_encoded_json_are_those_of_a_full_read() {
+        let docs = [
+            json!({"_id": "a", "category": "c1", "n": {"x": [1, 2]}, "pad": "z".repeat(500)}),
+            json!({"_id": "b", "pad": "z", "n": 3}),
+            json!({"_id": "c", "category": null}),
+            json!({}),
+        ];
+        let name_sets: [&[&str]; 4] = [&["category"], &["category", "n"], &["n", "_id"], &[]];
+        for doc in &docs {
+            let json = serde_json::to_vec(doc).unwrap();
+            for names in name_sets {
+                let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                let full = parse_members(&json, &names).unwrap();
+                let early = parse_members_of_encoded(&json, &names).unwrap();
+                assert_eq!(early, full, "{doc} {names:?}");
+            }
         }
     }
 }

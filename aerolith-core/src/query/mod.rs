@@ -123,8 +123,8 @@ mod sort;
 #[cfg(test)]
 mod proptests;
 
-pub(crate) use filter::parse_members;
 pub use filter::Filter;
+pub(crate) use filter::{parse_members, parse_members_of_encoded};
 pub use index_key::{index_keys, IndexKey, IndexPredicate, IndexScan};
 pub use order::{compare_values, TypeBracket};
 pub use path::FieldPath;

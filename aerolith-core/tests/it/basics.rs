@@ -262,3 +262,50 @@ fn ids_page_in_order() {
     assert_eq!(snap.list_ids("c", None, 2).unwrap(), vec!["a", "b"]);
     assert_eq!(snap.list_ids("c", Some("b"), 10).unwrap(), vec!["c", "d"]);
 }
+
+#[test]
+fn a_batch_reads_back_the_documents_it_wrote_earlier() {
+    use aerolith_core::{MasterKey, Query};
+    for key in [None, Some(MasterKey::from_bytes([3; 32]))] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = match &key {
+            Some(k) => fast().master_key(k.clone()),
+            None => fast(),
+        };
+        let db = Database::open(dir.path(), options.clone()).unwrap();
+        db.create_collection("c").unwrap();
+        db.create_index("c", "kind", false).unwrap();
+        let mut b = WriteBatch::new();
+        b.insert("c", json!({"_id": "a", "kind": "x", "n": 1}))
+            .unwrap();
+        b.insert("c", json!({"_id": "b", "kind": "x"})).unwrap();
+        // Each of these needs the version written earlier in the batch.
+        b.patch("c", "a", json!({"kind": "y", "m": 2})).unwrap();
+        b.upsert("c", json!({"_id": "a", "kind": "z", "n": 3}))
+            .unwrap();
+        b.delete("c", "b").unwrap();
+        b.patch("c", "a", json!({"p": true})).unwrap();
+        let outcome = db.write(b).unwrap();
+        assert_eq!(
+            outcome.ops[5],
+            OpOutcome::Patched {
+                doc: json!({"_id": "a", "kind": "z", "n": 3, "p": true})
+            }
+        );
+        for reopen in [false, true] {
+            let db = if reopen {
+                db.close().unwrap();
+                Database::open(dir.path(), options.clone()).unwrap()
+            } else {
+                db.clone()
+            };
+            let a = json!({"_id": "a", "kind": "z", "n": 3, "p": true});
+            assert_eq!(db.get("c", "a").unwrap(), Some(a.clone()));
+            assert_eq!(db.get("c", "b").unwrap(), None);
+            for (kind, expected) in [("x", vec![]), ("y", vec![]), ("z", vec![a.clone()])] {
+                let q = Query::filter(&json!({ "kind": kind })).unwrap();
+                assert_eq!(db.find("c", &q).unwrap(), expected, "kind {kind}");
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod encryption;
 mod faults;
 mod model;
 mod queries;
+mod record_cache;
 mod recovery;
 
 use aerolith_core::{Database, Durability, Options};

@@ -1,0 +1,136 @@
+//! The record cache of point reads: it serves only payloads that were
+//! verified once, a record that is not cached is still verified (damage is
+//! `Corrupt`, never a document), and cached reads stay right across
+//! overwrites, deletes and compaction.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use aerolith_core::{Database, Error, MasterKey, Options};
+use serde_json::json;
+
+use crate::fast;
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Flips one byte of the last segment at `pos` (from its start).
+fn damage_byte(dir: &Path, pos: u64) {
+    let seg = segment_files(dir).pop().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(seg)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, pos).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x20], pos).unwrap();
+}
+
+fn position_of(dir: &Path, needle: &[u8]) -> u64 {
+    let bytes = std::fs::read(segment_files(dir).pop().unwrap()).unwrap();
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap() as u64
+}
+
+fn two_docs(options: Options) -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options).unwrap();
+    db.create_collection("c").unwrap();
+    db.insert("c", json!({"_id": "hot", "v": "hot-value-1"}))
+        .unwrap();
+    db.insert("c", json!({"_id": "cold", "v": "cold-value-1"}))
+        .unwrap();
+    (dir, db)
+}
+
+#[test]
+fn a_damaged_record_that_is_not_cached_is_corrupt() {
+    let (dir, db) = two_docs(fast());
+    // Cache `hot` only, then damage both records on disk.
+    assert_eq!(db.get("c", "hot").unwrap().unwrap()["v"], "hot-value-1");
+    damage_byte(dir.path(), position_of(dir.path(), b"hot-value-1"));
+    damage_byte(dir.path(), position_of(dir.path(), b"cold-value-1"));
+    assert!(matches!(db.get("c", "cold"), Err(Error::Corrupt { .. })));
+    // The cached payload was verified before the damage and is served.
+    assert_eq!(db.get("c", "hot").unwrap().unwrap()["v"], "hot-value-1");
+    // Damage found on a miss is not cached: it stays an error.
+    assert!(matches!(db.get("c", "cold"), Err(Error::Corrupt { .. })));
+    // Without the cache every read verifies, so both fail.
+    db.close().unwrap();
+    drop(db);
+    let opened = Database::open(dir.path(), fast().record_cache_bytes_max(0));
+    // Recovery refuses the damaged log or cuts it as a torn tail; either
+    // way neither damaged document is served again.
+    if let Ok(db) = opened {
+        assert!(!matches!(db.get("c", "hot"), Ok(Some(_))));
+        assert!(!matches!(db.get("c", "cold"), Ok(Some(_))));
+    }
+}
+
+#[test]
+fn a_damaged_encrypted_record_that_is_not_cached_is_corrupt() {
+    let options = fast().master_key(MasterKey::from_bytes([5; 32]));
+    let (dir, db) = two_docs(options);
+    assert_eq!(db.get("c", "hot").unwrap().unwrap()["v"], "hot-value-1");
+    // `cold` is the last record: damage its ciphertext near the file's end.
+    let seg_len = std::fs::metadata(segment_files(dir.path()).pop().unwrap())
+        .unwrap()
+        .len();
+    damage_byte(dir.path(), seg_len - 20);
+    assert!(matches!(db.get("c", "cold"), Err(Error::Corrupt { .. })));
+    assert_eq!(db.get("c", "hot").unwrap().unwrap()["v"], "hot-value-1");
+}
+
+#[test]
+fn cached_reads_follow_overwrites_deletes_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so compaction has sealed segments to rewrite.
+    let db = Database::open(dir.path(), fast().segment_size_bytes_max(4096)).unwrap();
+    db.create_collection("c").unwrap();
+    for round in 0..6u64 {
+        for i in 0..40u64 {
+            let id = format!("d{i}");
+            db.upsert(
+                "c",
+                json!({"_id": id, "round": round, "pad": "x".repeat(64)}),
+            )
+            .unwrap();
+            assert_eq!(db.get("c", &id).unwrap().unwrap()["round"], round);
+        }
+        db.delete("c", "d0").unwrap();
+        assert_eq!(db.get("c", "d0").unwrap(), None);
+        if round % 2 == 1 {
+            db.compact().unwrap();
+        }
+        for i in 1..40u64 {
+            let doc = db.get("c", &format!("d{i}")).unwrap().unwrap();
+            assert_eq!(doc["round"], round, "d{i} after round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_tiny_cache_still_answers_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast().record_cache_bytes_max(1024)).unwrap();
+    db.create_collection("c").unwrap();
+    for i in 0..200u64 {
+        db.insert("c", json!({"_id": format!("d{i}"), "i": i}))
+            .unwrap();
+    }
+    for _ in 0..2 {
+        for i in 0..200u64 {
+            assert_eq!(db.get("c", &format!("d{i}")).unwrap().unwrap()["i"], i);
+        }
+    }
+}
