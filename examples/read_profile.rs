@@ -3,7 +3,11 @@
 //! sees nothing else. Not a benchmark (see `benches/peers.rs` for numbers
 //! that compare with the peers).
 //!
-//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|all> [docs] [seconds]`
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|replay|all> [docs] [seconds]`
+//!
+//! `open` opens as a user would (through the checkpoint a clean close
+//! writes); `replay` deletes the checkpoint before each open, so every open
+//! replays the whole log.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -95,6 +99,15 @@ fn main() {
         println!("loaded {docs} in {:.2?}", started.elapsed());
     }
     let all = what == "all";
+    if all || what == "replay" {
+        run("replay", seconds, 1, |_| {
+            let _ = std::fs::remove_file(dir.join("CHECKPOINT"));
+            let db = open(&dir);
+            assert!(!db.recovery_report().checkpoint_used);
+            black_box(db.get("docs", &doc_id(0)).expect("get"));
+            db.close().expect("close");
+        });
+    }
     if all || what == "open" {
         run("open", seconds, 1, |_| {
             let db = open(&dir);

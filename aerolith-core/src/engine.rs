@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     /// The fault plan of the test seam; `None` outside tests.
     pub(crate) faults: Faults,
     pub(crate) cipher: Option<RecordCipher>,
+    /// The meta file's database id, written into checkpoints.
+    database_id: String,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
     queue: Mutex<Queue>,
@@ -104,6 +106,7 @@ impl Database {
             clock: options.clock.clone(),
             faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
+            database_id: recovered.database_id,
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             queue: Mutex::new(Queue::default()),
@@ -166,6 +169,7 @@ impl Database {
         if !was_closed {
             w.active.sync()?;
             w.active.trim(w.active_len)?;
+            self.inner.write_checkpoint(&w);
         }
         // Releasing the lock lets this or another process open the directory.
         self.inner.lock.lock().take();
@@ -268,9 +272,9 @@ impl Drop for Inner {
             }
         }
         if !self.closed.load(Ordering::SeqCst) && !self.poisoned.load(Ordering::SeqCst) {
-            let w = self.writer.get_mut();
-            if w.active.sync().is_ok() {
-                let _ = w.active.trim(w.active_len);
+            let w = self.writer.lock();
+            if w.active.sync().is_ok() && w.active.trim(w.active_len).is_ok() {
+                self.write_checkpoint(&w);
             }
         }
     }
@@ -629,17 +633,20 @@ impl<'a> Builder<'a> {
 
     /// Encodes the logged operations as one transaction starting at
     /// `offset` of `segment`, and replaces placeholder locations in `state`.
+    /// Also returns the offset the transaction's last frame will have.
     fn encode(
         self,
         state: &mut State,
         txn: u64,
         segment: u64,
         offset: u64,
-    ) -> (Vec<u8>, CommitOutcome) {
+    ) -> (Vec<u8>, CommitOutcome, u64) {
         let mut buf = Vec::new();
+        let mut last_start = 0;
         let last = self.logged.len().saturating_sub(1);
         for (i, logged) in self.logged.iter().enumerate() {
             let start = buf.len();
+            last_start = start;
             encode_record(
                 self.cipher,
                 &OpRecord {
@@ -670,7 +677,7 @@ impl<'a> Builder<'a> {
         }
         let mut outcome = self.outcome;
         outcome.log_bytes_written = buf.len() as u64;
-        (buf, outcome)
+        (buf, outcome, offset + last_start as u64)
     }
 }
 
@@ -802,7 +809,8 @@ impl Inner {
         if builder.logged.is_empty() {
             return Ok(builder.outcome);
         }
-        let (buf, outcome) = builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
+        let (buf, outcome, last_frame) =
+            builder.encode(&mut state, w.next_txn, w.active.id, w.active_len);
         let end = w.active_len + buf.len() as u64;
         // Zero-filling ahead pays off only when commits wait for fdatasync
         // (docs/format.md); otherwise it would add a write and a sync for
@@ -823,6 +831,7 @@ impl Inner {
             self.poison();
             return Err(e);
         }
+        w.active.set_last_frame(last_frame);
         w.active_len += buf.len() as u64;
         w.next_txn += 1;
         w.state = state;
@@ -861,7 +870,22 @@ impl Inner {
         Ok(())
     }
 
-    fn sync_segment(&self, segment: &Segment) -> Result<()> {
+    /// Writes a checkpoint of the writer's state (see `checkpoint`). The
+    /// caller has synced everything it covers. A failure is not an error of
+    /// the operation that asked for it (close, compaction): the checkpoint
+    /// is derived data, and an old or missing one only makes the next open
+    /// replay more of the log; a leftover temp file is removed on open.
+    pub(crate) fn write_checkpoint(&self, w: &WriteSide) {
+        let _ = crate::checkpoint::write(
+            &self.dir,
+            &self.faults,
+            self.cipher.as_ref(),
+            &self.database_id,
+            w,
+        );
+    }
+
+    pub(crate) fn sync_segment(&self, segment: &Segment) -> Result<()> {
         segment.sync().inspect_err(|_| self.poison())
     }
 

@@ -26,6 +26,7 @@
 
 mod backup;
 mod batch;
+mod checkpoint;
 pub mod clock;
 mod compaction;
 mod crypto;
@@ -59,7 +60,7 @@ pub use query::{
 };
 pub use read::{CollectionStats, DatabaseStats, Explain, IndexInfo, Query, Snapshot};
 pub use recovery::{RecoveryReport, TruncatedTail};
-pub use verify::VerifyReport;
+pub use verify::{CheckpointStatus, VerifyReport};
 
 /// Hooks for the fuzz targets and the corpus-replay tests: the decoders
 /// exposed without exposing the format types. Not a stable API.
