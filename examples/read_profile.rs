@@ -76,6 +76,32 @@ fn run(name: &str, seconds: u64, per_iter: u64, mut f: impl FnMut(u64)) {
     );
 }
 
+/// Times opening the database and reading one document, as the peer
+/// benchmark's `open_loaded` does (closing is not timed). With
+/// `full_replay`, the checkpoint is removed before each open.
+fn run_opens(name: &str, seconds: u64, dir: &Path, full_replay: bool) {
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut timed = Duration::ZERO;
+    let mut iters = 0u32;
+    while started.elapsed() < budget {
+        if full_replay {
+            let _ = std::fs::remove_file(dir.join("CHECKPOINT"));
+        }
+        let opened = Instant::now();
+        let db = open(dir);
+        black_box(db.get("docs", &doc_id(0)).expect("get"));
+        timed += opened.elapsed();
+        assert_eq!(db.recovery_report().checkpoint_used, !full_replay);
+        db.close().expect("close");
+        iters += 1;
+    }
+    println!(
+        "{name:<6} {iters:>9} iterations, {:>12.2?} each",
+        timed / iters
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("all", String::as_str).to_owned();
@@ -100,20 +126,10 @@ fn main() {
     }
     let all = what == "all";
     if all || what == "replay" {
-        run("replay", seconds, 1, |_| {
-            let _ = std::fs::remove_file(dir.join("CHECKPOINT"));
-            let db = open(&dir);
-            assert!(!db.recovery_report().checkpoint_used);
-            black_box(db.get("docs", &doc_id(0)).expect("get"));
-            db.close().expect("close");
-        });
+        run_opens("replay", seconds, &dir, true);
     }
     if all || what == "open" {
-        run("open", seconds, 1, |_| {
-            let db = open(&dir);
-            black_box(db.get("docs", &doc_id(0)).expect("get"));
-            db.close().expect("close");
-        });
+        run_opens("open", seconds, &dir, false);
     }
     let db = open(&dir);
     let mut rng = StdRng::seed_from_u64(SEED);

@@ -144,26 +144,35 @@ fn encode_body(
         if coll.indexes.is_empty() {
             continue;
         }
-        // Index entries name documents by their position in the id map
-        // above, so each id is stored (and allocated on load) once.
-        let ordinals: HashMap<&str, u32> = coll
+        // Index entries are stored per document, in the order of the id
+        // map above, as positions in the index's key list: each id is stored
+        // (and allocated on load) once, and loading reads the documents in
+        // order instead of jumping around the id map once per key.
+        let ordinals: HashMap<&str, usize> = coll
             .docs
             .keys()
             .enumerate()
-            .map(|(i, id)| (&**id, u32::try_from(i).expect("counted above")))
+            .map(|(i, id)| (&**id, i))
             .collect();
         for (path, index) in coll.indexes.iter() {
             put_str(&mut out, path);
             out.push(u8::from(index.unique));
             put_u32(&mut out, index.entries.len());
-            for (key, ids) in index.entries.iter() {
+            let mut keys_of_doc: Vec<Vec<u32>> = vec![Vec::new(); coll.docs.len()];
+            for (position, (key, ids)) in index.entries.iter().enumerate() {
                 key.encode(&mut out);
-                put_u32(&mut out, ids.len());
+                let position = u32::try_from(position).expect("keys are counted in u32");
                 for id in ids.iter() {
                     let ordinal = ordinals
                         .get(&**id)
                         .expect("an index names only live documents of its collection");
-                    out.extend_from_slice(&ordinal.to_le_bytes());
+                    keys_of_doc[*ordinal].push(position);
+                }
+            }
+            for keys in keys_of_doc {
+                put_u32(&mut out, keys.len());
+                for position in keys {
+                    out.extend_from_slice(&position.to_le_bytes());
                 }
             }
         }
@@ -180,20 +189,35 @@ pub(crate) fn encode_file(
     state: &State,
 ) -> Vec<u8> {
     let plain = encode_body(database_id, next_txn, segments, state);
-    let body = match cipher {
-        Some(c) => c.seal(&plain),
-        None => plain,
-    };
+    match cipher {
+        Some(c) => wrap(&c.seal(&plain), FLAG_ENCRYPTED),
+        None => wrap(&plain, 0),
+    }
+}
+
+fn wrap(body: &[u8], flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + body.len() + HASH_BYTES);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    let flags = if cipher.is_some() { FLAG_ENCRYPTED } else { 0 };
     out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     let hash = blake3::hash(&out);
     out.extend_from_slice(hash.as_bytes());
     out
+}
+
+/// An unencrypted checkpoint file around `body` (for the fuzz targets).
+pub(crate) fn wrap_plain_body(body: &[u8]) -> Vec<u8> {
+    wrap(body, 0)
+}
+
+/// The body of a file made by `wrap` (empty if too short).
+pub(crate) fn plain_body_of(file: &[u8]) -> &[u8] {
+    if file.len() < HEADER_BYTES + HASH_BYTES {
+        return &[];
+    }
+    &file[HEADER_BYTES..file.len() - HASH_BYTES]
 }
 
 // ---------------------------------------------------------------- decoding
@@ -345,35 +369,41 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
                 1 => true,
                 _ => return reject("index flag is neither 0 nor 1"),
             };
-            let key_count = r.count(1 + 4 + 4)?;
-            let mut index = IndexState::new(unique);
-            let mut previous_key: Option<IndexKey> = None;
+            let key_count = r.count(1)?;
+            let mut keys: Vec<IndexKey> = Vec::with_capacity(key_count);
             for _ in 0..key_count {
                 let Some(key) = IndexKey::decode(&mut r.buf) else {
                     return reject("an index key does not decode");
                 };
-                if previous_key.as_ref().is_some_and(|p| *p >= key) {
+                if keys.last().is_some_and(|p| *p >= key) {
                     return reject("index keys out of order");
                 }
-                let id_count = r.count(4)?;
-                if id_count == 0 {
+                keys.push(key);
+            }
+            // Per document, in id order, the positions of its keys: each
+            // key's documents come out in ascending id order.
+            let mut members: Vec<Vec<Arc<str>>> = vec![Vec::new(); key_count];
+            for id in &ids {
+                let n = r.count(4)?;
+                let mut previous: Option<u32> = None;
+                for _ in 0..n {
+                    let position = r.u32()?;
+                    if previous.is_some_and(|p| p >= position) {
+                        return reject("a document's index keys out of order");
+                    }
+                    previous = Some(position);
+                    let Some(of_key) = members.get_mut(position as usize) else {
+                        return reject("an index entry names a missing key");
+                    };
+                    of_key.push(Arc::clone(id));
+                }
+            }
+            let mut index = IndexState::new(unique);
+            for (key, of_key) in keys.into_iter().zip(members) {
+                if of_key.is_empty() {
                     return reject("an index key without documents");
                 }
-                let mut members = OrdSet::new();
-                let mut previous_ordinal: Option<u32> = None;
-                for _ in 0..id_count {
-                    let ordinal = r.u32()?;
-                    if previous_ordinal.is_some_and(|p| p >= ordinal) {
-                        return reject("index entries out of order");
-                    }
-                    previous_ordinal = Some(ordinal);
-                    let Some(id) = ids.get(ordinal as usize) else {
-                        return reject("an index entry names a missing document");
-                    };
-                    members.insert(Arc::clone(id));
-                }
-                index.entries.insert(key.clone(), members);
-                previous_key = Some(key);
+                index.entries.insert(key, OrdSet::from_iter(of_key));
             }
             indexes.insert(path.to_owned(), index);
         }

@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     pub(crate) cipher: Option<RecordCipher>,
     /// The meta file's database id, written into checkpoints.
     database_id: String,
+    /// The manifest's segments and the append position as of the
+    /// checkpoint on disk, if it is known to be current: a close with
+    /// nothing written since does not rewrite it.
+    checkpointed: Mutex<Option<(Vec<u64>, u64)>>,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
     queue: Mutex<Queue>,
@@ -99,6 +103,10 @@ impl Database {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         let recovered = recover(dir.as_ref(), &options)?;
         let state = recovered.write_side.state.clone();
+        let checkpointed = recovered.checkpoint_current.then(|| {
+            let w = &recovered.write_side;
+            (w.manifest.segments.clone(), w.active_len)
+        });
         let inner = Arc::new(Inner {
             dir: dir.as_ref().to_path_buf(),
             durability: options.durability,
@@ -107,6 +115,7 @@ impl Database {
             faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
             database_id: recovered.database_id,
+            checkpointed: Mutex::new(checkpointed),
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             queue: Mutex::new(Queue::default()),
@@ -876,13 +885,19 @@ impl Inner {
     /// is derived data, and an old or missing one only makes the next open
     /// replay more of the log; a leftover temp file is removed on open.
     pub(crate) fn write_checkpoint(&self, w: &WriteSide) {
-        let _ = crate::checkpoint::write(
+        let covers = (w.manifest.segments.clone(), w.active_len);
+        let mut checkpointed = self.checkpointed.lock();
+        if checkpointed.as_ref() == Some(&covers) {
+            return;
+        }
+        let written = crate::checkpoint::write(
             &self.dir,
             &self.faults,
             self.cipher.as_ref(),
             &self.database_id,
             w,
         );
+        *checkpointed = matches!(written, Ok(true)).then_some(covers);
     }
 
     pub(crate) fn sync_segment(&self, segment: &Segment) -> Result<()> {

@@ -73,4 +73,47 @@ pub mod fuzzing {
             Err(_) => false,
         }
     }
+
+    /// Decodes the bytes as a whole checkpoint file of an unencrypted
+    /// database (header, blake3, body); never panics on any input.
+    pub fn decode_checkpoint(bytes: &[u8]) -> bool {
+        crate::checkpoint::decode_file(bytes, None).is_ok()
+    }
+
+    /// Decodes the bytes as a plain checkpoint body. The encoding is
+    /// canonical, so a body that decodes must encode back to exactly the
+    /// same bytes; panics if it does not (a finding), never otherwise.
+    pub fn decode_checkpoint_body(bytes: &[u8]) -> bool {
+        let Ok(decoded) = crate::checkpoint::decode_body(bytes) else {
+            return false;
+        };
+        let state = crate::state::State {
+            collections: decoded.collections.clone(),
+            segments: imbl::OrdMap::new(),
+        };
+        let file = crate::checkpoint::encode_file(
+            None,
+            &decoded.database_id,
+            decoded.next_txn,
+            &decoded.segments,
+            &state,
+        );
+        assert_eq!(
+            checkpoint_body_of_file(&file),
+            bytes,
+            "a decoded checkpoint body re-encodes to the same bytes"
+        );
+        true
+    }
+
+    /// Wraps a plain body into an unencrypted checkpoint file with a correct
+    /// header and hash, so fuzzed bodies get past the checksum.
+    pub fn checkpoint_file_of_body(body: &[u8]) -> Vec<u8> {
+        crate::checkpoint::wrap_plain_body(body)
+    }
+
+    /// The body of an unencrypted checkpoint file (without header and hash).
+    pub fn checkpoint_body_of_file(file: &[u8]) -> &[u8] {
+        crate::checkpoint::plain_body_of(file)
+    }
 }

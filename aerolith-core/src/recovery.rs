@@ -83,6 +83,8 @@ pub(crate) struct Recovered {
     pub(crate) lock: std::fs::File,
     /// The meta file's database id, which checkpoints are bound to.
     pub(crate) database_id: String,
+    /// True if the checkpoint on disk describes exactly the recovered state.
+    pub(crate) checkpoint_current: bool,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -732,6 +734,13 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         ..
     } = replayer;
     let database_id = meta.database_id;
+    // Nothing was written after the checkpoint: closing need not rewrite it.
+    let checkpoint_current = report.checkpoint_used
+        && covered
+            .iter()
+            .map(|c| c.id)
+            .eq(manifest.segments.iter().copied())
+        && covered.last().is_some_and(|c| c.len == active_len);
     Ok(Recovered {
         write_side: WriteSide {
             state,
@@ -744,5 +753,6 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         report,
         lock,
         database_id,
+        checkpoint_current,
     })
 }
