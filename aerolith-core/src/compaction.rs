@@ -209,12 +209,7 @@ impl Database {
         // (5) Checkpoint the new layout, so the next open need not replay
         // the rewritten segments. Everything it covers must be durable
         // first; a failed fsync poisons, as for any commit.
-        {
-            let w = inner.writer.lock();
-            let active = Arc::clone(&w.active);
-            inner.sync_segment(&active)?;
-            inner.write_checkpoint(&w);
-        }
+        inner.checkpoint_after_compaction()?;
         Ok(CompactionReport {
             segments_compacted: sealed.len(),
             segments_written: out.segments.len(),

@@ -900,7 +900,21 @@ impl Inner {
         *checkpointed = matches!(written, Ok(true)).then_some(covers);
     }
 
-    pub(crate) fn sync_segment(&self, segment: &Segment) -> Result<()> {
+    /// The last step of a compaction: under the writer lock, unless the
+    /// database was closed or poisoned meanwhile (then there is nothing to
+    /// do: the compaction itself is complete), make the active segment
+    /// durable (a failure poisons) and checkpoint the new layout.
+    pub(crate) fn checkpoint_after_compaction(&self) -> Result<()> {
+        let w = self.writer.lock();
+        if self.check_open().is_err() {
+            return Ok(());
+        }
+        w.active.sync().inspect_err(|_| self.poison())?;
+        self.write_checkpoint(&w);
+        Ok(())
+    }
+
+    fn sync_segment(&self, segment: &Segment) -> Result<()> {
         segment.sync().inspect_err(|_| self.poison())
     }
 
