@@ -63,6 +63,12 @@ pub(crate) struct Inner {
     pub(crate) cipher: Option<RecordCipher>,
     /// Verified payloads of recent point reads (see `cache`).
     pub(crate) record_cache: RecordCache,
+    /// The meta file's database id, written into checkpoints.
+    database_id: String,
+    /// The manifest's segments and the append position as of the
+    /// checkpoint on disk, if it is known to be current: a close with
+    /// nothing written since does not rewrite it.
+    checkpointed: Mutex<Option<(Vec<u64>, u64)>>,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
     queue: Mutex<Queue>,
@@ -98,6 +104,10 @@ impl Database {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         let recovered = recover(dir.as_ref(), &options)?;
         let state = recovered.write_side.state.clone();
+        let checkpointed = recovered.checkpoint_current.then(|| {
+            let w = &recovered.write_side;
+            (w.manifest.segments.clone(), w.active_len)
+        });
         let inner = Arc::new(Inner {
             dir: dir.as_ref().to_path_buf(),
             durability: options.durability,
@@ -106,6 +116,8 @@ impl Database {
             faults: options.fault_plan.clone(),
             cipher: recovered.cipher,
             record_cache: RecordCache::new(options.record_cache_bytes_max),
+            database_id: recovered.database_id,
+            checkpointed: Mutex::new(checkpointed),
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             queue: Mutex::new(Queue::default()),
@@ -168,6 +180,7 @@ impl Database {
         if !was_closed {
             w.active.sync()?;
             w.active.trim(w.active_len)?;
+            self.inner.write_checkpoint(&w);
         }
         // Releasing the lock lets this or another process open the directory.
         self.inner.lock.lock().take();
@@ -270,9 +283,9 @@ impl Drop for Inner {
             }
         }
         if !self.closed.load(Ordering::SeqCst) && !self.poisoned.load(Ordering::SeqCst) {
-            let w = self.writer.get_mut();
-            if w.active.sync().is_ok() {
-                let _ = w.active.trim(w.active_len);
+            let w = self.writer.lock();
+            if w.active.sync().is_ok() && w.active.trim(w.active_len).is_ok() {
+                self.write_checkpoint(&w);
             }
         }
     }
@@ -688,9 +701,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Marks the last record as the transaction's commit and returns the
-    /// batch's bytes with the outcome.
-    fn finish(mut self) -> (Vec<u8>, CommitOutcome) {
+    /// batch's bytes with the outcome, and where in those bytes the
+    /// transaction's last frame starts (for the checkpoint's boundary).
+    fn finish(mut self) -> (Vec<u8>, CommitOutcome, usize) {
+        let mut last_start = 0;
         if let Some((start, last)) = self.last.take() {
+            last_start = start;
             let len = self.buf.len() - start;
             self.buf.truncate(start);
             self.encode_into(&last, true);
@@ -702,7 +718,7 @@ impl<'a> Builder<'a> {
         }
         let mut outcome = self.outcome;
         outcome.log_bytes_written = self.buf.len() as u64;
-        (self.buf, outcome)
+        (self.buf, outcome, last_start)
     }
 }
 
@@ -838,7 +854,8 @@ impl Inner {
         if builder.last.is_none() {
             return Ok(builder.outcome);
         }
-        let (buf, outcome) = builder.finish();
+        let (buf, outcome, last_start) = builder.finish();
+        let last_frame = w.active_len + last_start as u64;
         let end = w.active_len + buf.len() as u64;
         // Zero-filling ahead pays off only when commits wait for fdatasync
         // (docs/format.md); otherwise it would add a write and a sync for
@@ -859,6 +876,7 @@ impl Inner {
             self.poison();
             return Err(e);
         }
+        w.active.set_last_frame(last_frame);
         w.active_len += buf.len() as u64;
         w.next_txn += 1;
         w.state = state;
@@ -894,6 +912,41 @@ impl Inner {
         w.state.segments.insert(id, Arc::clone(&segment));
         w.active = segment;
         w.active_len = SEGMENT_HEADER_BYTES;
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the writer's state (see `checkpoint`). The
+    /// caller has synced everything it covers. A failure is not an error of
+    /// the operation that asked for it (close, compaction): the checkpoint
+    /// is derived data, and an old or missing one only makes the next open
+    /// replay more of the log; a leftover temp file is removed on open.
+    pub(crate) fn write_checkpoint(&self, w: &WriteSide) {
+        let covers = (w.manifest.segments.clone(), w.active_len);
+        let mut checkpointed = self.checkpointed.lock();
+        if checkpointed.as_ref() == Some(&covers) {
+            return;
+        }
+        let written = crate::checkpoint::write(
+            &self.dir,
+            &self.faults,
+            self.cipher.as_ref(),
+            &self.database_id,
+            w,
+        );
+        *checkpointed = matches!(written, Ok(true)).then_some(covers);
+    }
+
+    /// The last step of a compaction: under the writer lock, unless the
+    /// database was closed or poisoned meanwhile (then there is nothing to
+    /// do: the compaction itself is complete), make the active segment
+    /// durable (a failure poisons) and checkpoint the new layout.
+    pub(crate) fn checkpoint_after_compaction(&self) -> Result<()> {
+        let w = self.writer.lock();
+        if self.check_open().is_err() {
+            return Ok(());
+        }
+        w.active.sync().inspect_err(|_| self.poison())?;
+        self.write_checkpoint(&w);
         Ok(())
     }
 

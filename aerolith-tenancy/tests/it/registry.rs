@@ -74,7 +74,10 @@ fn the_operator_finds_a_live_tenant_by_slug_and_nobody_else_can() {
     let acme = Slug::new("acme").expect("slug");
     let (first, owner_key) = fx.create("acme", "starter", IsolationMode::Shared);
     let by_slug = |principal: &Principal| fx.tenancy.tenant_id_by_slug(principal, &acme);
-    assert_eq!(by_slug(&Principal::Operator).expect("found"), Some(first.id));
+    assert_eq!(
+        by_slug(&Principal::Operator).expect("found"),
+        Some(first.id)
+    );
     let owner = fx.tenancy.authenticate(&owner_key).expect("owner key");
     assert!(
         matches!(by_slug(&owner), Err(TenancyError::Forbidden(_))),
@@ -92,7 +95,10 @@ fn the_operator_finds_a_live_tenant_by_slug_and_nobody_else_can() {
         .expect("delete");
     assert_eq!(by_slug(&Principal::Operator).expect("answers"), None);
     let (second, _) = fx.create("acme", "starter", IsolationMode::Shared);
-    assert_eq!(by_slug(&Principal::Operator).expect("found"), Some(second.id));
+    assert_eq!(
+        by_slug(&Principal::Operator).expect("found"),
+        Some(second.id)
+    );
 }
 
 #[test]
