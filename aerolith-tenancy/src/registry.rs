@@ -993,6 +993,11 @@ impl Tenancy {
     /// Authenticates a bearer: an API key (`ak_...`) or a session token
     /// (`st_...`). Revoked or expired keys, tokens of revoked keys and
     /// credentials of deleted tenants are refused.
+    ///
+    /// Key records come through the credential cache (`key_cache`), which
+    /// revocation, role changes and tenant deletion invalidate before they
+    /// return; the hash comparison, the expiry and token checks and the
+    /// tenant's liveness are evaluated on every call.
     pub fn authenticate(&self, bearer: &str) -> Result<Principal, TenancyError> {
         let inner = &self.inner;
         let principal = if bearer.starts_with(TOKEN_PREFIX) {
@@ -1243,6 +1248,14 @@ impl Tenancy {
         let registry = self.inner.registry.lock();
         let salt = registry.records.get(&tenant)?.key_salt?;
         Some(tenant_key(&self.inner.master_key, tenant, &salt))
+    }
+
+    /// Lookups the credential cache answered since open, and the key records
+    /// it holds. For tests of the cache only.
+    #[doc(hidden)]
+    pub fn credential_cache_stats_for_tests(&self) -> (u64, usize) {
+        let cache = self.inner.keys.store().cache();
+        (cache.hits(), cache.len())
     }
 
     /// Where a dedicated tenant's engine lives (for operators' tooling and
