@@ -269,3 +269,69 @@ fn forged_and_foreign_keys_never_hit_the_cache() {
         Err(TenancyError::Forbidden(f)) if f.permission == Permission::ReadDocuments
     ));
 }
+
+#[test]
+fn authenticate_cached_answers_only_from_the_cache() {
+    let fx = Fixture::new();
+    let (tenant, _) = warmed(&fx, "acme");
+    let key = fx
+        .tenancy
+        .create_api_key(&Principal::Operator, tenant.id, Role::Reader, None)
+        .expect("key");
+    let text = key.secret.expose();
+    assert!(
+        fx.tenancy.authenticate_cached(text).is_none(),
+        "a key never seen needs the store"
+    );
+    assert!(matches!(
+        fx.tenancy.authenticate_cached("ak_acme_short"),
+        Some(Err(TenancyError::Auth(AuthError::MalformedKey(_))))
+    ));
+    let principal = fx.tenancy.authenticate(text).expect("works");
+    assert_eq!(
+        fx.tenancy
+            .authenticate_cached(text)
+            .expect("cached")
+            .expect("works"),
+        principal
+    );
+    fx.tenancy
+        .revoke_api_key(&Principal::Operator, tenant.id, key.record.key_id)
+        .expect("revoked");
+    assert!(
+        fx.tenancy.authenticate_cached(text).is_none(),
+        "a revoked key is not answered from the cache"
+    );
+}
+
+#[test]
+fn a_role_change_applies_to_the_keys_session_tokens_on_the_next_call() {
+    let fx = Fixture::new();
+    let (tenant, _) = warmed(&fx, "acme");
+    let writer = fx
+        .tenancy
+        .create_api_key(&Principal::Operator, tenant.id, Role::Writer, None)
+        .expect("writer key");
+    let principal = fx
+        .tenancy
+        .authenticate(writer.secret.expose())
+        .expect("works");
+    let (token, _) = fx.tenancy.issue_token(&principal, 60_000).expect("token");
+    fx.tenancy
+        .authenticate(token.expose())
+        .expect("token works");
+    fx.tenancy
+        .set_api_key_role(
+            &Principal::Operator,
+            tenant.id,
+            writer.record.key_id,
+            Role::Reader,
+        )
+        .expect("demoted");
+    let principal = fx.tenancy.authenticate(token.expose()).expect("works");
+    let handle = fx.tenancy.handle(&principal, tenant.id).expect("handle");
+    assert!(matches!(
+        handle.insert("c", json!({"_id": "t"})),
+        Err(TenancyError::Forbidden(_))
+    ));
+}
