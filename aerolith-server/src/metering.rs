@@ -540,8 +540,7 @@ where
             inner: body,
             bytes: 0,
             on_end: Some(OutRecorder {
-                billing: billing.clone(),
-                clock: clock.clone(),
+                state: state.clone(),
                 tenant,
             }),
         }),
@@ -582,8 +581,9 @@ impl http_body::Body for CountingRequestBody {
 
 /// Records a response's bytes out for its tenant, once.
 struct OutRecorder {
-    billing: Billing,
-    clock: Arc<dyn Clock>,
+    /// One `Arc`: the billing service is reached through it when the body
+    /// ends (it stays set once open).
+    state: AppState,
     tenant: TenantId,
 }
 
@@ -599,13 +599,11 @@ struct CountingResponseBody {
 
 impl CountingResponseBody {
     fn finish(&mut self) {
-        if let Some(OutRecorder {
-            billing,
-            clock,
-            tenant,
-        }) = self.on_end.take()
-        {
-            billing.record_bandwidth(tenant, BANDWIDTH_OUT_BYTES, self.bytes, clock.now_unix_ms());
+        if let Some(OutRecorder { state, tenant }) = self.on_end.take() {
+            if let Some(billing) = state.billing_if_open() {
+                let now_unix_ms = state.clock().now_unix_ms();
+                billing.record_bandwidth(tenant, BANDWIDTH_OUT_BYTES, self.bytes, now_unix_ms);
+            }
         }
     }
 }
