@@ -689,13 +689,14 @@ impl Tenancy {
             key_salt,
             deleting: false,
         };
-        if new.isolation == IsolationMode::Dedicated {
-            // A directory left by an interrupted earlier attempt holds nothing
-            // anyone can decrypt: the salt was never persisted.
-            let dir = self.dedicated_dir(id);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_error)?;
-            }
+        // A directory under this id was left by an attempt interrupted
+        // before its record was persisted (the id was never taken). It holds
+        // nothing anyone can decrypt (the salt was never persisted either),
+        // and it must go whatever this tenant's isolation: a shared tenant
+        // would otherwise inherit it, and its deletion would leave it behind.
+        let dir = self.dedicated_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io_error)?;
         }
         let runtime = self.start_runtime(&stored, Footprint::default())?;
         if let Err(error) = self.persist(&stored, true) {

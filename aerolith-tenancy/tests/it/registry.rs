@@ -890,3 +890,24 @@ fn billing_events_are_appended_to_the_tenant_chain_by_the_operator_only() {
         .verify_audit_log(&Principal::Operator, AuditChain::Tenant(tenant.id))
         .expect("chain intact");
 }
+
+/// A dedicated tenant whose creation was interrupted after its directory
+/// was made but before its record was persisted leaves a directory under an
+/// id that the next tenant gets. Found by the crash test: a *shared* tenant
+/// inherited the directory and its deletion left it behind.
+#[test]
+fn a_directory_left_by_an_interrupted_creation_goes_whatever_the_next_isolation() {
+    let fx = Fixture::new();
+    let (first, _) = fx.create("first", "starter", IsolationMode::Shared);
+    let next = aerolith_tenancy::TenantId::new(first.id.get() + 1);
+    let orphan = fx.tenancy.dedicated_dir_of(next);
+    std::fs::create_dir_all(&orphan).expect("orphan dir");
+    std::fs::write(orphan.join("junk"), b"left by a crash").expect("junk");
+    let (second, _) = fx.create("second", "starter", IsolationMode::Shared);
+    assert_eq!(second.id, next, "the id was never taken");
+    assert!(!orphan.exists(), "the orphan directory is removed");
+    fx.tenancy
+        .delete_tenant(&Principal::Operator, second.id)
+        .expect("delete");
+    assert!(!fx.tenancy.dedicated_dir_of(second.id).exists());
+}
