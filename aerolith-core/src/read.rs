@@ -231,9 +231,10 @@ impl Database {
     }
 
     /// Reads one document as the JSON bytes it is stored as, verified (and
-    /// decrypted) like [`Database::get`] but not parsed: for callers that
-    /// pass the document on as JSON text. The bytes are what
-    /// `serde_json::to_vec` of the document [`Database::get`] returns gives.
+    /// decrypted) like [`Database::get`] and through the same record cache,
+    /// but never built into a `Value`: for callers that pass the document on
+    /// as JSON text. The bytes are what `serde_json::to_vec` of the document
+    /// [`Database::get`] returns gives.
     pub fn get_json_bytes(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>> {
         let state = self.inner.snapshot_state();
         let c = state
@@ -242,13 +243,21 @@ impl Database {
             .ok_or_else(|| Error::CollectionNotFound {
                 collection: collection.to_owned(),
             })?;
-        match c.docs.get(id) {
-            Some(entry) => with_doc_bytes(self.inner.cipher.as_ref(), &state, entry.loc, |json| {
-                Ok(json.to_vec())
-            })
-            .map(Some),
-            None => Ok(None),
+        let Some(entry) = c.docs.get(id) else {
+            return Ok(None);
+        };
+        if let Some(payload) = self.inner.record_cache.get(entry.loc) {
+            return Ok(Some(payload.to_vec()));
         }
+        let payload = with_doc_bytes(self.inner.cipher.as_ref(), &state, entry.loc, |json| {
+            // Checked like every point read before it may enter the cache.
+            serde_json::from_slice::<serde::de::IgnoredAny>(json)?;
+            Ok(Arc::<[u8]>::from(json))
+        })?;
+        self.inner
+            .record_cache
+            .insert_verified(entry.loc, Arc::clone(&payload));
+        Ok(Some(payload.to_vec()))
     }
 
     /// Names of all collections, sorted.

@@ -134,3 +134,30 @@ fn a_tiny_cache_still_answers_every_read() {
         }
     }
 }
+
+#[test]
+fn json_byte_reads_share_the_cache_and_never_serve_damage() {
+    let (dir, db) = two_docs(fast());
+    let expected = |id: &str| serde_json::to_vec(&db.get("c", id).unwrap().unwrap()).unwrap();
+    let hot = expected("hot");
+    // A byte read fills the cache as a `get` does ...
+    assert_eq!(
+        db.get_json_bytes("c", "cold").unwrap().unwrap(),
+        expected("cold")
+    );
+    damage_byte(dir.path(), position_of(dir.path(), b"hot-value-1"));
+    damage_byte(dir.path(), position_of(dir.path(), b"cold-value-1"));
+    // ... so both cached documents (`hot` by `get`, `cold` by bytes) are
+    // served from verified copies, by either kind of read.
+    assert_eq!(db.get_json_bytes("c", "hot").unwrap().unwrap(), hot);
+    assert_eq!(db.get("c", "cold").unwrap().unwrap()["v"], "cold-value-1");
+    // An uncached damaged record is an error for a byte read too.
+    db.insert("c", json!({"_id": "late", "v": "late-value-1"}))
+        .unwrap();
+    damage_byte(dir.path(), position_of(dir.path(), b"late-value-1"));
+    assert!(matches!(
+        db.get_json_bytes("c", "late"),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(db.get_json_bytes("c", "missing").unwrap(), None);
+}
