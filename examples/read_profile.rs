@@ -5,7 +5,11 @@
 //! `insert_batch1000_nosync` instead: 1,000 new documents per transaction
 //! into a fresh database, without fsync.
 //!
-//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|batch|all> [docs] [seconds]`
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|replay|batch|all> [docs] [seconds]`
+//!
+//! `open` opens as a user would (through the checkpoint a clean close
+//! writes); `replay` deletes the checkpoint before each open, so every open
+//! replays the whole log.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -112,6 +116,32 @@ fn profile_batches(seconds: u64) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Times opening the database and reading one document, as the peer
+/// benchmark's `open_loaded` does (closing is not timed). With
+/// `full_replay`, the checkpoint is removed before each open.
+fn run_opens(name: &str, seconds: u64, dir: &Path, full_replay: bool) {
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut timed = Duration::ZERO;
+    let mut iters = 0u32;
+    while started.elapsed() < budget {
+        if full_replay {
+            let _ = std::fs::remove_file(dir.join("CHECKPOINT"));
+        }
+        let opened = Instant::now();
+        let db = open(dir);
+        black_box(db.get("docs", &doc_id(0)).expect("get"));
+        timed += opened.elapsed();
+        assert_eq!(db.recovery_report().checkpoint_used, !full_replay);
+        db.close().expect("close");
+        iters += 1;
+    }
+    println!(
+        "{name:<6} {iters:>9} iterations, {:>12.2?} each",
+        timed / iters
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("all", String::as_str).to_owned();
@@ -139,12 +169,11 @@ fn main() {
         println!("loaded {docs} in {:.2?}", started.elapsed());
     }
     let all = what == "all";
+    if all || what == "replay" {
+        run_opens("replay", seconds, &dir, true);
+    }
     if all || what == "open" {
-        run("open", seconds, 1, |_| {
-            let db = open(&dir);
-            black_box(db.get("docs", &doc_id(0)).expect("get"));
-            db.close().expect("close");
-        });
+        run_opens("open", seconds, &dir, false);
     }
     let db = open(&dir);
     let mut rng = StdRng::seed_from_u64(SEED);

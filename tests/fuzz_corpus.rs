@@ -15,7 +15,7 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 11] = [
     "record_decode",
     "recovery",
     "recovery_framed",
@@ -26,6 +26,7 @@ const TARGETS: [&str; 10] = [
     "webhook_verify",
     "server_json_body",
     "crypto_address",
+    "checkpoint_decode",
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -48,6 +49,7 @@ fn replay(target: &str, data: &[u8]) -> bool {
         "webhook_verify" => harness::webhook_verify(data),
         "server_json_body" => harness::server_json_body(data),
         "crypto_address" => harness::crypto_address(data),
+        "checkpoint_decode" => harness::checkpoint_decode(data),
         other => panic!("fuzz/corpus/{other} has no replay wired in tests/fuzz_corpus.rs"),
     }
 }
@@ -166,12 +168,52 @@ fn seeds_are_regenerated_on_request() {
         &bodies[..bodies.len() - 5],
     );
     write_signed_and_catalog_seeds(&write);
+    write_checkpoint_seeds(&write);
     let first_body_len = usize::from(u16::from_le_bytes([bodies[0], bodies[1]]));
     write(
         "recovery_framed",
         "without-create-collection",
         &bodies[2 + first_body_len..],
     );
+}
+
+/// Checkpoint seeds: the file an engine writes at close for a database with
+/// indexed keys of every JSON type, its plain body, and damaged variants.
+fn write_checkpoint_seeds(write: &dyn Fn(&str, &str, &[u8])) {
+    use aerolith_core::fuzzing::checkpoint_body_of_file;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = aerolith_core::Database::open(dir.path(), aerolith_core::Options::default())
+        .expect("opens");
+    db.create_collection("c").expect("collection");
+    db.create_index("c", "k", false).expect("index");
+    db.create_index("c", "u", true).expect("index");
+    db.create_collection("empty").expect("collection");
+    for (i, k) in [
+        serde_json::json!(null),
+        serde_json::json!(true),
+        serde_json::json!(-3),
+        serde_json::json!(2.5),
+        serde_json::json!("s"),
+        serde_json::json!([1, "a", [false]]),
+        serde_json::json!({"x": {"y": 1}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        db.insert(
+            "c",
+            serde_json::json!({"_id": format!("d{i}"), "k": k, "u": i}),
+        )
+        .expect("insert");
+    }
+    db.close().expect("close");
+    let file = std::fs::read(dir.path().join("CHECKPOINT")).expect("checkpoint written");
+    let body = checkpoint_body_of_file(&file);
+    write("checkpoint_decode", "valid-engine-file", &file);
+    write("checkpoint_decode", "valid-engine-body", body);
+    write("checkpoint_decode", "cut-body", &body[..body.len() / 2]);
+    write("checkpoint_decode", "cut-file", &file[..file.len() - 1]);
+    write("checkpoint_decode", "empty", b"");
 }
 
 /// The seeds that need a signature or a serialiser: a session token signed

@@ -25,10 +25,11 @@
 //! An [`InvoiceStore`] keeps invoices and credit notes and makes each state
 //! change atomic with its storage.
 //!
-//! Not handled here: a negative subtotal (for example a downgrade credit
-//! larger than the charges) gets no discount, no tax and no credit, and
-//! `amount_due` is zero; turning the negative total into account credit is
-//! the caller's job.
+//! A negative subtotal (for example a downgrade credit larger than the
+//! charges) gets no discount and no account credit, but its tax line is
+//! negative, so the credit gives back the tax the charge carried;
+//! `amount_due` is zero, and turning the negative total into account credit
+//! is the caller's job.
 //!
 //! ```
 //! use aerolith_billing::{

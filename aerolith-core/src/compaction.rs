@@ -123,6 +123,10 @@ impl Database {
                 len: frame_len as u32,
             };
             out.len += frame_len;
+            out.segments
+                .last()
+                .expect("a segment is open")
+                .set_last_frame(loc.offset);
             Ok(loc)
         };
         for (name, coll) in state.collections.iter() {
@@ -203,6 +207,11 @@ impl Database {
             inner.record_cache.forget_segment(*id);
         }
         sync_dir(&inner.dir, &inner.faults)?;
+
+        // (5) Checkpoint the new layout, so the next open need not replay
+        // the rewritten segments. Everything it covers must be durable
+        // first; a failed fsync poisons, as for any commit.
+        inner.checkpoint_after_compaction()?;
         Ok(CompactionReport {
             segments_compacted: sealed.len(),
             segments_written: out.segments.len(),

@@ -27,6 +27,7 @@
 mod backup;
 mod batch;
 mod cache;
+mod checkpoint;
 pub mod clock;
 mod compaction;
 mod crypto;
@@ -62,7 +63,7 @@ pub use query::{
 };
 pub use read::{CollectionStats, DatabaseStats, Explain, IndexInfo, Query, Snapshot};
 pub use recovery::{RecoveryReport, TruncatedTail};
-pub use verify::VerifyReport;
+pub use verify::{CheckpointStatus, VerifyReport};
 
 /// Hooks for the fuzz targets and the corpus-replay tests: the decoders
 /// exposed without exposing the format types. Not a stable API.
@@ -74,5 +75,48 @@ pub mod fuzzing {
             Ok((body, _)) => crate::record::decode_op(body).is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// Decodes the bytes as a whole checkpoint file of an unencrypted
+    /// database (header, blake3, body); never panics on any input.
+    pub fn decode_checkpoint(bytes: &[u8]) -> bool {
+        crate::checkpoint::decode_file(bytes, None).is_ok()
+    }
+
+    /// Decodes the bytes as a plain checkpoint body. The encoding is
+    /// canonical, so a body that decodes must encode back to exactly the
+    /// same bytes; panics if it does not (a finding), never otherwise.
+    pub fn decode_checkpoint_body(bytes: &[u8]) -> bool {
+        let Ok(decoded) = crate::checkpoint::decode_body(bytes) else {
+            return false;
+        };
+        let state = crate::state::State {
+            collections: decoded.collections.clone(),
+            segments: imbl::OrdMap::new(),
+        };
+        let file = crate::checkpoint::encode_file(
+            None,
+            &decoded.database_id,
+            decoded.next_txn,
+            &decoded.segments,
+            &state,
+        );
+        assert_eq!(
+            checkpoint_body_of_file(&file),
+            bytes,
+            "a decoded checkpoint body re-encodes to the same bytes"
+        );
+        true
+    }
+
+    /// Wraps a plain body into an unencrypted checkpoint file with a correct
+    /// header and hash, so fuzzed bodies get past the checksum.
+    pub fn checkpoint_file_of_body(body: &[u8]) -> Vec<u8> {
+        crate::checkpoint::wrap_plain_body(body)
+    }
+
+    /// The body of an unencrypted checkpoint file (without header and hash).
+    pub fn checkpoint_body_of_file(file: &[u8]) -> &[u8] {
+        crate::checkpoint::plain_body_of(file)
     }
 }

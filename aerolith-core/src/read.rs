@@ -230,6 +230,27 @@ impl Database {
         }
     }
 
+    /// Reads one document as the JSON bytes it is stored as, verified (and
+    /// decrypted) like [`Database::get`] but not parsed: for callers that
+    /// pass the document on as JSON text. The bytes are what
+    /// `serde_json::to_vec` of the document [`Database::get`] returns gives.
+    pub fn get_json_bytes(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>> {
+        let state = self.inner.snapshot_state();
+        let c = state
+            .collections
+            .get(collection)
+            .ok_or_else(|| Error::CollectionNotFound {
+                collection: collection.to_owned(),
+            })?;
+        match c.docs.get(id) {
+            Some(entry) => with_doc_bytes(self.inner.cipher.as_ref(), &state, entry.loc, |json| {
+                Ok(json.to_vec())
+            })
+            .map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Names of all collections, sorted.
     pub fn list_collections(&self) -> Vec<String> {
         self.snapshot().list_collections()

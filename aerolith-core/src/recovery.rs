@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
+use serde_json::Value;
 
+use crate::checkpoint::{self, Rejected};
 use crate::crypto::RecordCipher;
 use crate::engine::{with_doc_bytes, WriteSide};
 use crate::error::{Error, Result};
@@ -22,7 +24,7 @@ use crate::files::{
     Manifest, Meta, TMP_SUFFIX,
 };
 use crate::options::{Options, RecoveryMode};
-use crate::query::{index_keys, parse_members};
+use crate::query::{index_keys, parse_members, IndexKey};
 use crate::record::{decode_frame, decode_op, Op, FRAME_MAGIC};
 use crate::segment::{parse_segment_file_name, Segment, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 use crate::state::{DocEntry, IndexState, Loc, State};
@@ -46,6 +48,13 @@ pub struct RecoveryReport {
     pub truncated: Option<TruncatedTail>,
     /// Files left by an interrupted compaction or manifest write, removed.
     pub orphan_files_removed: Vec<PathBuf>,
+    /// True if the state came from the checkpoint and only the log after it
+    /// was replayed (`segments`, `records` and `transactions` then count
+    /// only what was replayed).
+    pub checkpoint_used: bool,
+    /// Why a checkpoint file that was present was not used (it is derived
+    /// data: the whole log was replayed instead).
+    pub checkpoint_rejected: Option<String>,
 }
 
 /// The part of the log that recovery cut off.
@@ -72,6 +81,10 @@ pub(crate) struct Recovered {
     pub(crate) cipher: Option<RecordCipher>,
     pub(crate) report: RecoveryReport,
     pub(crate) lock: std::fs::File,
+    /// The meta file's database id, which checkpoints are bound to.
+    pub(crate) database_id: String,
+    /// True if the checkpoint on disk describes exactly the recovered state.
+    pub(crate) checkpoint_current: bool,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -187,6 +200,10 @@ enum Replayed {
         coll: String,
         id: Arc<str>,
         entry: DocEntry,
+        /// Index keys of the new document for the collection's indexed
+        /// paths at the time the record was read, derived from the payload
+        /// the replay has just verified (so the document is not read twice).
+        keys: Vec<(String, Vec<IndexKey>)>,
     },
     Delete {
         coll: String,
@@ -209,17 +226,114 @@ enum Replayed {
     },
 }
 
-fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), String> {
+/// The top-level members the indexed `paths` start with: all the index
+/// keys need parsed out of a document.
+fn index_members(paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.split('.').next().unwrap_or(p).to_owned())
+        .collect()
+}
+
+/// Parses only `members` of the encoded document `json` (the whole document
+/// if it is not an object, so that a full parse decides and reports).
+fn parse_for_index(json: &[u8], members: &[String]) -> serde_json::Result<Value> {
+    match parse_members(json, members) {
+        Some(partial) => Ok(partial),
+        None => serde_json::from_slice(json),
+    }
+}
+
+/// The index keys, per path, of the document stored at `loc` (a verified read).
+fn keys_at(
+    cipher: Option<&RecordCipher>,
+    state: &State,
+    loc: Loc,
+    paths: &[String],
+) -> Result<Vec<(String, Vec<IndexKey>)>> {
+    let members = index_members(paths);
+    let doc = with_doc_bytes(cipher, state, loc, |json| parse_for_index(json, &members))?;
+    Ok(paths
+        .iter()
+        .map(|p| (p.clone(), index_keys(&doc, p)))
+        .collect())
+}
+
+/// Applies one committed operation to `state`, keeping the secondary
+/// indexes up to date: the keys of a new document come with the operation;
+/// those of a replaced or deleted one are read back (verified) from its
+/// record, which only happens for documents overwritten or deleted in an
+/// indexed collection.
+fn apply_replayed(
+    cipher: Option<&RecordCipher>,
+    state: &mut State,
+    op: Replayed,
+    corrupt: &dyn Fn(String) -> Error,
+) -> Result<()> {
     match op {
-        Replayed::Put { coll, id, entry } => state
-            .collections
-            .get_mut(&coll)
-            .ok_or_else(|| format!("document written to missing collection {coll:?}"))?
-            .put_entry(id, entry),
-        Replayed::Delete { coll, id } => {
-            if let Some(c) = state.collections.get_mut(&coll) {
-                c.remove_entry(&id);
+        Replayed::Put {
+            coll,
+            id,
+            entry,
+            keys,
+        } => {
+            let c = state.collections.get(&coll).ok_or_else(|| {
+                corrupt(format!("document written to missing collection {coll:?}"))
+            })?;
+            if !c.indexes.is_empty() {
+                let paths: Vec<String> = c.indexes.keys().cloned().collect();
+                let old = match c.docs.get(&id) {
+                    Some(old) => keys_at(cipher, state, old.loc, &paths)?,
+                    None => Vec::new(),
+                };
+                let missing: Vec<String> = paths
+                    .iter()
+                    .filter(|p| !keys.iter().any(|(k, _)| k == *p))
+                    .cloned()
+                    .collect();
+                // An index created earlier in the same transaction: read the
+                // new document back for it.
+                let more = if missing.is_empty() {
+                    Vec::new()
+                } else {
+                    keys_at(cipher, state, entry.loc, &missing)?
+                };
+                let c = state.collections.get_mut(&coll).expect("checked above");
+                for (path, old_keys) in &old {
+                    if let Some(index) = c.indexes.get_mut(path) {
+                        index.remove(old_keys, &id);
+                    }
+                }
+                for (path, new_keys) in keys.iter().chain(more.iter()) {
+                    if let Some(index) = c.indexes.get_mut(path) {
+                        index.insert(new_keys, &id);
+                    }
+                }
             }
+            state
+                .collections
+                .get_mut(&coll)
+                .expect("checked above")
+                .put_entry(id, entry);
+        }
+        Replayed::Delete { coll, id } => {
+            let Some(c) = state.collections.get(&coll) else {
+                return Ok(());
+            };
+            let old = match c.docs.get(id.as_str()) {
+                Some(old) if !c.indexes.is_empty() => {
+                    let paths: Vec<String> = c.indexes.keys().cloned().collect();
+                    keys_at(cipher, state, old.loc, &paths)?
+                }
+                _ => Vec::new(),
+            };
+            let c = state.collections.get_mut(&coll).expect("checked above");
+            for (path, old_keys) in &old {
+                if let Some(index) = c.indexes.get_mut(path) {
+                    index.remove(old_keys, &id);
+                }
+            }
+            c.remove_entry(&id);
         }
         Replayed::CreateCollection { coll } => {
             state.collections.entry(coll).or_default();
@@ -228,11 +342,28 @@ fn apply_replayed(state: &mut State, op: Replayed) -> std::result::Result<(), St
             state.collections.remove(&coll);
         }
         Replayed::CreateIndex { coll, path, unique } => {
-            if let Some(c) = state.collections.get_mut(&coll) {
-                c.indexes
-                    .entry(path)
-                    .or_insert_with(|| IndexState::new(unique));
+            let Some(c) = state.collections.get(&coll) else {
+                return Ok(());
+            };
+            if c.indexes.contains_key(&path) {
+                return Ok(());
             }
+            // An index created after its documents (compaction writes
+            // indexes first, so this is only a user's create_index): read
+            // each document back once.
+            let mut index = IndexState::new(unique);
+            let paths = vec![path.clone()];
+            for (id, entry) in c.docs.iter() {
+                for (_, keys) in keys_at(cipher, state, entry.loc, &paths)? {
+                    index.insert(&keys, id);
+                }
+            }
+            state
+                .collections
+                .get_mut(&coll)
+                .expect("checked above")
+                .indexes
+                .insert(path, index);
         }
         Replayed::DropIndex { coll, path } => {
             if let Some(c) = state.collections.get_mut(&coll) {
@@ -269,6 +400,9 @@ struct Replayer<'a> {
     pending_txn: Option<u64>,
     max_txn: u64,
     report: RecoveryReport,
+    /// Offset of the last frame of a committed transaction in the segment
+    /// being replayed (0: none yet); becomes the segment's boundary frame.
+    last_frame: u64,
 }
 
 /// How replay of one segment ended.
@@ -281,13 +415,53 @@ enum SegmentEnd {
 }
 
 impl Replayer<'_> {
+    /// The index keys of a document being replayed into `coll`, for the
+    /// paths indexed there now, parsed from its verified payload.
+    fn derive_keys(
+        &self,
+        coll: &str,
+        doc: &[u8],
+    ) -> serde_json::Result<Vec<(String, Vec<IndexKey>)>> {
+        let Some(c) = self.state.collections.get(coll) else {
+            return Ok(Vec::new());
+        };
+        if c.indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths: Vec<String> = c.indexes.keys().cloned().collect();
+        let parsed = parse_for_index(doc, &index_members(&paths))?;
+        Ok(paths
+            .into_iter()
+            .map(|p| {
+                let keys = index_keys(&parsed, &p);
+                (p, keys)
+            })
+            .collect())
+    }
+
     /// Replays one segment. In the last segment (`is_last`), a frame position
     /// from which the rest of the file is all zeros is the end of the log:
     /// the zero-filled tail the writer allocates ahead of its appends.
-    fn replay_segment(&mut self, segment: &Segment, is_last: bool) -> Result<(SegmentEnd, u64)> {
+    ///
+    /// Replay starts at `start`: the segment's header end, or the length a
+    /// checkpoint covers.
+    fn replay_segment(
+        &mut self,
+        segment: &Segment,
+        is_last: bool,
+        start: u64,
+    ) -> Result<(SegmentEnd, u64)> {
         let map = segment.map()?;
         let bytes: &[u8] = &map;
-        let mut offset = SEGMENT_HEADER_BYTES as usize;
+        let Ok(mut offset) = usize::try_from(start) else {
+            return Ok((
+                SegmentEnd::Damaged {
+                    offset: start,
+                    reason: "start past the end of the segment".into(),
+                },
+                start,
+            ));
+        };
         let mut txn_start = offset;
         while offset < bytes.len() {
             let (body, len) = match decode_frame(&bytes[offset..]) {
@@ -344,6 +518,9 @@ impl Replayer<'_> {
             };
             self.pending.push(match rec.op {
                 Op::Put { coll, id, doc } => Replayed::Put {
+                    keys: self
+                        .derive_keys(coll, doc)
+                        .map_err(|e| corrupt(format!("document is not JSON: {e}")))?,
                     coll: coll.into(),
                     id: Arc::from(id),
                     entry: DocEntry {
@@ -370,9 +547,10 @@ impl Replayer<'_> {
             self.report.records += 1;
             if rec.commit {
                 for op in self.pending.drain(..) {
-                    apply_replayed(&mut self.state, op).map_err(corrupt)?;
+                    apply_replayed(self.cipher, &mut self.state, op, &corrupt)?;
                 }
                 self.pending_txn = None;
+                self.last_frame = offset as u64;
                 self.report.transactions += 1;
                 self.max_txn = self.max_txn.max(rec.txn);
             }
@@ -385,6 +563,29 @@ impl Replayer<'_> {
             txn_start as u64,
         ))
     }
+}
+
+/// A checkpoint that matches the log, with the segments it covers opened.
+type UsableCheckpoint = (checkpoint::Decoded, Vec<Arc<Segment>>);
+
+/// The checkpoint of `dir`, if one is present and still matches the log,
+/// with its covered segments opened. `Err` says why one present was not used.
+fn load_checkpoint(
+    dir: &Path,
+    meta: &Meta,
+    cipher: Option<&RecordCipher>,
+    manifest: &Manifest,
+    faults: &crate::fault::Faults,
+) -> std::result::Result<Option<UsableCheckpoint>, Rejected> {
+    let Some(bytes) = checkpoint::read_file(dir)? else {
+        return Ok(None);
+    };
+    let decoded = checkpoint::decode_file(&bytes, cipher)?;
+    drop(bytes);
+    let opened = checkpoint::match_log(&decoded, &meta.database_id, manifest, |id| {
+        Segment::open(dir, id, faults)
+    })?;
+    Ok(Some((decoded, opened)))
 }
 
 pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
@@ -407,24 +608,58 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     });
     remove_orphans(dir, &manifest, &mut report)?;
 
+    let mut state = State::default();
+    let mut max_txn = 0;
+    let (covered, covered_segments) =
+        match load_checkpoint(dir, &meta, cipher.as_ref(), &manifest, &options.fault_plan) {
+            Ok(Some((decoded, opened))) => {
+                state.collections = decoded.collections;
+                max_txn = decoded.next_txn - 1;
+                report.checkpoint_used = true;
+                (decoded.segments, opened)
+            }
+            Ok(None) => (Vec::new(), Vec::new()),
+            Err(Rejected(reason)) => {
+                report.checkpoint_rejected = Some(reason);
+                (Vec::new(), Vec::new())
+            }
+        };
     let mut replayer = Replayer {
         cipher: cipher.as_ref(),
-        state: State::default(),
+        state,
         pending: Vec::new(),
         pending_txn: None,
-        max_txn: 0,
+        max_txn,
         report,
+        last_frame: 0,
     };
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let ids = manifest.segments.clone();
     // Where the frames of the last segment end (the append position).
     let mut last_end = SEGMENT_HEADER_BYTES;
     for (i, &id) in ids.iter().enumerate() {
-        let segment = Arc::new(Segment::open(dir, id, &options.fault_plan)?);
+        let segment = match covered_segments.get(i) {
+            Some(opened) => Arc::clone(opened),
+            None => Arc::new(Segment::open(dir, id, &options.fault_plan)?),
+        };
         replayer.state.segments.insert(id, Arc::clone(&segment));
         segments.push(Arc::clone(&segment));
         let is_last = i + 1 == ids.len();
-        let (end, txn_start) = replayer.replay_segment(&segment, is_last)?;
+        // Segments the checkpoint covers are not read, except the part of
+        // the last of them written after the checkpoint.
+        let start = match covered.get(i) {
+            Some(_) if i + 1 < covered.len() => continue,
+            Some(c) => {
+                replayer.last_frame = c.boundary.map_or(0, |b| b.offset);
+                c.len
+            }
+            None => {
+                replayer.last_frame = 0;
+                SEGMENT_HEADER_BYTES
+            }
+        };
+        let (end, txn_start) = replayer.replay_segment(&segment, is_last, start)?;
+        segment.set_last_frame(replayer.last_frame);
         let (cut_at, reason, records_dropped) = match end {
             SegmentEnd::Clean { end } if replayer.pending.is_empty() => {
                 last_end = end;
@@ -493,12 +728,19 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         }
     };
     let Replayer {
-        mut state,
+        state,
         max_txn,
         report,
         ..
     } = replayer;
-    build_indexes(cipher.as_ref(), &mut state)?;
+    let database_id = meta.database_id;
+    // Nothing was written after the checkpoint: closing need not rewrite it.
+    let checkpoint_current = report.checkpoint_used
+        && covered
+            .iter()
+            .map(|c| c.id)
+            .eq(manifest.segments.iter().copied())
+        && covered.last().is_some_and(|c| c.len == active_len);
     Ok(Recovered {
         write_side: WriteSide {
             state,
@@ -510,49 +752,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         cipher,
         report,
         lock,
+        database_id,
+        checkpoint_current,
     })
-}
-
-/// Indexes are not logged entry by entry: they are rebuilt from the documents.
-/// Each record is verified as on every read, but only the top-level members
-/// the indexed paths start with are parsed.
-fn build_indexes(cipher: Option<&RecordCipher>, state: &mut State) -> Result<()> {
-    let names: Vec<String> = state
-        .collections
-        .iter()
-        .filter(|(_, c)| !c.indexes.is_empty())
-        .map(|(n, _)| n.clone())
-        .collect();
-    for name in names {
-        let coll = state
-            .collections
-            .get(&name)
-            .expect("name from this map")
-            .clone();
-        let mut indexes = coll.indexes.clone();
-        let paths: Vec<String> = indexes.keys().cloned().collect();
-        let members: Vec<String> = paths
-            .iter()
-            .map(|p| p.split('.').next().unwrap_or(p).to_owned())
-            .collect();
-        for (id, entry) in coll.docs.iter() {
-            let doc = with_doc_bytes(cipher, state, entry.loc, |json| {
-                match parse_members(json, &members) {
-                    Some(partial) => Ok(partial),
-                    // Not an object: let the full parse decide (and report).
-                    None => serde_json::from_slice(json),
-                }
-            })?;
-            for path in &paths {
-                let index = indexes.get_mut(path).expect("path taken from this map");
-                index.insert(&index_keys(&doc, path), id);
-            }
-        }
-        state
-            .collections
-            .get_mut(&name)
-            .expect("name from this map")
-            .indexes = indexes;
-    }
-    Ok(())
 }

@@ -77,6 +77,9 @@ pub(crate) struct Segment {
     allocated_len: AtomicU64,
     /// End of the last record written (what an fsync makes durable).
     written_len: AtomicU64,
+    /// Offset of the last frame written or replayed; 0 while there is none.
+    /// The checkpoint names this frame as the segment's boundary.
+    last_frame_offset: AtomicU64,
     /// The database's fault plan (tests only; `None` otherwise).
     faults: Faults,
 }
@@ -123,6 +126,7 @@ impl Segment {
             map: RwLock::new(Arc::new(map)),
             allocated_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
             written_len: AtomicU64::new(SEGMENT_HEADER_BYTES),
+            last_frame_offset: AtomicU64::new(0),
             faults: faults.clone(),
         })
     }
@@ -159,8 +163,23 @@ impl Segment {
             map: RwLock::new(Arc::new(map)),
             allocated_len: AtomicU64::new(len),
             written_len: AtomicU64::new(len),
+            last_frame_offset: AtomicU64::new(0),
             faults: faults.clone(),
         })
+    }
+
+    /// Records that the last frame of this segment (so far) starts at
+    /// `offset`: set by whoever appends or replays frames.
+    pub(crate) fn set_last_frame(&self, offset: u64) {
+        self.last_frame_offset.store(offset, Ordering::SeqCst);
+    }
+
+    /// Where the last frame starts, if any frame was written or replayed.
+    pub(crate) fn last_frame(&self) -> Option<u64> {
+        match self.last_frame_offset.load(Ordering::SeqCst) {
+            0 => None,
+            offset => Some(offset),
+        }
     }
 
     /// The current length of the file.

@@ -9,14 +9,23 @@
 //! failure. Any other damage is [`Error::Corrupt`] with the file and offset.
 //! The directory lock is taken, so a database open elsewhere (a running
 //! server) is [`Error::Locked`].
+//!
+//! The checkpoint file, if present, is checked too (its checksum, its
+//! decoding, that it matches the log, and that every document entry points
+//! at a `Put` record of that collection, id and size) and reported in
+//! [`VerifyReport::checkpoint`]. A damaged or stale checkpoint is not a
+//! failure: it is derived data that the next open ignores (it replays the
+//! whole log and writes a new one at close), so verification says so and
+//! goes on.
 
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::{self, Rejected};
 use crate::engine::Database;
 use crate::error::{Error, Result};
 use crate::files::{lock_dir, read_manifest, read_meta};
 use crate::options::Options;
-use crate::record::{decode_frame, decode_op, FrameError};
+use crate::record::{decode_frame, decode_op, FrameError, Op};
 use crate::recovery::{check_meta_format, cipher_for, valid_frames_after};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
 
@@ -33,6 +42,27 @@ pub struct VerifyReport {
     /// A torn write at the end of the last segment (file and offset), which
     /// the next open truncates; not corruption.
     pub torn_tail: Option<(PathBuf, u64)>,
+    /// What was found of the checkpoint file.
+    pub checkpoint: CheckpointStatus,
+}
+
+/// The state of a database's checkpoint file, as [`Database::verify_offline`]
+/// found it. Never a failure: the checkpoint is derived data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointStatus {
+    /// There is no checkpoint (the next open replays the whole log).
+    #[default]
+    Absent,
+    /// The checkpoint is intact, matches the log, and each of its document
+    /// entries points at that document's record: the next open uses it.
+    Valid,
+    /// The checkpoint is damaged or does not match the log: the next open
+    /// ignores it and replays the whole log.
+    Rejected {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Database {
@@ -108,7 +138,68 @@ impl Database {
                 offset += len;
             }
         }
+        report.checkpoint = check_checkpoint(dir, &meta.database_id, &manifest, cipher.as_ref());
         Ok(report)
+    }
+}
+
+/// Checks the checkpoint file of `dir` against the (already verified) log.
+fn check_checkpoint(
+    dir: &Path,
+    database_id: &str,
+    manifest: &crate::files::Manifest,
+    cipher: Option<&crate::crypto::RecordCipher>,
+) -> CheckpointStatus {
+    let checked = || -> std::result::Result<bool, Rejected> {
+        let Some(bytes) = checkpoint::read_file(dir)? else {
+            return Ok(false);
+        };
+        let decoded = checkpoint::decode_file(&bytes, cipher)?;
+        let segments = checkpoint::match_log(&decoded, database_id, manifest, |id| {
+            Segment::open(dir, id, &None)
+        })?;
+        for (name, coll) in decoded.collections.iter() {
+            for (id, entry) in coll.docs.iter() {
+                let segment = segments
+                    .iter()
+                    .find(|s| s.id == entry.loc.segment)
+                    .ok_or_else(|| Rejected(format!("document {id:?} in an uncovered segment")))?;
+                let points_there = segment
+                    .with_bytes(entry.loc.offset, u64::from(entry.loc.len), |bytes| {
+                        let Ok((body, _)) = decode_frame(bytes) else {
+                            return false;
+                        };
+                        let plain;
+                        let payload: &[u8] = match cipher {
+                            Some(c) => match c.open(body) {
+                                Ok(p) => {
+                                    plain = p;
+                                    &plain
+                                }
+                                Err(_) => return false,
+                            },
+                            None => body,
+                        };
+                        matches!(decode_op(payload), Ok(rec) if matches!(rec.op,
+                            Op::Put { coll, id: found, doc }
+                                if coll == name.as_str()
+                                    && found == &**id
+                                    && doc.len() as u64 == u64::from(entry.size_bytes)))
+                    })
+                    .unwrap_or(false);
+                if !points_there {
+                    return Err(Rejected(format!(
+                        "document {id:?} of {name:?} does not point at its record"
+                    )));
+                }
+            }
+        }
+        Ok(true)
+    };
+    match checked() {
+        Ok(true) => CheckpointStatus::Valid,
+        Ok(false) => CheckpointStatus::Absent,
+        Err(Rejected(reason)) => CheckpointStatus::Rejected { reason },
     }
 }
 

@@ -54,21 +54,7 @@ pub(crate) async fn resolve_tenant(state: &AppState, text: &str) -> Result<Tenan
         return Err(not_found());
     };
     let found = blocking(state, move |t| {
-        let mut after = None;
-        loop {
-            let page = t.list_tenants(
-                &Principal::Operator,
-                after,
-                aerolith_tenancy::TENANT_PAGE_LEN_MAX,
-            )?;
-            if let Some(tenant) = page.tenants.iter().find(|tenant| tenant.slug == slug) {
-                return Ok(Some(tenant.id));
-            }
-            match page.next_cursor {
-                Some(cursor) => after = Some(cursor),
-                None => return Ok(None),
-            }
-        }
+        t.tenant_id_by_slug(&Principal::Operator, &slug)
     })
     .await?;
     found.ok_or_else(not_found)

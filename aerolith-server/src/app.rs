@@ -7,15 +7,23 @@
 //! same operation to the OpenAPI document: a route cannot exist without being
 //! documented, nor be documented under another path.
 //!
-//! Middleware, outermost first: metrics (route template, method, status,
-//! latency) > request tracing (spans at debug level) > bandwidth metering
-//! (body bytes per tenant, see `metering`) > panic catcher (JSON
-//! 500) > error-body normaliser (any non-JSON error becomes
-//! `{"error":...}`) > request timeout (408) > `Content-Length` check (413
-//! before reading) > body size limit > router.
+//! Every request passes one layer, [`serve_request`], which does in this
+//! order, outermost first: metrics (route template, method, status,
+//! latency) > request tracing (a span at debug level, the 5xx logged at
+//! error) > bandwidth metering (body bytes per tenant, see `metering`) >
+//! panic catcher (JSON 500) > error-body normaliser (any non-JSON error
+//! becomes `{"error":...}`) > request timeout (408) > `Content-Length`
+//! check (413 before reading); then the body size limit and the router,
+//! whose routes carry the route template out on the response
+//! ([`TagRoute`]). One layer instead of seven: one boxed future and one
+//! service clone per request instead of one each per layer.
 
 use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::handler::Handler;
@@ -25,8 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi as _;
@@ -187,32 +194,11 @@ pub fn app_with_routes(state: AppState, routes: ApiRouter) -> Router {
     ));
     let body_limit = usize::try_from(state.limits().request_body_bytes_max).unwrap_or(usize::MAX);
     router
-        .route_layer(middleware::from_fn(tag_route))
+        .route_layer(TagRouteLayer)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            reject_oversized_content_length,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            enforce_timeout,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            normalize_error_body,
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::metering::meter_bandwidth,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), serve_request))
         .layer(Extension(document))
         .with_state(state)
 }
@@ -330,56 +316,148 @@ async fn method_not_allowed(method: Method) -> ApiError {
     }
 }
 
-/// The route template a response was produced by, for the metrics.
-#[derive(Clone)]
-struct RouteLabel(Arc<str>);
+/// Adds the route template (`MatchedPath`, known only inside routing) to
+/// the response, for the metrics of [`serve_request`]. A plain service
+/// wrapper: no boxing, no allocation (the template is shared).
+#[derive(Debug, Clone, Copy)]
+struct TagRouteLayer;
 
-/// Runs inside routing (as a route layer), where `MatchedPath` is known, and
-/// hands the template to the outer metrics middleware on the response.
-async fn tag_route(request: Request, next: Next) -> Response {
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| RouteLabel(Arc::from(p.as_str())));
-    let mut response = next.run(request).await;
-    if let Some(template) = template {
-        response.extensions_mut().insert(template);
+impl<S> tower::Layer<S> for TagRouteLayer {
+    type Service = TagRoute<S>;
+
+    fn layer(&self, inner: S) -> TagRoute<S> {
+        TagRoute { inner }
     }
-    response
 }
 
-async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The service of [`TagRouteLayer`].
+#[derive(Debug, Clone)]
+struct TagRoute<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for TagRoute<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TaggedResponse<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let template = request.extensions().get::<MatchedPath>().cloned();
+        TaggedResponse {
+            inner: self.inner.call(request),
+            template,
+        }
+    }
+}
+
+/// The future of [`TagRoute`].
+struct TaggedResponse<F> {
+    inner: F,
+    template: Option<MatchedPath>,
+}
+
+impl<F, E> Future for TaggedResponse<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut result = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        if let (Ok(response), Some(template)) = (&mut result, this.template.take()) {
+            response.extensions_mut().insert(template);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The application's one per-request layer; see the module docs for what
+/// it does, in order.
+async fn serve_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = state.clock().monotonic();
     let method = request.method().clone();
-    let response = next.run(request).await;
-    let elapsed = state.clock().monotonic().saturating_sub(started);
-    let route = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or(metrics::UNMATCHED_ROUTE, |r| &r.0);
-    state
-        .metrics()
-        .record_request(route, method.as_str(), response.status().as_u16(), elapsed);
+    let span = tracing::debug_span!(
+        "request",
+        method = %method,
+        uri = %request.uri(),
+        version = ?request.version(),
+    );
+    let response = async {
+        tracing::debug!("started processing request");
+        let response = crate::metering::meter_bandwidth(&state, request, |request| {
+            guard(&state, &method, request, next)
+        })
+        .await;
+        let elapsed = state.clock().monotonic().saturating_sub(started);
+        let status = response.status();
+        if status.is_server_error() {
+            tracing::error!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_millis(),
+                "response failed"
+            );
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_millis(),
+                "finished processing request"
+            );
+        }
+        let route = response
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
+        state
+            .metrics()
+            .record_request(route, method.as_str(), status.as_u16(), elapsed);
+        response
+    }
+    .instrument(span)
+    .await;
     response
 }
 
-async fn enforce_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Inside the metering: the panic catcher around the error-body
+/// normaliser, the timeout and the `Content-Length` check.
+async fn guard(state: &AppState, method: &Method, request: Request, next: Next) -> Response {
     let limits = state.limits();
-    match tokio::time::timeout(limits.request_timeout(), next.run(request)).await {
-        Ok(response) => response,
-        Err(_elapsed) => ApiError::RequestTimeout {
-            timeout_ms: limits.request_timeout_ms,
+    let mut handled = pin!(async {
+        let response = if let Some(size_bytes_max) = oversized_content_length(state, &request) {
+            ApiError::PayloadTooLarge { size_bytes_max }.into_response()
+        } else {
+            match tokio::time::timeout(limits.request_timeout(), next.run(request)).await {
+                Ok(response) => response,
+                Err(_elapsed) => ApiError::RequestTimeout {
+                    timeout_ms: limits.request_timeout_ms,
+                }
+                .into_response(),
+            }
+        };
+        normalize_error_body(state, method, response).await
+    });
+    // A panic in a handler (or anything it polls) is caught here, where the
+    // future is polled, so it answers 500 and the connection lives on.
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handled.as_mut().poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(response),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(panic_response(panic)),
         }
-        .into_response(),
-    }
+    })
+    .await
 }
 
-/// Refuses a declared body that is too large before reading any of it.
-async fn reject_oversized_content_length(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// The limit a declared body exceeds, refused before reading any of it.
+fn oversized_content_length(state: &AppState, request: &Request) -> Option<u64> {
     let size_bytes_max = state.limits().request_body_bytes_max;
     let declared = request
         .headers()
@@ -387,23 +465,15 @@ async fn reject_oversized_content_length(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(length) if length > size_bytes_max => {
-            ApiError::PayloadTooLarge { size_bytes_max }.into_response()
-        }
-        _ => next.run(request).await,
+        Some(length) if length > size_bytes_max => Some(size_bytes_max),
+        _ => None,
     }
 }
 
 /// A safety net: any error response that is not JSON (an axum rejection a
 /// handler did not convert, a layer's plain-text error) is rewritten into the
 /// API's error shape, so clients can always parse errors the same way.
-async fn normalize_error_body(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = request.method().clone();
-    let response = next.run(request).await;
+async fn normalize_error_body(state: &AppState, method: &Method, response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;

@@ -26,7 +26,7 @@ use aerolith_billing::{
     BillingService, BillingServiceError, BillingServiceOptions, CancelMode, PayInvoiceRequest,
     SubscribeRequest,
 };
-use aerolith_tenancy::{Permission, Principal, Tenancy, TenancyError, TenantId, TenantUpdate};
+use aerolith_tenancy::{Permission, Principal, Tenancy, TenantId, TenantUpdate};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 
 use crate::admin::resolve_tenant;
 use crate::app::ApiRouter;
-use crate::auth::{bearer_token, AdminAuth};
+use crate::auth::AdminAuth;
 use crate::error::{ApiError, BadRequestReason, ErrorBody};
 use crate::json::JsonBody;
 use crate::metering::{Billing, UsagePeriodSource};
@@ -157,7 +157,8 @@ pub(crate) fn start_subscription(
 }
 
 /// Authenticates the caller, checks `permission` on its own tenant, and runs
-/// `work` with the billing service on the blocking pool.
+/// `work` with the billing service on the blocking pool (`auth::as_tenant`:
+/// bandwidth of billing calls is metered like any other call).
 async fn as_tenant<T, F>(
     state: &AppState,
     headers: &HeaderMap,
@@ -170,36 +171,11 @@ where
         + Send
         + 'static,
 {
-    let bearer = bearer_token(headers)
-        .map_err(|reason| ApiError::Unauthenticated { reason })?
-        .to_owned();
-    let tenancy = state.tenancy()?.clone();
     let service = state.billing_service()?.clone();
-    let (tenant, result) = tokio::task::spawn_blocking(move || {
-        let principal = match tenancy.authenticate(&bearer) {
-            Ok(principal) => principal,
-            Err(err) => return (None, Err(ApiError::from(err))),
-        };
-        let forbidden = |forbidden| ApiError::from(TenancyError::Forbidden(forbidden));
-        let Some(tenant) = principal.tenant() else {
-            return (
-                None,
-                Err(forbidden(aerolith_tenancy::Forbidden::new(permission))),
-            );
-        };
-        let result = principal
-            .authorize(tenant, permission)
-            .map_err(forbidden)
-            .and_then(|()| work(&service, &tenancy, &principal, tenant));
-        (Some(tenant), result)
+    crate::auth::as_tenant(state, headers, Some(permission), move |caller| {
+        work(&service, caller.tenancy, &caller.principal, caller.tenant)
     })
     .await
-    .map_err(ApiError::internal)?;
-    if let Some(tenant) = tenant {
-        // Bandwidth of billing calls is metered like any other call.
-        crate::metering::note_tenant(tenant);
-    }
-    result
 }
 
 /// Runs operator `work` with the billing service on the blocking pool.

@@ -44,8 +44,7 @@ use aerolith_billing::{Catalog, CatalogError};
 use aerolith_core::{Clock, Database, MasterKey, Options};
 use aerolith_tenancy::{OperationKind, Tenancy, TenantId, UsageEvent, UsageSink};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use parking_lot::{Mutex, RwLock};
 
@@ -488,75 +487,128 @@ pub(crate) fn note_tenant(tenant: TenantId) {
     });
 }
 
-/// Middleware: counts the request and response body bytes and, when the
-/// handler authenticated a tenant ([`note_tenant`]), records them as that
-/// tenant's `bandwidth_in_bytes` / `bandwidth_out_bytes`. The response is
-/// counted as it is sent (a streamed export included) and recorded when its
-/// last frame is polled or its body dropped.
-pub(crate) async fn meter_bandwidth(
-    State(state): State<AppState>,
+/// Counts the request and response body bytes around `inner` (the rest of
+/// the request's handling) and, when the handler authenticated a tenant
+/// ([`note_tenant`]), records them as that tenant's `bandwidth_in_bytes` /
+/// `bandwidth_out_bytes`. The response is counted as it is sent (a streamed
+/// export included) and recorded when its last frame is polled or its body
+/// dropped. Called by the application's one per-request layer
+/// (`app::serve_request`).
+pub(crate) async fn meter_bandwidth<F, Fut>(
+    state: &AppState,
     request: Request,
-    next: Next,
-) -> Response {
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let Some(billing) = state.billing_if_open() else {
-        return next.run(request).await;
+        return inner(request).await;
     };
-    let billing = billing.clone();
-    let bytes_in = Arc::new(AtomicU64::new(0));
     let (parts, body) = request.into_parts();
-    let request = Request::from_parts(
-        parts,
-        Body::new(CountingBody {
+    // A body that is already over (a GET's) has nothing to count.
+    let bytes_in = if http_body::Body::is_end_stream(&body) {
+        None
+    } else {
+        Some(Arc::new(AtomicU64::new(0)))
+    };
+    let body = match &bytes_in {
+        Some(bytes) => Body::new(CountingRequestBody {
             inner: body,
-            bytes: bytes_in.clone(),
-            on_end: None,
+            bytes: bytes.clone(),
         }),
-    );
+        None => body,
+    };
+    let request = Request::from_parts(parts, body);
     let slot = Arc::new(OnceLock::new());
-    let response = METERED_TENANT.scope(slot.clone(), next.run(request)).await;
+    let response = METERED_TENANT.scope(slot.clone(), inner(request)).await;
     let Some(&tenant) = slot.get() else {
         return response;
     };
-    let clock = state.clock().clone();
+    let clock = state.clock();
     billing.record_bandwidth(
         tenant,
         BANDWIDTH_IN_BYTES,
-        bytes_in.load(Ordering::Relaxed),
+        bytes_in.map_or(0, |bytes| bytes.load(Ordering::Relaxed)),
         clock.now_unix_ms(),
     );
     let (parts, body) = response.into_parts();
-    let on_end: Box<dyn FnOnce(u64) + Send + Sync> = Box::new(move |bytes| {
-        billing.record_bandwidth(tenant, BANDWIDTH_OUT_BYTES, bytes, clock.now_unix_ms());
-    });
     Response::from_parts(
         parts,
-        Body::new(CountingBody {
+        Body::new(CountingResponseBody {
             inner: body,
-            bytes: Arc::new(AtomicU64::new(0)),
-            on_end: Some(on_end),
+            bytes: 0,
+            on_end: Some(OutRecorder {
+                state: state.clone(),
+                tenant,
+            }),
         }),
     )
 }
 
-/// A body that counts the data bytes passing through it and hands the count
-/// to `on_end` once: when the last frame has been polled (before the server
-/// writes it, so a client that saw the whole response also sees it metered),
-/// or when the body is dropped early (an aborted transfer).
-struct CountingBody {
+/// A request body that counts the data bytes read through it.
+struct CountingRequestBody {
     inner: Body,
     bytes: Arc<AtomicU64>,
-    on_end: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
 }
 
-impl CountingBody {
+impl http_body::Body for CountingRequestBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Records a response's bytes out for its tenant, once.
+struct OutRecorder {
+    /// One `Arc`: the billing service is reached through it when the body
+    /// ends (it stays set once open).
+    state: AppState,
+    tenant: TenantId,
+}
+
+/// A response body that counts the data bytes passing through it and
+/// records the count once: when the last frame has been polled (before the
+/// server writes it, so a client that saw the whole response also sees it
+/// metered), or when the body is dropped early (an aborted transfer).
+struct CountingResponseBody {
+    inner: Body,
+    bytes: u64,
+    on_end: Option<OutRecorder>,
+}
+
+impl CountingResponseBody {
     fn finish(&mut self) {
-        if let Some(on_end) = self.on_end.take() {
-            on_end(self.bytes.load(Ordering::Relaxed));
+        if let Some(OutRecorder { state, tenant }) = self.on_end.take() {
+            if let Some(billing) = state.billing_if_open() {
+                let now_unix_ms = state.clock().now_unix_ms();
+                billing.record_bandwidth(tenant, BANDWIDTH_OUT_BYTES, self.bytes, now_unix_ms);
+            }
         }
     }
 }
 
-impl http_body::Body for CountingBody {
+impl http_body::Body for CountingResponseBody {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -568,7 +620,7 @@ impl http_body::Body for CountingBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.bytes += data.len() as u64;
                 }
                 if self.inner.is_end_stream() {
                     self.finish();
@@ -589,7 +641,7 @@ impl http_body::Body for CountingBody {
     }
 }
 
-impl Drop for CountingBody {
+impl Drop for CountingResponseBody {
     fn drop(&mut self) {
         self.finish();
     }

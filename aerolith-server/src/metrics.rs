@@ -145,11 +145,17 @@ fn escape_label_value(value: &str) -> String {
     out
 }
 
-fn method_label(method: &str) -> &str {
+fn method_label(method: &str) -> &'static str {
     match method {
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT" => {
-            method
-        }
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
         _ => "other",
     }
 }
@@ -176,8 +182,16 @@ impl Histogram {
 
 #[derive(Debug, Default)]
 struct HttpMetrics {
-    requests: BTreeMap<(String, String, u16), u64>,
-    durations: BTreeMap<(String, String), Histogram>,
+    /// By route template, so recording a request of a known route looks it
+    /// up by `&str` and allocates nothing.
+    routes: BTreeMap<String, RouteMetrics>,
+}
+
+/// The counters of one route template.
+#[derive(Debug, Default)]
+struct RouteMetrics {
+    requests: BTreeMap<(&'static str, u16), u64>,
+    durations: BTreeMap<&'static str, Histogram>,
 }
 
 /// The server's metrics registry.
@@ -212,12 +226,14 @@ impl Metrics {
         let method = method_label(method);
         let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let mut http = self.http.lock();
-        *http
-            .requests
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default() += 1;
-        http.durations
-            .entry((route.to_owned(), method.to_owned()))
+        let counters = match http.routes.get_mut(route) {
+            Some(counters) => counters,
+            None => http.routes.entry(route.to_owned()).or_default(),
+        };
+        *counters.requests.entry((method, status)).or_default() += 1;
+        counters
+            .durations
+            .entry(method)
             .or_default()
             .observe(duration_us);
     }
@@ -234,10 +250,19 @@ impl Metrics {
     }
 
     fn render_http(&self, out: &mut MetricsWriter) {
-        let (requests, durations) = {
+        let mut requests: BTreeMap<(String, String, u16), u64> = BTreeMap::new();
+        let mut durations: BTreeMap<(String, String), Histogram> = BTreeMap::new();
+        {
             let http = self.http.lock();
-            (http.requests.clone(), http.durations.clone())
-        };
+            for (route, counters) in &http.routes {
+                for (&(method, status), &n) in &counters.requests {
+                    requests.insert((route.clone(), method.to_owned(), status), n);
+                }
+                for (&method, histogram) in &counters.durations {
+                    durations.insert((route.clone(), method.to_owned()), histogram.clone());
+                }
+            }
+        }
         let statuses: Vec<(String, String, String, u64)> = requests
             .into_iter()
             .map(|((route, method, status), n)| (route, method, status.to_string(), n))

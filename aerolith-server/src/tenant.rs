@@ -5,66 +5,28 @@
 
 use aerolith_tenancy::{TenancyError, TenantHandle};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app::ApiRouter;
-use crate::auth::bearer_token;
+use crate::auth::{as_tenant, as_tenant_inline_read};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::state::AppState;
 
-/// Authenticates `bearer` and runs `work` with the caller's tenant handle;
-/// returns the tenant (for metering) when authentication succeeded.
-fn run_authenticated<T>(
-    tenancy: &aerolith_tenancy::Tenancy,
-    bearer: &str,
-    work: impl FnOnce(&TenantHandle) -> Result<T, TenancyError>,
-) -> (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>) {
-    let principal = match tenancy.authenticate(bearer) {
-        Ok(principal) => principal,
-        Err(err) => return (None, Err(err)),
-    };
-    let Some(tenant) = principal.tenant() else {
-        return (
-            None,
-            Err(TenancyError::Forbidden(aerolith_tenancy::Forbidden::new(
-                aerolith_tenancy::Permission::ReadDocuments,
-            ))),
-        );
-    };
-    let result = tenancy
-        .handle(&principal, tenant)
-        .and_then(|handle| work(&handle));
-    (Some(tenant), result)
-}
-
-fn finish<T>(
-    (tenant, result): (Option<aerolith_tenancy::TenantId>, Result<T, TenancyError>),
-) -> Result<T, ApiError> {
-    if let Some(tenant) = tenant {
-        crate::metering::note_tenant(tenant);
-    }
-    result.map_err(ApiError::from)
-}
-
-/// Authenticates the request and runs `work` with the caller's tenant
-/// handle on the blocking pool.
+/// Authenticates the request (`auth::as_tenant`) and runs `work` with the
+/// caller's tenant handle on the blocking pool.
 async fn with_handle<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&TenantHandle) -> Result<T, TenancyError> + Send + 'static,
 {
-    let bearer = bearer_token(headers)
-        .map_err(|reason| ApiError::Unauthenticated { reason })?
-        .to_owned();
-    let tenancy = state.tenancy()?.clone();
-    finish(
-        tokio::task::spawn_blocking(move || run_authenticated(&tenancy, &bearer, work))
-            .await
-            .map_err(ApiError::internal)?,
-    )
+    as_tenant(state, headers, None, move |caller| {
+        Ok(caller.handle().and_then(|handle| work(&handle))?)
+    })
+    .await
 }
 
 /// Body of `POST /v1/collections`.
@@ -212,12 +174,23 @@ pub async fn get_document(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (c, i) = (name.clone(), id.clone());
-    with_handle(&state, &headers, move |h| h.get(&c, &i))
-        .await?
-        .map(Json)
-        .ok_or_else(|| document_not_found(&name, &id))
+    // The stored JSON text is the body `Json(document)` would write, without
+    // parsing and re-serialising it (`TenantHandle::get_json_bytes`).
+    let bytes = as_tenant_inline_read(&state, &headers, move |caller| {
+        Ok(caller.handle()?.get_json_bytes(&c, &i)?)
+    })
+    .await?
+    .ok_or_else(|| document_not_found(&name, &id))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Replaces one document.
@@ -579,8 +552,9 @@ pub async fn export_collection(
         .into_response())
 }
 
-/// Authenticates the request and runs `work` with the registry and the
-/// caller's principal on the blocking pool.
+/// Authenticates the request (`auth::as_tenant`) and runs `work` with the
+/// registry, the presented bearer and the caller's principal on the
+/// blocking pool.
 async fn with_principal<T, F>(state: &AppState, headers: &HeaderMap, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -592,21 +566,10 @@ where
         + Send
         + 'static,
 {
-    let bearer = bearer_token(headers)
-        .map_err(|reason| ApiError::Unauthenticated { reason })?
-        .to_owned();
-    let tenancy = state.tenancy()?.clone();
-    let (tenant, result) =
-        tokio::task::spawn_blocking(move || match tenancy.authenticate(&bearer) {
-            Ok(principal) => (principal.tenant(), work(&tenancy, &bearer, principal)),
-            Err(err) => (None, Err(err)),
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    if let Some(tenant) = tenant {
-        crate::metering::note_tenant(tenant);
-    }
-    result.map_err(ApiError::from)
+    as_tenant(state, headers, None, move |caller| {
+        Ok(work(caller.tenancy, caller.bearer, caller.principal)?)
+    })
+    .await
 }
 
 /// Body of `POST /v1/tokens` and `POST /v1/tokens/refresh`.

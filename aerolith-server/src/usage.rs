@@ -30,7 +30,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app::ApiRouter;
-use crate::auth::{bearer_token, AdminAuth};
+use crate::auth::AdminAuth;
 use crate::error::{ApiError, BadRequestReason, ErrorBody};
 use crate::metering::Billing;
 use crate::state::AppState;
@@ -149,26 +149,15 @@ async fn usage_report(state: &AppState, tenant: TenantId) -> Result<Value, ApiEr
 }
 
 /// Authenticates a tenant API key or token (any role may read its usage)
-/// and returns its tenant.
+/// and returns its tenant (`auth::as_tenant`).
 async fn caller_tenant(state: &AppState, headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    let bearer = bearer_token(headers)
-        .map_err(|reason| ApiError::Unauthenticated { reason })?
-        .to_owned();
-    let tenancy = state.tenancy()?.clone();
-    let principal = tokio::task::spawn_blocking(move || tenancy.authenticate(&bearer))
-        .await
-        .map_err(ApiError::internal)??;
-    let tenant =
-        principal
-            .tenant()
-            .ok_or(ApiError::from(aerolith_tenancy::TenancyError::Forbidden(
-                aerolith_tenancy::Forbidden::new(aerolith_tenancy::Permission::ReadUsage),
-            )))?;
-    principal
-        .authorize(tenant, aerolith_tenancy::Permission::ReadUsage)
-        .map_err(|f| ApiError::from(aerolith_tenancy::TenancyError::Forbidden(f)))?;
-    crate::metering::note_tenant(tenant);
-    Ok(tenant)
+    crate::auth::as_tenant(
+        state,
+        headers,
+        Some(aerolith_tenancy::Permission::ReadUsage),
+        |caller| Ok(caller.tenant),
+    )
+    .await
 }
 
 /// The caller's usage in the current billing period, per metric.

@@ -339,19 +339,39 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     /// Authenticates the presented key text and returns its record (use
     /// [`ApiKeyRecord::principal`] for the caller).
     pub fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, AuthError> {
-        parse_api_key(presented)?;
+        self.authenticate_by(presented, |hash| Some(self.store.find_by_hash(hash)))
+            .expect("a lookup in the store always answers")
+    }
+
+    /// [`Self::authenticate`] with the record looked up by `find` (given
+    /// the presented key's hash), which may decline to answer (`None`, e.g.
+    /// a cache that would have to read the store): then so does this.
+    pub(crate) fn authenticate_by(
+        &self,
+        presented: &str,
+        find: impl FnOnce(&[u8; 32]) -> Option<Result<Option<ApiKeyRecord>, StoreError>>,
+    ) -> Option<Result<ApiKeyRecord, AuthError>> {
+        if let Err(error) = parse_api_key(presented) {
+            return Some(Err(error.into()));
+        }
         let hash = api_key_hash(presented);
-        let record = self
-            .store
-            .find_by_hash(&hash)?
-            .ok_or(AuthError::UnknownKey)?;
+        let found = match find(&hash)? {
+            Ok(found) => found,
+            Err(error) => return Some(Err(error.into())),
+        };
+        let Some(record) = found else {
+            return Some(Err(AuthError::UnknownKey));
+        };
         // The map lookup already matched; confirming in constant time keeps
         // the final decision independent of how a backend compares keys.
         if !bool::from(record.hash.ct_eq(&hash)) {
-            return Err(AuthError::UnknownKey);
+            return Some(Err(AuthError::UnknownKey));
         }
-        record.check_usable(self.clock.now_unix_ms())?;
-        Ok(record)
+        Some(
+            record
+                .check_usable(self.clock.now_unix_ms())
+                .map(|()| record),
+        )
     }
 
     /// Revokes a key of `tenant`; revoking twice keeps the first time.

@@ -428,6 +428,26 @@ impl TenantHandle {
         Ok(doc)
     }
 
+    /// The document with this id as its stored JSON text, if any: the bytes
+    /// `serde_json::to_vec` of [`Self::get`]'s document gives, without
+    /// parsing them. Admitted, metered and reported exactly like a get.
+    pub fn get_json_bytes(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, TenancyError> {
+        let admitted = self.admit(Permission::ReadDocuments, OperationKind::Read)?;
+        let internal = self.internal(collection)?;
+        let doc = self
+            .runtime
+            .engine
+            .get_json_bytes(&internal, id)
+            .map_err(|e| self.engine_error(e, "get"))?;
+        let bytes_out = doc.as_ref().map_or(0, |bytes| bytes.len() as u64);
+        self.report(admitted, 0, bytes_out);
+        Ok(doc)
+    }
+
     /// Replaces the document with this id (it must exist).
     pub fn replace(&self, collection: &str, id: &str, doc: Value) -> Result<(), TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;

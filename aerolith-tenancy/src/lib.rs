@@ -104,6 +104,7 @@ mod concurrency;
 mod error;
 mod handle;
 mod ids;
+mod key_cache;
 mod naming;
 mod offline;
 mod quota;

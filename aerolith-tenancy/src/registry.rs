@@ -34,7 +34,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api_key::{ApiKeyRecord, ApiKeys, CreatedApiKey, NewApiKey};
+use crate::api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, CreatedApiKey, NewApiKey};
 use crate::audit::{
     AuditAction, AuditEntry, AuditLog, AuditOutcome, AuditRecord, BillingAuditKind,
 };
@@ -689,13 +689,14 @@ impl Tenancy {
             key_salt,
             deleting: false,
         };
-        if new.isolation == IsolationMode::Dedicated {
-            // A directory left by an interrupted earlier attempt holds nothing
-            // anyone can decrypt: the salt was never persisted.
-            let dir = self.dedicated_dir(id);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_error)?;
-            }
+        // A directory under this id was left by an attempt interrupted
+        // before its record was persisted (the id was never taken). It holds
+        // nothing anyone can decrypt (the salt was never persisted either),
+        // and it must go whatever this tenant's isolation: a shared tenant
+        // would otherwise inherit it, and its deletion would leave it behind.
+        let dir = self.dedicated_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io_error)?;
         }
         let runtime = self.start_runtime(&stored, Footprint::default())?;
         if let Err(error) = self.persist(&stored, true) {
@@ -752,6 +753,22 @@ impl Tenancy {
             }
             _ => Err(TenancyError::TenantNotFound { tenant }),
         }
+    }
+
+    /// The live tenant whose slug is `slug`, if any; operator only. A
+    /// deleted tenant's slug is free again and names nobody.
+    pub fn tenant_id_by_slug(
+        &self,
+        principal: &Principal,
+        slug: &Slug,
+    ) -> Result<Option<TenantId>, TenancyError> {
+        principal.authorize_global(Permission::AdminTenants)?;
+        let registry = self.inner.registry.lock();
+        Ok(registry
+            .slugs
+            .get(slug)
+            .copied()
+            .filter(|id| live_record(&registry, *id).is_ok()))
     }
 
     /// Live tenants in id order after `after`, at most `limit`
@@ -993,28 +1010,76 @@ impl Tenancy {
     /// Authenticates a bearer: an API key (`ak_...`) or a session token
     /// (`st_...`). Revoked or expired keys, tokens of revoked keys and
     /// credentials of deleted tenants are refused.
+    ///
+    /// Key records come through the credential cache (`key_cache`), which
+    /// revocation, role changes and tenant deletion invalidate before they
+    /// return; the hash comparison, the expiry and token checks and the
+    /// tenant's liveness are evaluated on every call.
     pub fn authenticate(&self, bearer: &str) -> Result<Principal, TenancyError> {
+        self.authenticate_by(bearer, true)
+            .expect("a lookup that may read the system database always answers")
+    }
+
+    /// [`Tenancy::authenticate`] when it can answer without reading the
+    /// system database, that is when the credential's key record is in the
+    /// credential cache (or the bearer is refused on its face: malformed,
+    /// bad token signature, expired token); `None` otherwise. It does no
+    /// I/O, so a server may call it on an async worker and fall back to
+    /// [`Tenancy::authenticate`] on a blocking thread.
+    pub fn authenticate_cached(&self, bearer: &str) -> Option<Result<Principal, TenancyError>> {
+        self.authenticate_by(bearer, false)
+    }
+
+    fn authenticate_by(
+        &self,
+        bearer: &str,
+        may_read_store: bool,
+    ) -> Option<Result<Principal, TenancyError>> {
         let inner = &self.inner;
-        let principal = if bearer.starts_with(TOKEN_PREFIX) {
-            let claims = inner.tokens.verify(bearer, None)?;
-            let record = inner
-                .keys
-                .store()
-                .get(claims.key_id)?
-                .filter(|record| record.tenant == claims.tenant)
-                .ok_or(AuthError::UnknownKey)?;
-            record.check_usable(inner.clock.now_unix_ms())?;
-            claims.principal()
+        let store = inner.keys.store();
+        let record = if bearer.starts_with(TOKEN_PREFIX) {
+            let claims = match inner.tokens.verify(bearer, None) {
+                Ok(claims) => claims,
+                Err(error) => return Some(Err(AuthError::from(error).into())),
+            };
+            let found = if may_read_store {
+                store.get(claims.key_id)
+            } else {
+                Ok(Some(store.cache().by_id(claims.key_id)?))
+            };
+            found
+                .map_err(AuthError::from)
+                .and_then(|found| {
+                    found
+                        .filter(|record| record.tenant == claims.tenant)
+                        .ok_or(AuthError::UnknownKey)
+                })
+                .and_then(|record| {
+                    record.check_usable(inner.clock.now_unix_ms())?;
+                    Ok(record)
+                })
         } else {
-            inner.keys.authenticate(bearer)?.principal()
+            inner.keys.authenticate_by(bearer, |hash| {
+                if may_read_store {
+                    Some(store.find_by_hash(hash))
+                } else {
+                    Some(Ok(Some(store.cache().by_hash(hash)?)))
+                }
+            })?
+        };
+        // A token acts with its key's current role: a role change applies
+        // to the tokens already issued for the key, from the next call on.
+        let principal = match record {
+            Ok(record) => record.principal(),
+            Err(error) => return Some(Err(error.into())),
         };
         let tenant = principal
             .tenant()
             .expect("key principals are tenant principals");
         if inner.runtimes.get(tenant).is_none() {
-            return Err(AuthError::UnknownKey.into());
+            return Some(Err(AuthError::UnknownKey.into()));
         }
-        Ok(principal)
+        Some(Ok(principal))
     }
 
     /// Issues a session token for an authenticated tenant principal.
@@ -1243,6 +1308,14 @@ impl Tenancy {
         let registry = self.inner.registry.lock();
         let salt = registry.records.get(&tenant)?.key_salt?;
         Some(tenant_key(&self.inner.master_key, tenant, &salt))
+    }
+
+    /// Lookups the credential cache answered since open, and the key records
+    /// it holds. For tests of the cache only.
+    #[doc(hidden)]
+    pub fn credential_cache_stats_for_tests(&self) -> (u64, usize) {
+        let cache = self.inner.keys.store().cache();
+        (cache.hits(), cache.len())
     }
 
     /// Where a dedicated tenant's engine lives (for operators' tooling and

@@ -20,6 +20,7 @@ use crate::api_key::{ApiKeyRecord, ApiKeyStore};
 use crate::audit::{AuditEntry, AuditStore};
 use crate::error::StoreError;
 use crate::ids::{KeyId, TenantId};
+use crate::key_cache::KeyRecordCache;
 
 pub(crate) const TENANTS: &str = "tenants";
 pub(crate) const API_KEYS: &str = "api_keys";
@@ -68,12 +69,14 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// API key records in the system database.
+/// API key records in the system database, read through a
+/// [`KeyRecordCache`] that every write of this store invalidates.
 #[derive(Debug, Clone)]
 pub(crate) struct SystemKeyStore {
     db: Arc<Database>,
     /// Serializes read-modify-write updates (revocation, role changes).
     update: Arc<Mutex<()>>,
+    cache: Arc<KeyRecordCache>,
 }
 
 impl SystemKeyStore {
@@ -81,7 +84,13 @@ impl SystemKeyStore {
         SystemKeyStore {
             db,
             update: Arc::new(Mutex::new(())),
+            cache: Arc::new(KeyRecordCache::default()),
         }
+    }
+
+    /// The credential cache in front of this store.
+    pub(crate) fn cache(&self) -> &KeyRecordCache {
+        &self.cache
     }
 
     fn decode(doc: Value) -> Result<ApiKeyRecord, StoreError> {
@@ -130,13 +139,25 @@ impl SystemKeyStore {
             return Ok(None);
         }
         record.role = role;
-        self.store(&record, false)?;
+        let stored = self.store(&record, false);
+        // Even a failed write may have reached the log: forget the old role.
+        self.cache.invalidate_key(key_id);
+        stored?;
         Ok(Some(record))
     }
 
-    /// The record of a key by id, whichever tenant it belongs to.
+    /// The record of a key by id, whichever tenant it belongs to (through
+    /// the cache).
     pub(crate) fn get(&self, key_id: KeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.find_by_key_id(key_id)
+        if let Some(record) = self.cache.by_id(key_id) {
+            return Ok(Some(record));
+        }
+        let generation = self.cache.generation();
+        let found = self.find_by_key_id(key_id)?;
+        if let Some(record) = &found {
+            self.cache.fill(generation, record);
+        }
+        Ok(found)
     }
 
     /// Deletes every key record of `tenant` in one batch.
@@ -152,7 +173,9 @@ impl SystemKeyStore {
                 .delete(API_KEYS, &hex(&record.hash))
                 .map_err(backend)?;
         }
-        self.db.write(batch).map_err(backend)?;
+        let written = self.db.write(batch);
+        self.cache.invalidate_tenant(tenant);
+        written.map_err(backend)?;
         Ok(())
     }
 }
@@ -163,11 +186,20 @@ impl ApiKeyStore for SystemKeyStore {
     }
 
     fn find_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.db
+        if let Some(record) = self.cache.by_hash(hash) {
+            return Ok(Some(record));
+        }
+        let generation = self.cache.generation();
+        let found = self
+            .db
             .get(API_KEYS, &hex(hash))
             .map_err(backend)?
             .map(Self::decode)
-            .transpose()
+            .transpose()?;
+        if let Some(record) = &found {
+            self.cache.fill(generation, record);
+        }
+        Ok(found)
     }
 
     fn mark_revoked(
@@ -185,7 +217,10 @@ impl ApiKeyStore for SystemKeyStore {
         }
         if record.revoked_unix_ms.is_none() {
             record.revoked_unix_ms = Some(at_unix_ms);
-            self.store(&record, false)?;
+            let stored = self.store(&record, false);
+            // Even a failed write may have reached the log: forget the key.
+            self.cache.invalidate_key(key_id);
+            stored?;
         }
         Ok(Some(record))
     }

@@ -64,7 +64,9 @@ pub struct SessionClaims {
     pub tenant: TenantId,
     /// The API key the token was issued from.
     pub key_id: KeyId,
-    /// The role carried over from the key.
+    /// The role carried over from the key when the token was issued.
+    /// [`crate::Tenancy::authenticate`] acts with the key's current role,
+    /// so a role change applies to the tokens already issued.
     pub role: Role,
     /// When the token was issued (Unix ms).
     pub issued_unix_ms: i64,

@@ -60,6 +60,24 @@ pub fn record_decode(data: &[u8]) -> bool {
     as_frame
 }
 
+/// Decodes the bytes as a whole checkpoint file, then as a plain checkpoint
+/// body (which must re-encode to the same bytes if it decodes), then as that
+/// body wrapped in a file with a correct hash, which must agree with the
+/// body alone (`checkpoint_decode`). Returns whether either decoded.
+pub fn checkpoint_decode(data: &[u8]) -> bool {
+    use aerolith_core::fuzzing::{
+        checkpoint_file_of_body, decode_checkpoint, decode_checkpoint_body,
+    };
+    let as_file = decode_checkpoint(data);
+    let as_body = decode_checkpoint_body(data);
+    assert_eq!(
+        decode_checkpoint(&checkpoint_file_of_body(data)),
+        as_body,
+        "a body decodes alone exactly when it decodes inside a file"
+    );
+    as_file || as_body
+}
+
 /// Parses the bytes as JSON and validates them as a document
 /// (`document_validate`). Returns whether the document is valid.
 pub fn document_validate(data: &[u8]) -> bool {

@@ -3,8 +3,9 @@
 //!
 //! Order of computation, each step rounded half-even once per line:
 //! subtotal = Σ charge lines; each active coupon discounts the subtotal,
-//! capped by what is left; tax = rate × (subtotal − discounts) when that is
-//! positive; credit = min(available, amount so far); total = Σ all lines.
+//! capped by what is left; tax = rate × (subtotal − discounts), also when
+//! that is negative (a downgrade's credit gives back the tax its charge
+//! carried); credit = min(available, amount so far); total = Σ all lines.
 
 use rust_decimal::Decimal;
 
@@ -70,10 +71,11 @@ impl Invoice {
             lines.push(line);
         }
 
-        // Tax on what is left after discounts.
+        // Tax on what is left after discounts; on a negative amount (a
+        // downgrade credit) the tax line is negative too.
         let taxable = subtotal.checked_sub(discount_total)?;
         let mut tax_total = zero;
-        if taxable.is_positive() && self.tax_rate_percent > Decimal::ZERO {
+        if !taxable.is_zero() && self.tax_rate_percent > Decimal::ZERO {
             let rate = self.tax_rate_percent / Decimal::ONE_HUNDRED;
             let base = taxable.to_decimal();
             let exact = base.checked_mul(rate).ok_or(MoneyError::OutOfRange {

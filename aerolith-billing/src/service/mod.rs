@@ -26,7 +26,8 @@
 //!   usage-only invoice (none when there is no overage).
 //! - A plan change is invoiced at once with the proration lines of
 //!   [`crate::proration::preview_change`] (the same lines the
-//!   preview shows); a negative total (downgrade) becomes account credit.
+//!   preview shows); a negative total (downgrade) becomes account credit,
+//!   tax included (the tax line of a negative subtotal is negative).
 //!   Overage of a period is priced on the plan in force when it closes.
 //! - Tax rate and account credit of the tenant's settings apply to every
 //!   invoice, coupons to period invoices only (not to a plan change's
@@ -44,9 +45,16 @@
 //!   charge made for one from settling another tenant's invoice.) No
 //!   payment method, a decline, or a transient failure starts dunning (policy in [`BillingServiceConfig`]).
 //!   Voiding the invoice in dunning ends dunning like a payment.
-//! - Charges reach the provider before the idempotency record is committed;
-//!   a crash in between loses the record, and the retry uses the same
-//!   deterministic key, which a real provider deduplicates.
+//! - **Invariant:** the provider is asked to charge only invoices whose
+//!   finalized state is already committed. Issuing commits the invoice with
+//!   a pending-charge mark (`charge_pending` on its document); the charge follows
+//!   (in the same call, or in the run's second batch) and its outcome is
+//!   committed after it. A crash or storage failure in between leaves the
+//!   invoice committed and still marked, and the next run repeats the
+//!   charge under the same deterministic key, which a real provider
+//!   deduplicates (`tests/it/charge_after_commit.rs`). Only the
+//!   idempotency record of that charge can be lost, never the invoice it
+//!   paid.
 //! - [`BillingService::run_due`] handles, per tenant, dunning first
 //!   (retries, suspension, cancellation), then the subscription's due
 //!   transitions (trial end, renewals, cancel at period end). Usage must be
@@ -59,11 +67,7 @@
 //! Not handled yet: overage is priced on the plan in force when the period
 //! closes, so an upgrade just before renewal and a downgrade just after it
 //! lower the overage (splitting usage at the change instant would close
-//! it); tax is charged on an upgrade's proration but a downgrade's credit
-//! carries none; a charge reaches the provider before
-//! the invoice work commits, so a failure after a successful charge (rare:
-//! storage error) rolls the invoice back and the next run charges under a
-//! new invoice id; dunning follows one invoice at a time (another invoice
+//! it); dunning follows one invoice at a time (another invoice
 //! left unpaid meanwhile stays open without its own schedule); the final
 //! usage invoice of a canceled subscription is charged once and not dunned;
 //! a plan change does not change the tenant's quota plan in tenancy (the
@@ -356,15 +360,17 @@ impl TenantWork {
         self.effects.push(Effect::Audit(event));
     }
     fn into_changes(self, changes: &mut Changes) -> (TenantId, Vec<Effect>) {
+        let pending = &self.account.pending_charges;
+        changes
+            .invoices
+            .extend(self.invoices.into_values().map(|invoice| {
+                let charge_pending = pending.contains(invoice.id());
+                (self.tenant, invoice, charge_pending)
+            }));
         let dirty = AccountDirty::between(&self.original, &self.account);
         if dirty.any() {
             changes.accounts.insert(self.tenant, (self.account, dirty));
         }
-        changes.invoices.extend(
-            self.invoices
-                .into_values()
-                .map(|invoice| (self.tenant, invoice)),
-        );
         changes
             .credit_notes
             .extend(self.notes.into_iter().map(|note| (self.tenant, note)));
@@ -823,12 +829,13 @@ impl BillingService {
             };
             invoice_id = self.issue(&mut work, &mut staging, period, charges, now)?;
             if let Some(id) = &invoice_id {
-                self.auto_collect(&mut work, id, 0, now)?;
+                self.first_charge(&mut work, id, now)?;
             }
         }
         let subscription = work.account.subscription.clone().expect("just set");
-        let invoice = invoice_id.and_then(|id| work.invoices.get(&id).cloned());
         self.commit_work(&mut state, staging, work)?;
+        self.charge_committed(&mut state, tenant, now)?;
+        let invoice = invoice_id.and_then(|id| state.invoices.get(&id).cloned());
         Ok(SubscribeOutcome {
             subscription,
             invoice,
@@ -885,17 +892,17 @@ impl BillingService {
         let subscription = sub.clone();
         work.event(BillingEvent::Subscription(event));
         let lines = preview.invoice_lines(self.catalog.currency);
-        let mut invoice = None;
+        let mut invoice_id = None;
         if !lines.is_empty() {
             let period = InvoicePeriod::new(preview.change_at_unix_ms, period_end)?;
-            if let Some(id) =
-                self.issue(&mut work, &mut staging, period, Charges::Lines(lines), now)?
-            {
-                self.auto_collect(&mut work, &id, 0, now)?;
-                invoice = work.invoices.get(&id).cloned();
+            invoice_id = self.issue(&mut work, &mut staging, period, Charges::Lines(lines), now)?;
+            if let Some(id) = &invoice_id {
+                self.first_charge(&mut work, id, now)?;
             }
         }
         self.commit_work(&mut state, staging, work)?;
+        self.charge_committed(&mut state, tenant, now)?;
+        let invoice = invoice_id.and_then(|id| state.invoices.get(&id).cloned());
         Ok(PlanChangeOutcome {
             preview,
             subscription,
@@ -936,10 +943,11 @@ impl BillingService {
             let usage_period = InvoicePeriod::new(usage_start, now)?;
             let charges = Charges::UsageOnly { plan, usage_period };
             if let Some(id) = self.issue(&mut work, &mut staging, usage_period, charges, now)? {
-                self.auto_collect(&mut work, &id, 0, now)?;
+                self.first_charge(&mut work, &id, now)?;
             }
         }
         self.commit_work(&mut state, staging, work)?;
+        self.charge_committed(&mut state, tenant, now)?;
         Ok(subscription)
     }
 
@@ -1259,6 +1267,68 @@ impl BillingService {
             }
         }
         Ok(outcome)
+    }
+
+    /// The first automatic charge of an invoice being issued in `work`:
+    /// settled at once when nothing is due, failed at once (dunning) without
+    /// a payment method or auto-charge provider, and otherwise deferred to
+    /// [`Self::charge_pending`] after the invoice is committed. The provider
+    /// is never asked to charge for an invoice that a failed commit could
+    /// still roll back: its retry would come under a new invoice id and key,
+    /// and the customer would pay twice.
+    fn first_charge(
+        &self,
+        work: &mut TenantWork,
+        invoice_id: &InvoiceId,
+        now: i64,
+    ) -> Result<(), BillingServiceError> {
+        let invoice = &work.invoices[invoice_id];
+        let needs_provider = invoice.status() == InvoiceStatus::Finalized
+            && invoice.amount_due().is_positive()
+            && work.account.settings.payment_method.is_some()
+            && self.auto_charge_provider.is_some();
+        if needs_provider {
+            work.account.pending_charges.push(invoice_id.clone());
+            Ok(())
+        } else {
+            self.auto_collect(work, invoice_id, 0, now)
+        }
+    }
+
+    /// Makes the deferred first charges of the tenant's committed invoices
+    /// (key `auto-<invoice>-0`, so a retry after a crash is deduplicated by
+    /// the provider) and applies their outcomes in `work`.
+    fn charge_pending(
+        &self,
+        state: &State,
+        work: &mut TenantWork,
+        now: i64,
+    ) -> Result<(), BillingServiceError> {
+        for invoice_id in std::mem::take(&mut work.account.pending_charges) {
+            Self::take_invoice(state, work, &invoice_id)?;
+            self.auto_collect(work, &invoice_id, 0, now)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::charge_pending`] for one tenant, committed on its own.
+    fn charge_committed(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        tenant: TenantId,
+        now: i64,
+    ) -> Result<(), BillingServiceError> {
+        let pending = state
+            .accounts
+            .get(&tenant)
+            .is_some_and(|account| !account.pending_charges.is_empty());
+        if !pending {
+            return Ok(());
+        }
+        let mut work = Self::work(state, tenant);
+        self.charge_pending(state, &mut work, now)?;
+        let staging = Staging::new(state);
+        self.commit_work(state, staging, work)
     }
 
     /// The automatic charge of a new invoice (`attempt` 0) or a dunning

@@ -5,7 +5,9 @@
 //! (dunning action or subscription transition at or before `now`), works on
 //! each one's copy, and commits up to
 //! [`BillingServiceConfig::run_batch_tenants`](super::BillingServiceConfig)
-//! tenants per `WriteBatch` together with the staged number counters. A
+//! tenants per `WriteBatch` together with the staged number counters, then
+//! charges the invoices that batch committed and commits the outcomes in a
+//! second batch (a charge never precedes its invoice's commit). A
 //! tenant whose work fails is left untouched (its staged numbers are rolled
 //! back, so the series stays gapless) and reported. The run is idempotent:
 //! the committed state has nothing due at `now` any more, so a second run at
@@ -117,7 +119,7 @@ fn is_due(state: &State, tenant: &TenantId, now: i64) -> bool {
         .as_ref()
         .and_then(|s| s.next_due())
         .is_some_and(|(_, due)| due <= now);
-    dunning_due || subscription_due
+    dunning_due || subscription_due || !account.pending_charges.is_empty()
 }
 
 impl BillingService {
@@ -158,17 +160,44 @@ impl BillingService {
             }
             staging.drain_into(&mut changes);
             self.commit(&mut state, changes)?;
-            for (tenant, tenant_effects) in effects {
-                for error in self.perform(tenant, &tenant_effects) {
-                    report.failures.push(BillingRunFailure {
+            self.report_effects(&mut report, effects);
+            // The invoices are committed: now charge them (see `first_charge`).
+            let mut changes = Changes::default();
+            let mut effects = Vec::new();
+            for &tenant in chunk {
+                if state.accounts[&tenant].pending_charges.is_empty() {
+                    continue;
+                }
+                let mut work = Self::work(&state, tenant);
+                match self.charge_pending(&state, &mut work, now_unix_ms) {
+                    Ok(()) => effects.push(work.into_changes(&mut changes)),
+                    Err(error) => report.failures.push(BillingRunFailure {
                         tenant,
                         error: error.to_string(),
-                    });
+                    }),
                 }
-                report.count(tenant, tenant_effects);
             }
+            self.commit(&mut state, changes)?;
+            self.report_effects(&mut report, effects);
         }
         Ok(report)
+    }
+
+    /// Performs each tenant's effects after a commit and counts them.
+    fn report_effects(
+        &self,
+        report: &mut BillingRunReport,
+        effects: Vec<(TenantId, Vec<super::Effect>)>,
+    ) {
+        for (tenant, tenant_effects) in effects {
+            for error in self.perform(tenant, &tenant_effects) {
+                report.failures.push(BillingRunFailure {
+                    tenant,
+                    error: error.to_string(),
+                });
+            }
+            report.count(tenant, tenant_effects);
+        }
     }
 
     fn run_tenant(
@@ -287,7 +316,7 @@ impl BillingService {
                 _ => None,
             };
             if let Some(invoice_id) = issued {
-                self.auto_collect(work, &invoice_id, 0, now)?;
+                self.first_charge(work, &invoice_id, now)?;
             }
         }
         Ok(())

@@ -7,7 +7,9 @@
 //! text under `"value"`, because a billing run writes thousands of invoices
 //! per batch and one string is several times cheaper to build, encode and
 //! drop than a tree of JSON nodes; fields worth querying, like an invoice's
-//! `tenant`, `number` and `status`, sit beside it):
+//! `tenant`, `number` and `status`, sit beside it, and so does
+//! `charge_pending: true` on an invoice committed before its first
+//! automatic charge):
 //!
 //! | collection                 | `_id`                        | value |
 //! |----------------------------|------------------------------|-------|
@@ -52,7 +54,6 @@ pub const CREDIT_NOTES: &str = "billing.credit_notes";
 pub const NUMBER_SEQUENCES: &str = "billing.number_sequences";
 /// Payment idempotency records.
 pub const PAYMENTS: &str = "billing.payments";
-
 const ALL_COLLECTIONS: [&str; 7] = [
     SUBSCRIPTIONS,
     TENANT_SETTINGS,
@@ -64,6 +65,10 @@ const ALL_COLLECTIONS: [&str; 7] = [
 ];
 
 const INVOICE_IDS_DOC: &str = "invoice_ids";
+
+/// Field of an invoice document whose first automatic charge is pending
+/// (committed, not yet charged, or charged without its outcome committed).
+const CHARGE_PENDING_FIELD: &str = "charge_pending";
 
 /// A tenant's billing settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +91,10 @@ pub(crate) struct Account {
     pub subscription: Option<Subscription>,
     pub settings: TenantBillingSettings,
     pub dunning: Option<DunningState>,
+    /// Invoices whose first automatic charge waits for (or follows) their
+    /// commit. Stored as `"charge_pending": true` on the invoice document,
+    /// not as a document of its own: the invoice is written anyway.
+    pub pending_charges: Vec<InvoiceId>,
 }
 
 /// A payment idempotency record with its provider and key.
@@ -114,6 +123,8 @@ pub(crate) struct AccountDirty {
     pub subscription: bool,
     pub settings: bool,
     pub dunning: bool,
+    /// In-memory only: the mark travels with the invoice documents.
+    pub pending_charges: bool,
 }
 
 impl AccountDirty {
@@ -122,10 +133,11 @@ impl AccountDirty {
             subscription: before.subscription != after.subscription,
             settings: before.settings != after.settings,
             dunning: before.dunning != after.dunning,
+            pending_charges: before.pending_charges != after.pending_charges,
         }
     }
     pub fn any(self) -> bool {
-        self.subscription || self.settings || self.dunning
+        self.subscription || self.settings || self.dunning || self.pending_charges
     }
 }
 
@@ -133,7 +145,8 @@ impl AccountDirty {
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
     pub accounts: BTreeMap<TenantId, (Account, AccountDirty)>,
-    pub invoices: Vec<(TenantId, Invoice)>,
+    /// Invoices with their tenant and their pending-charge mark.
+    pub invoices: Vec<(TenantId, Invoice, bool)>,
     pub credit_notes: Vec<(TenantId, CreditNote)>,
     pub numbers: HashMap<(InvoicePrefix, i32), u64>,
     pub invoice_ids_issued: Option<u64>,
@@ -202,13 +215,16 @@ pub(crate) fn to_batch(changes: &Changes) -> Result<WriteBatch, BillingServiceEr
             batch.upsert(DUNNING, wrap(&id, &[], &account.dunning))?;
         }
     }
-    for (tenant, invoice) in &changes.invoices {
-        let tenant_field = [
+    for (tenant, invoice, charge_pending) in &changes.invoices {
+        let mut fields = vec![
             ("tenant", json!(tenant.get().to_string())),
             ("number", json!(invoice.number().map(ToString::to_string))),
             ("status", json!(invoice.status())),
         ];
-        batch.upsert(INVOICES, wrap(&invoice.id().0, &tenant_field, invoice))?;
+        if *charge_pending {
+            fields.push((CHARGE_PENDING_FIELD, json!(true)));
+        }
+        batch.upsert(INVOICES, wrap(&invoice.id().0, &fields, invoice))?;
     }
     for (tenant, note) in &changes.credit_notes {
         let tenant_field = [("tenant", json!(tenant.get().to_string()))];
@@ -241,7 +257,7 @@ pub(crate) fn apply(state: &mut State, changes: Changes) {
     for (tenant, (account, _)) in changes.accounts {
         state.accounts.insert(tenant, account);
     }
-    for (tenant, invoice) in changes.invoices {
+    for (tenant, invoice, _) in changes.invoices {
         let id = invoice.id().clone();
         if state.invoices.insert(id.clone(), invoice).is_none() {
             state.invoices_by_tenant.entry(tenant).or_default().push(id);
@@ -322,6 +338,11 @@ pub(crate) fn load(db: &Database) -> Result<State, BillingServiceError> {
     for doc in all_docs(db, INVOICES)? {
         let tenant = tenant_of(INVOICES, &doc, Some("tenant"))?;
         let invoice: Invoice = value_of(INVOICES, &doc)?;
+        if doc[CHARGE_PENDING_FIELD].as_bool() == Some(true) {
+            let account = state.accounts.entry(tenant).or_default();
+            account.pending_charges.push(invoice.id().clone());
+            account.pending_charges.sort_unstable();
+        }
         state
             .invoices_by_tenant
             .entry(tenant)

@@ -645,16 +645,19 @@ fn upgrade_on_day_ten_is_billed_from_proration_inputs() {
 }
 
 #[test]
-fn a_negative_subtotal_gets_no_tax_and_nothing_due() {
+fn a_negative_subtotal_gives_the_tax_back_takes_no_credit_and_has_nothing_due() {
     let invoice = adjustment_only(-10_00)
         .tax_rate_percent(dec!(10))
         .credit_available(usd(5_00))
         .build()
         .expect("valid");
-    assert_eq!(invoice.tax_total(), usd(0));
+    assert_eq!(invoice.tax_total(), usd(-1_00));
     assert_eq!(invoice.credit_applied(), usd(0));
-    assert_eq!(invoice.total(), usd(-10_00));
+    assert_eq!(invoice.total(), usd(-11_00));
     assert_eq!(invoice.amount_due(), usd(0));
+    invoice
+        .check_totals()
+        .expect("total is the sum of the lines");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Integration tests of aerolith-billing (one binary, one module per area).
 
 mod catalog;
+mod charge_after_commit;
 mod credit_note;
 mod invoice;
 mod metering;

@@ -482,3 +482,42 @@ fn coupons_discount_periods_not_prorations_so_plan_cycles_mint_no_credit() {
         .expect("renewal invoice");
     assert_eq!(renewal.applied_coupons().len(), 1, "{renewal:?}");
 }
+
+#[test]
+fn a_downgrade_credit_gives_back_the_tax_of_the_upgrade() {
+    use rust_decimal_macros::dec;
+    let h = Harness::new();
+    let tenant = TenantId::new(6);
+    h.service
+        .subscribe(tenant, subscribe("starter", Some(card(CARD_SUCCEEDS))))
+        .expect("subscribes");
+    h.service
+        .set_tax_rate(tenant, dec!(8.25))
+        .expect("sets the tax rate");
+    h.clock.advance(DAY * 10);
+    let up = h
+        .service
+        .change_plan(tenant, "professional")
+        .expect("upgrades")
+        .invoice
+        .expect("invoiced");
+    assert!(up.tax_total().is_positive(), "{up:?}");
+    let down = h
+        .service
+        .change_plan(tenant, "starter")
+        .expect("downgrades")
+        .invoice
+        .expect("invoiced");
+    assert_eq!(
+        down.tax_total().amount_minor,
+        -up.tax_total().amount_minor,
+        "the credit gives the tax back"
+    );
+    assert_eq!(up.total().amount_minor + down.total().amount_minor, 0);
+    assert_eq!(down.amount_due().amount_minor, 0);
+    assert_eq!(
+        h.service.settings(tenant).credit_balance_minor,
+        up.total().amount_minor,
+        "everything paid for the upgrade, tax included, is account credit"
+    );
+}

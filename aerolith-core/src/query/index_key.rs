@@ -110,6 +110,139 @@ impl IndexKey {
     }
 }
 
+/// Tags of the binary key encoding used by the checkpoint (`encode`/`decode`).
+const KEY_NULL: u8 = 0;
+const KEY_INT: u8 = 1;
+const KEY_FLOAT: u8 = 2;
+const KEY_STRING: u8 = 3;
+const KEY_OBJECT: u8 = 4;
+const KEY_ARRAY: u8 = 5;
+const KEY_FALSE: u8 = 6;
+const KEY_TRUE: u8 = 7;
+/// Nesting deeper than any stored document can produce is refused on decode.
+const KEY_DEPTH_MAX: usize = crate::limits::DOC_DEPTH_MAX + 1;
+
+impl IndexKey {
+    /// Appends the binary encoding of this key (a document's key, never a
+    /// sentinel) to `out`. `decode` reads it back to an equal key. Used by
+    /// the checkpoint file (`docs/format.md`).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        fn put_len(out: &mut Vec<u8>, n: usize) {
+            let n = u32::try_from(n).expect("keys come from documents of bounded size");
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        match &self.0 {
+            KeyRepr::Start(_) | KeyRepr::End(_) => {
+                unreachable!("sentinel keys are never filed in an index")
+            }
+            KeyRepr::Null => out.push(KEY_NULL),
+            KeyRepr::Bool(false) => out.push(KEY_FALSE),
+            KeyRepr::Bool(true) => out.push(KEY_TRUE),
+            KeyRepr::Number(NumberKey(NumberRepr::Int(i))) => {
+                out.push(KEY_INT);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            KeyRepr::Number(NumberKey(NumberRepr::Float(f))) => {
+                out.push(KEY_FLOAT);
+                out.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            KeyRepr::String(s) => {
+                out.push(KEY_STRING);
+                put_len(out, s.len());
+                out.extend_from_slice(s.as_bytes());
+            }
+            KeyRepr::Object(members) => {
+                out.push(KEY_OBJECT);
+                put_len(out, members.len());
+                for (name, key) in members {
+                    put_len(out, name.len());
+                    out.extend_from_slice(name.as_bytes());
+                    key.encode(out);
+                }
+            }
+            KeyRepr::Array(items) => {
+                out.push(KEY_ARRAY);
+                put_len(out, items.len());
+                for key in items {
+                    key.encode(out);
+                }
+            }
+        }
+    }
+
+    /// Decodes one key written by `encode` from the front of `buf`,
+    /// advancing it. `None` for anything `encode` never writes (unknown tag,
+    /// cut short, invalid UTF-8, a non-finite or non-normalised number,
+    /// nesting past the document depth limit); never panics.
+    pub(crate) fn decode(buf: &mut &[u8]) -> Option<IndexKey> {
+        Self::decode_at(buf, 0)
+    }
+
+    fn decode_at(buf: &mut &[u8], depth: usize) -> Option<IndexKey> {
+        fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if buf.len() < n {
+                return None;
+            }
+            let (head, rest) = buf.split_at(n);
+            *buf = rest;
+            Some(head)
+        }
+        fn len(buf: &mut &[u8]) -> Option<usize> {
+            let n = u32::from_le_bytes(take(buf, 4)?.try_into().ok()?) as usize;
+            // Every element takes at least one byte: a count past the rest
+            // of the input is damage, not a reason to allocate.
+            (n <= buf.len()).then_some(n)
+        }
+        fn string(buf: &mut &[u8]) -> Option<String> {
+            let n = len(buf)?;
+            std::str::from_utf8(take(buf, n)?).ok().map(str::to_owned)
+        }
+        if depth > KEY_DEPTH_MAX {
+            return None;
+        }
+        let tag = *take(buf, 1)?.first()?;
+        let repr = match tag {
+            KEY_NULL => KeyRepr::Null,
+            KEY_FALSE => KeyRepr::Bool(false),
+            KEY_TRUE => KeyRepr::Bool(true),
+            KEY_INT => KeyRepr::Number(NumberKey(NumberRepr::Int(i128::from_le_bytes(
+                take(buf, 16)?.try_into().ok()?,
+            )))),
+            KEY_FLOAT => {
+                let f = f64::from_bits(u64::from_le_bytes(take(buf, 8)?.try_into().ok()?));
+                if !f.is_finite() {
+                    return None;
+                }
+                match NumberRepr::from_f64(f) {
+                    // An integral float is always stored as an integer key.
+                    NumberRepr::Int(_) => return None,
+                    float => KeyRepr::Number(NumberKey(float)),
+                }
+            }
+            KEY_STRING => KeyRepr::String(string(buf)?),
+            KEY_OBJECT => {
+                let n = len(buf)?;
+                let mut members = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = string(buf)?;
+                    members.push((name, Self::decode_at(buf, depth + 1)?));
+                }
+                KeyRepr::Object(members)
+            }
+            KEY_ARRAY => {
+                let n = len(buf)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(Self::decode_at(buf, depth + 1)?);
+                }
+                KeyRepr::Array(items)
+            }
+            _ => return None,
+        };
+        Some(IndexKey(repr))
+    }
+}
+
 impl Ord for IndexKey {
     fn cmp(&self, other: &IndexKey) -> Ordering {
         let by_position = self.0.position().cmp(&other.0.position());
@@ -233,6 +366,44 @@ mod tests {
         let mut h = DefaultHasher::new();
         k.hash(&mut h);
         h.finish()
+    }
+
+    #[test]
+    fn binary_keys_round_trip_and_damage_is_refused() {
+        for v in [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(-7),
+            json!(u64::MAX),
+            json!(1.5),
+            json!(1e300),
+            json!("caf\u{e9}"),
+            json!({"a": [1, {"b": null}], "c": "d"}),
+            json!([[], [2.5, "x"]]),
+        ] {
+            let k = key(v.clone());
+            let mut bytes = Vec::new();
+            k.encode(&mut bytes);
+            let mut rest = &bytes[..];
+            let back = IndexKey::decode(&mut rest).expect("decodes");
+            assert!(rest.is_empty(), "{v}: all bytes consumed");
+            assert_eq!(back, k, "{v}");
+            assert_eq!(hash_of(&back), hash_of(&k), "{v}");
+            for cut in 0..bytes.len() {
+                assert!(
+                    IndexKey::decode(&mut &bytes[..cut]).is_none(),
+                    "{v} cut at {cut}"
+                );
+            }
+        }
+        // An integral float is never written as a float; NaN never at all.
+        for f in [2.0_f64, f64::NAN] {
+            let mut bytes = vec![KEY_FLOAT];
+            bytes.extend_from_slice(&f.to_bits().to_le_bytes());
+            assert!(IndexKey::decode(&mut &bytes[..]).is_none());
+        }
+        assert!(IndexKey::decode(&mut &[99u8][..]).is_none());
     }
 
     #[test]

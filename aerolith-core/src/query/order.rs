@@ -71,7 +71,7 @@ impl NumberRepr {
         }
     }
 
-    fn from_f64(f: f64) -> NumberRepr {
+    pub(crate) fn from_f64(f: f64) -> NumberRepr {
         if f.fract() == 0.0 && (-I128_END_F64..I128_END_F64).contains(&f) {
             // Integral and within range, so the cast is exact.
             NumberRepr::Int(f as i128)

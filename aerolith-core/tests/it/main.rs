@@ -2,6 +2,7 @@
 
 mod backup;
 mod basics;
+mod checkpoint;
 mod compaction;
 mod crash;
 mod encryption;

@@ -13,6 +13,7 @@ mod operations;
 mod operator_transfer;
 mod readme_tour;
 mod serving;
+mod serving_path;
 mod storage_metering;
 mod support;
 mod tenant_routes;

@@ -28,6 +28,9 @@ fn ops() -> Vec<Op> {
         ("get", Permission::ReadDocuments, |h| {
             h.get("c", "a").map(drop)
         }),
+        ("get_json_bytes", Permission::ReadDocuments, |h| {
+            h.get_json_bytes("c", "a").map(drop)
+        }),
         ("list_ids", Permission::ReadDocuments, |h| {
             h.list_ids("c", None, 10).map(drop)
         }),
@@ -751,4 +754,38 @@ fn operator_handles_are_neither_metered_nor_rate_limited_but_keep_quotas() {
         Err(TenancyError::RateLimited(_))
     ));
     assert_eq!(fx.sink.take().len(), 1, "the tenant's call is metered");
+}
+
+#[test]
+fn stored_json_bytes_are_the_serialised_document_and_metered_like_a_get() {
+    for mode in MODES {
+        let fx = Fixture::new();
+        let (tenant, key) = fx.create("acme", "unlimited", mode);
+        let principal = fx.tenancy.authenticate(&key).expect("auth");
+        let h = fx.tenancy.handle(&principal, tenant.id).expect("handle");
+        h.create_collection("c").expect("collection");
+        let docs = [
+            json!({"_id": "a", "n": 1}),
+            json!({"z": 1, "a": [1.5, -0.0, 1e300, 12345678901234567890u64], "_id": "b"}),
+            json!({"_id": "c", "s": "quote \" backslash \\ tab \t nul \u{0} é 🦀 \u{2028}"}),
+            json!({"_id": "d", "nested": {"deep": [{"x": null, "y": true}], "f": 0.1}}),
+        ];
+        for doc in docs {
+            let id = h.insert("c", doc).expect("insert");
+            let value = h.get("c", &id).expect("get").expect("exists");
+            fx.sink.take();
+            let bytes = h.get_json_bytes("c", &id).expect("bytes").expect("exists");
+            assert_eq!(
+                bytes,
+                serde_json::to_vec(&value).expect("serialises"),
+                "{mode:?} {id}"
+            );
+            let events = fx.sink.take();
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].kind, OperationKind::Read);
+            assert_eq!(events[0].bytes_out, bytes.len() as u64);
+        }
+        assert_eq!(h.get_json_bytes("c", "missing").expect("reads"), None);
+        assert!(h.get_json_bytes("nope", "a").is_err());
+    }
 }

@@ -4,6 +4,7 @@ mod api_keys;
 mod audit;
 mod concurrency;
 mod crash_delete;
+mod credential_cache;
 mod errors;
 mod fixtures;
 mod handle;

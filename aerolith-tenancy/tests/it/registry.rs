@@ -69,6 +69,39 @@ fn duplicate_slug_is_refused_until_the_first_tenant_is_deleted() {
 }
 
 #[test]
+fn the_operator_finds_a_live_tenant_by_slug_and_nobody_else_can() {
+    let fx = Fixture::new();
+    let acme = Slug::new("acme").expect("slug");
+    let (first, owner_key) = fx.create("acme", "starter", IsolationMode::Shared);
+    let by_slug = |principal: &Principal| fx.tenancy.tenant_id_by_slug(principal, &acme);
+    assert_eq!(
+        by_slug(&Principal::Operator).expect("found"),
+        Some(first.id)
+    );
+    let owner = fx.tenancy.authenticate(&owner_key).expect("owner key");
+    assert!(
+        matches!(by_slug(&owner), Err(TenancyError::Forbidden(_))),
+        "a tenant may not look tenants up"
+    );
+    let nobody = Slug::new("nobody").expect("slug");
+    assert_eq!(
+        fx.tenancy
+            .tenant_id_by_slug(&Principal::Operator, &nobody)
+            .expect("answers"),
+        None
+    );
+    fx.tenancy
+        .delete_tenant(&Principal::Operator, first.id)
+        .expect("delete");
+    assert_eq!(by_slug(&Principal::Operator).expect("answers"), None);
+    let (second, _) = fx.create("acme", "starter", IsolationMode::Shared);
+    assert_eq!(
+        by_slug(&Principal::Operator).expect("found"),
+        Some(second.id)
+    );
+}
+
+#[test]
 fn bad_tenant_parameters_have_exact_errors() {
     let fx = Fixture::new();
     let new = |name: &str, plan: &str| NewTenant {
@@ -856,4 +889,25 @@ fn billing_events_are_appended_to_the_tenant_chain_by_the_operator_only() {
     fx.tenancy
         .verify_audit_log(&Principal::Operator, AuditChain::Tenant(tenant.id))
         .expect("chain intact");
+}
+
+/// A dedicated tenant whose creation was interrupted after its directory
+/// was made but before its record was persisted leaves a directory under an
+/// id that the next tenant gets. Found by the crash test: a *shared* tenant
+/// inherited the directory and its deletion left it behind.
+#[test]
+fn a_directory_left_by_an_interrupted_creation_goes_whatever_the_next_isolation() {
+    let fx = Fixture::new();
+    let (first, _) = fx.create("first", "starter", IsolationMode::Shared);
+    let next = aerolith_tenancy::TenantId::new(first.id.get() + 1);
+    let orphan = fx.tenancy.dedicated_dir_of(next);
+    std::fs::create_dir_all(&orphan).expect("orphan dir");
+    std::fs::write(orphan.join("junk"), b"left by a crash").expect("junk");
+    let (second, _) = fx.create("second", "starter", IsolationMode::Shared);
+    assert_eq!(second.id, next, "the id was never taken");
+    assert!(!orphan.exists(), "the orphan directory is removed");
+    fx.tenancy
+        .delete_tenant(&Principal::Operator, second.id)
+        .expect("delete");
+    assert!(!fx.tenancy.dedicated_dir_of(second.id).exists());
 }
