@@ -417,9 +417,8 @@ impl Logged {
 /// Validates one batch against `state`, applying it in place, and encodes
 /// each operation's record as soon as it is applied, so every document
 /// written gets its final location at once (no second pass over the id
-/// map) and is dropped as a `Value` right after its index upkeep. The last
-/// record is encoded again with the commit mark by `finish`: same length,
-/// so the locations stand.
+/// map, no set of pending documents). The last record is encoded again
+/// with the commit mark by `finish`: same length, so the locations stand.
 struct Builder<'a> {
     cipher: Option<&'a RecordCipher>,
     txn: u64,

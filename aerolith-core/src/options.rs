@@ -54,6 +54,8 @@ pub struct Options {
     /// and decrypted) document payloads of recent point reads, so a hot
     /// document is not verified again on every read. Counts payload bytes
     /// plus a small overhead per entry; the bound is per open database.
+    /// The payloads of an encrypted database are held decrypted, until
+    /// evicted or the database is dropped, as a document being read is.
     /// 0 turns the cache off. Default: [`RECORD_CACHE_BYTES_DEFAULT`].
     pub record_cache_bytes_max: usize,
     /// Source of time for query deadlines and background syncs.
