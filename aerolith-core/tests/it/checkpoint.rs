@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aerolith_core::fault::{Fault, FaultOp, FaultPlan, EIO, ENOSPC};
+use aerolith_core::fault::{Fault, FaultOp, FaultPlan, EIO};
 use aerolith_core::{Database, Error, MasterKey, Options, Query, WriteBatch};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -239,7 +239,7 @@ fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
     // locations, index keys and entries), every byte of the hash.
     let body = 24..good.len() - 32;
     let positions: Vec<usize> = (0..24)
-        .chain(body.clone().step_by(9))
+        .chain(body.clone().step_by(17))
         .chain(good.len() - 32..good.len())
         .collect();
     for &at in &positions {
@@ -262,7 +262,7 @@ fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
         body.end,
         good.len() - 1,
     ];
-    for len in cuts.into_iter().chain(body.step_by(23)) {
+    for len in cuts.into_iter().chain(body.step_by(41)) {
         variants.push((format!("cut to {len}"), good[..len].to_vec()));
     }
     let mut longer = good.clone();
@@ -459,7 +459,13 @@ fn faults_while_a_checkpoint_is_written_never_break_the_next_open() {
         };
         for (k, &op) in FaultOp::ALL.iter().enumerate() {
             for nth in before[k] + 1..=dry.count(op) {
-                for fault in [Fault::Fail { errno: EIO }, Fault::ShortWrite { bytes: 9 }] {
+                // A write is cut short (the worst a write can do); any other
+                // operation fails.
+                let fault = match op {
+                    FaultOp::Write => Fault::ShortWrite { bytes: 9 },
+                    _ => Fault::Fail { errno: EIO },
+                };
+                {
                     let dir = tempfile::tempdir().unwrap();
                     let plan = FaultPlan::new();
                     let mut options = fast();
@@ -482,7 +488,6 @@ fn faults_while_a_checkpoint_is_written_never_break_the_next_open() {
             }
         }
     }
-    let _ = ENOSPC;
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -556,7 +561,7 @@ fn apply(db: &Database, step: &Step) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]
     fn opening_through_a_checkpoint_equals_a_full_replay(
