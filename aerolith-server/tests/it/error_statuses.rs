@@ -14,7 +14,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{call, open_live, request, send, Live, Reply, ADMIN_KEY, BODY_BYTES_MAX};
+use crate::support::{
+    call, create_tenant, open_live, request, send, Live, Reply, ADMIN_KEY, BODY_BYTES_MAX,
+};
 
 const START_UNIX_MS: i64 = 1_795_428_900_000;
 const CALLS_PER_HOUR: u64 = 12;
@@ -42,22 +44,7 @@ fn plans() -> BTreeMap<String, QuotaLimits> {
 
 /// Creates a tenant on `plan`; its id and owner key.
 async fn tenant(live: &Live, slug: &str, plan: &str) -> (String, String) {
-    let created = call(
-        &live.app,
-        "POST",
-        "/v1/admin/tenants",
-        ADMIN_KEY,
-        Some(json!({"name": slug, "plan": plan})),
-    )
-    .await;
-    let id = created["id"]
-        .as_str()
-        .map_or_else(|| created["id"].to_string(), str::to_owned);
-    let key = created["owner_key"]["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    (id, key)
+    create_tenant(live, slug, Some(plan)).await
 }
 
 fn expect(reply: &Reply, status: u16, code: &str) -> Value {

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{call, open_live, request, send, Live, ADMIN_KEY};
+use crate::support::{call, create_tenant, open_live, request, send, Live, ADMIN_KEY};
 
 const START_UNIX_MS: i64 = 1_795_428_900_000;
 const CALLS_PER_HOUR: u64 = 600;
@@ -20,21 +20,7 @@ const BURST: u64 = 10;
 const COLLECTIONS: usize = 5;
 
 async fn tenant(live: &Live, slug: &str, plan: &str) -> (TenantId, String) {
-    let created = call(
-        &live.app,
-        "POST",
-        "/v1/admin/tenants",
-        ADMIN_KEY,
-        Some(json!({"name": slug, "plan": plan})),
-    )
-    .await;
-    let id = created["id"]
-        .as_str()
-        .map_or_else(|| created["id"].to_string(), str::to_owned);
-    let key = created["owner_key"]["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let (id, key) = create_tenant(live, slug, Some(plan)).await;
     (id.parse().expect("tenant id"), key)
 }
 

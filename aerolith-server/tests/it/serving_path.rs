@@ -10,28 +10,14 @@ use aerolith_core::ManualClock;
 use aerolith_tenancy::TenantId;
 use serde_json::{json, Value};
 
-use crate::support::{call, open_live, request, Live, ADMIN_KEY};
+use crate::support::{call, create_tenant, open_live, request, Live, ADMIN_KEY};
 
 const START_UNIX_MS: i64 = 1_795_428_900_000;
 
 /// A live app with one tenant and its collection `c`; returns the tenant id
 /// and the owner key.
 async fn tenant_with_collection(live: &Live, slug: &str) -> (String, String) {
-    let created = call(
-        &live.app,
-        "POST",
-        "/v1/admin/tenants",
-        ADMIN_KEY,
-        Some(json!({"name": slug, "slug": slug})),
-    )
-    .await;
-    let id = created["id"]
-        .as_str()
-        .map_or_else(|| created["id"].to_string(), str::to_owned);
-    let key = created["owner_key"]["key"]
-        .as_str()
-        .expect("owner key")
-        .to_owned();
+    let (id, key) = create_tenant(live, slug, None).await;
     call(
         &live.app,
         "POST",

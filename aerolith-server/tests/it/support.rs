@@ -229,3 +229,28 @@ pub async fn call(app: &Router, method: &str, uri: &str, key: &str, body: Option
         reply.json()
     }
 }
+
+/// Creates a tenant through the admin route (on `plan`, or the default
+/// plan); its id (as the route prints it) and owner key.
+pub async fn create_tenant(live: &Live, slug: &str, plan: Option<&str>) -> (String, String) {
+    let mut body = serde_json::json!({"name": slug, "slug": slug});
+    if let Some(plan) = plan {
+        body["plan"] = Value::from(plan);
+    }
+    let created = call(
+        &live.app,
+        "POST",
+        "/v1/admin/tenants",
+        ADMIN_KEY,
+        Some(body),
+    )
+    .await;
+    let id = created["id"]
+        .as_str()
+        .map_or_else(|| created["id"].to_string(), str::to_owned);
+    let key = created["owner_key"]["key"]
+        .as_str()
+        .expect("owner key")
+        .to_owned();
+    (id, key)
+}
