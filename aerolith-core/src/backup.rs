@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::batch::WriteBatch;
-use crate::engine::{read_doc, Database};
+use crate::engine::{read_doc, Database, DocKey};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::files::{read_meta, sync_dir, write_manifest, write_meta, Manifest};
@@ -122,8 +122,12 @@ impl Database {
                     collection: collection.to_owned(),
                 })?;
         let mut n = 0;
-        for (_, entry) in coll.docs.iter() {
-            let doc = read_doc(self.inner.cipher.as_ref(), &snapshot, entry.loc)?;
+        for (id, entry) in coll.docs.iter() {
+            let key = DocKey {
+                coll: collection,
+                id,
+            };
+            let doc = read_doc(self.inner.cipher.as_ref(), &snapshot, entry.loc, key)?;
             serde_json::to_writer(&mut *out, &doc)
                 .map_err(|e| Error::io("export", collection, e.into()))?;
             out.write_all(b"\n")

@@ -36,6 +36,9 @@ type Key = (u64, u64);
 struct Entry {
     /// Frame length of the record, checked on a hit as a guard.
     frame_len: u32,
+    /// [`DocKey::owner_hash`](crate::engine::DocKey::owner_hash) of the
+    /// document the payload was verified as; a hit must name the same one.
+    owner: u64,
     payload: Arc<[u8]>,
     /// Set on a hit; eviction clears it once instead of evicting.
     referenced: bool,
@@ -79,16 +82,18 @@ impl RecordCache {
         self.shard_capacity_bytes > 0
     }
 
-    /// The verified payload of the record at `loc`, if cached.
-    pub(crate) fn get(&self, loc: Loc) -> Option<Arc<[u8]>> {
+    /// The verified payload of the record at `loc`, if cached as the
+    /// document whose owner hash is `owner`.
+    pub(crate) fn get(&self, loc: Loc, owner: u64) -> Option<Arc<[u8]>> {
         if !self.enabled() {
             return None;
         }
         let key = (loc.segment, loc.offset);
         let mut shard = self.shard(key).lock();
         let entry = shard.entries.get_mut(&key)?;
-        if entry.frame_len != loc.len {
-            // Cannot happen while keys are never reused; a miss is safe.
+        if entry.frame_len != loc.len || entry.owner != owner {
+            // Cannot happen while keys are never reused and locations are
+            // right; a miss is safe: the read verifies the record itself.
             return None;
         }
         entry.referenced = true;
@@ -97,7 +102,7 @@ impl RecordCache {
 
     /// Remembers the payload of the record at `loc`. The caller must have
     /// verified it (checksum, decryption, JSON) first.
-    pub(crate) fn insert_verified(&self, loc: Loc, payload: Arc<[u8]>) {
+    pub(crate) fn insert_verified(&self, loc: Loc, owner: u64, payload: Arc<[u8]>) {
         let cost = charge(payload.len());
         if !self.enabled() || cost > self.shard_capacity_bytes {
             return;
@@ -134,6 +139,7 @@ impl RecordCache {
             key,
             Entry {
                 frame_len: loc.len,
+                owner,
                 payload,
                 referenced: false,
             },
@@ -184,18 +190,32 @@ mod tests {
         vec![byte; len].into()
     }
 
+    /// The owner hash every test entry is cached under.
+    const OWNER: u64 = 0x5eed;
+
+    #[test]
+    fn a_hit_must_name_the_document_the_payload_was_verified_as() {
+        let cache = RecordCache::new(1 << 20);
+        cache.insert_verified(loc(1, 64), OWNER, payload(7, 10));
+        assert!(cache.get(loc(1, 64), OWNER + 1).is_none());
+        assert!(cache.get(loc(1, 64), OWNER).is_some());
+    }
+
     #[test]
     fn a_cached_payload_is_returned_for_its_location_only() {
         let cache = RecordCache::new(1 << 20);
-        cache.insert_verified(loc(1, 64), payload(7, 10));
-        assert_eq!(cache.get(loc(1, 64)).as_deref(), Some(&[7u8; 10][..]));
-        assert!(cache.get(loc(2, 64)).is_none());
-        assert!(cache.get(loc(1, 96)).is_none());
+        cache.insert_verified(loc(1, 64), OWNER, payload(7, 10));
+        assert_eq!(
+            cache.get(loc(1, 64), OWNER).as_deref(),
+            Some(&[7u8; 10][..])
+        );
+        assert!(cache.get(loc(2, 64), OWNER).is_none());
+        assert!(cache.get(loc(1, 96), OWNER).is_none());
         let other_len = Loc {
             len: 99,
             ..loc(1, 64)
         };
-        assert!(cache.get(other_len).is_none());
+        assert!(cache.get(other_len, OWNER).is_none());
     }
 
     #[test]
@@ -203,7 +223,7 @@ mod tests {
         let capacity_bytes = 64 * 1024;
         let cache = RecordCache::new(capacity_bytes);
         for i in 0..10_000u64 {
-            cache.insert_verified(loc(1, i * 32), payload(1, 500));
+            cache.insert_verified(loc(1, i * 32), OWNER, payload(1, 500));
             assert!(cache.charged_bytes() <= capacity_bytes);
         }
         assert!(
@@ -217,31 +237,31 @@ mod tests {
         // One shard's worth of traffic: every key maps by offset and segment.
         let cache = RecordCache::new(SHARDS * 8 * charge(100));
         let hot = loc(1, 0);
-        cache.insert_verified(hot, payload(9, 100));
+        cache.insert_verified(hot, OWNER, payload(9, 100));
         for i in 1..1_000u64 {
-            assert!(cache.get(hot).is_some(), "hot entry evicted at {i}");
-            cache.insert_verified(loc(1, i * 32), payload(1, 100));
+            assert!(cache.get(hot, OWNER).is_some(), "hot entry evicted at {i}");
+            cache.insert_verified(loc(1, i * 32), OWNER, payload(1, 100));
         }
     }
 
     #[test]
     fn zero_capacity_caches_nothing() {
         let cache = RecordCache::new(0);
-        cache.insert_verified(loc(1, 0), payload(1, 1));
-        assert!(cache.get(loc(1, 0)).is_none());
+        cache.insert_verified(loc(1, 0), OWNER, payload(1, 1));
+        assert!(cache.get(loc(1, 0), OWNER).is_none());
     }
 
     #[test]
     fn forgetting_a_segment_frees_its_entries_only() {
         let cache = RecordCache::new(1 << 20);
         for i in 0..100u64 {
-            cache.insert_verified(loc(1, i * 32), payload(1, 10));
-            cache.insert_verified(loc(2, i * 32), payload(2, 10));
+            cache.insert_verified(loc(1, i * 32), OWNER, payload(1, 10));
+            cache.insert_verified(loc(2, i * 32), OWNER, payload(2, 10));
         }
         let before = cache.charged_bytes();
         cache.forget_segment(1);
         assert_eq!(cache.charged_bytes(), before / 2);
-        assert!(cache.get(loc(1, 0)).is_none());
-        assert!(cache.get(loc(2, 0)).is_some());
+        assert!(cache.get(loc(1, 0), OWNER).is_none());
+        assert!(cache.get(loc(2, 0), OWNER).is_some());
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::engine::{encode_record, read_doc, Database};
+use crate::engine::{encode_record, read_doc, Database, DocKey};
 use crate::error::Result;
 use crate::files::{sync_dir, write_manifest};
 use crate::record::{Op, OpRecord};
@@ -145,7 +145,7 @@ impl Database {
                 if !sealed_set.contains(&entry.loc.segment) {
                     continue;
                 }
-                let doc = read_doc(cipher, &state, entry.loc)?;
+                let doc = read_doc(cipher, &state, entry.loc, DocKey { coll: name, id })?;
                 let bytes = serde_json::to_vec(&doc).expect("serde_json::Value always serializes");
                 let new_loc = push(
                     &mut out,

@@ -309,10 +309,40 @@ impl Drop for Inner {
     }
 }
 
+/// The document a location is expected to hold. Every verified read checks
+/// the record's own collection and id against it, so a wrong location (a
+/// bug in the id map, the checkpoint or compaction) is an error, never
+/// another document, and never another tenant's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DocKey<'a> {
+    pub(crate) coll: &'a str,
+    pub(crate) id: &'a str,
+}
+
+impl DocKey<'_> {
+    /// A 64-bit FNV-1a hash of the collection and id, which the record
+    /// cache keeps beside a payload so that a hit is checked against the
+    /// document looked up too (cheaply: no strings stored per entry).
+    pub(crate) fn owner_hash(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.coll.bytes().chain([0xff]).chain(self.id.bytes()) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+}
+
 /// Reads the document stored at `loc`, verifying its checksum (and
 /// decrypting it). A record that fails is an error, never served.
-pub(crate) fn read_doc(cipher: Option<&RecordCipher>, state: &State, loc: Loc) -> Result<Value> {
-    with_doc_bytes(cipher, state, loc, |bytes| serde_json::from_slice(bytes))
+pub(crate) fn read_doc(
+    cipher: Option<&RecordCipher>,
+    state: &State,
+    loc: Loc,
+    key: DocKey<'_>,
+) -> Result<Value> {
+    with_doc_bytes(cipher, state, loc, key, |bytes| {
+        serde_json::from_slice(bytes)
+    })
 }
 
 /// Calls `f` with the encoded JSON of the document stored at `loc`, after
@@ -324,6 +354,7 @@ pub(crate) fn with_doc_bytes<R>(
     cipher: Option<&RecordCipher>,
     state: &State,
     loc: Loc,
+    key: DocKey<'_>,
     f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
 ) -> Result<R> {
     let segment = state
@@ -352,7 +383,13 @@ pub(crate) fn with_doc_bytes<R>(
             None => body,
         };
         match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
-            Op::Put { doc, .. } => {
+            Op::Put { coll, id, doc } => {
+                if coll != key.coll || id != key.id {
+                    // Names neither document: the message may reach a tenant.
+                    return Err(corrupt(
+                        "record holds another document than the one looked up".into(),
+                    ));
+                }
                 f(doc).map_err(|e| corrupt(format!("document is not JSON: {e}")))
             }
             _ => Err(corrupt("location does not hold a document".into())),
@@ -480,10 +517,10 @@ impl<'a> Builder<'a> {
 
     /// The current version of a document that exists in `state`: from the
     /// batch's own bytes if this batch wrote it, else from its segment.
-    fn current(&self, state: &State, entry: DocEntry) -> Result<Value> {
+    fn current(&self, state: &State, key: DocKey<'_>, entry: DocEntry) -> Result<Value> {
         let loc = entry.loc;
         if loc.segment != self.segment || loc.offset < self.base_offset {
-            return read_doc(self.cipher, state, loc);
+            return read_doc(self.cipher, state, loc, key);
         }
         // Past the append position of the active segment: only this batch
         // can have put a location there, and its bytes are in `buf`.
@@ -502,7 +539,11 @@ impl<'a> Builder<'a> {
             .expect("an op this batch encoded decodes")
             .op
         {
-            Op::Put { doc, .. } => {
+            Op::Put { coll, id, doc } => {
+                assert!(
+                    coll == key.coll && id == key.id,
+                    "a location this batch made points at its own document"
+                );
                 Ok(serde_json::from_slice(doc).expect("this batch encoded the document"))
             }
             _ => unreachable!("document locations point at Put records"),
@@ -560,7 +601,10 @@ impl<'a> Builder<'a> {
             }
         }
         let old = match existing {
-            Some(entry) if !c.indexes.is_empty() => Some(self.current(state, entry)?),
+            Some(entry) if !c.indexes.is_empty() => {
+                let key = DocKey { coll, id: &doc.id };
+                Some(self.current(state, key, entry)?)
+            }
             _ => None,
         };
         let size_bytes =
@@ -593,7 +637,7 @@ impl<'a> Builder<'a> {
                 id: id.to_owned(),
             });
         };
-        let mut merged = self.current(state, entry)?;
+        let mut merged = self.current(state, DocKey { coll, id: &id }, entry)?;
         merge_patch(&mut merged, patch);
         let (doc, result) = prepare_doc_keeping_value(merged, Some(&id))?;
         self.put(state, coll, doc, Existence::MustExist)?;
@@ -611,7 +655,7 @@ impl<'a> Builder<'a> {
         let old = if c.indexes.is_empty() {
             None
         } else {
-            Some(self.current(state, entry)?)
+            Some(self.current(state, DocKey { coll, id: &id }, entry)?)
         };
         let c = Self::collection(state, coll)?;
         c.reindex(&id, old.as_ref(), None);
@@ -644,7 +688,7 @@ impl<'a> Builder<'a> {
             c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
         let mut index = IndexState::new(unique);
         for (id, entry) in entries {
-            let doc = self.current(state, entry)?;
+            let doc = self.current(state, DocKey { coll, id: &id }, entry)?;
             let keys = crate::query::index_keys(&doc, path);
             if unique {
                 if let Some(other) = index.conflict(&keys, &id) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{with_doc_bytes, Database, Inner};
+use crate::engine::{with_doc_bytes, Database, DocKey, Inner};
 use crate::error::{Error, Result};
 use crate::query::{Filter, IndexScan, Projection, QueryError, SortSpec};
 use crate::state::{CollectionState, DocEntry, Loc, State};
@@ -19,18 +19,19 @@ use crate::state::{CollectionState, DocEntry, Loc, State};
 /// its verified payload is there, otherwise verified from the segment and
 /// then remembered in the cache. Only bytes that passed the checksum (and
 /// decryption) and parsed as JSON are ever cached.
-fn read_doc_cached(inner: &Inner, state: &State, loc: Loc) -> Result<Value> {
-    if let Some(payload) = inner.record_cache.get(loc) {
+fn read_doc_cached(inner: &Inner, state: &State, loc: Loc, key: DocKey<'_>) -> Result<Value> {
+    let owner = key.owner_hash();
+    if let Some(payload) = inner.record_cache.get(loc, owner) {
         // It parsed when it was cached; should it not now, read the record.
         if let Ok(doc) = serde_json::from_slice(&payload) {
             return Ok(doc);
         }
     }
-    let (payload, doc) = with_doc_bytes(inner.cipher.as_ref(), state, loc, |json| {
+    let (payload, doc) = with_doc_bytes(inner.cipher.as_ref(), state, loc, key, |json| {
         let doc = serde_json::from_slice::<Value>(json)?;
         Ok((Arc::<[u8]>::from(json), doc))
     })?;
-    inner.record_cache.insert_verified(loc, payload);
+    inner.record_cache.insert_verified(loc, owner, payload);
     Ok(doc)
 }
 
@@ -42,15 +43,16 @@ fn with_verified_doc_bytes<R>(
     inner: &Inner,
     state: &State,
     loc: Loc,
+    key: DocKey<'_>,
     f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
 ) -> Result<R> {
-    match inner.record_cache.get(loc) {
+    match inner.record_cache.get(loc, key.owner_hash()) {
         Some(payload) => f(&payload).map_err(|e| Error::Corrupt {
             path: std::path::PathBuf::from(crate::segment::segment_file_name(loc.segment)),
             offset: loc.offset,
             reason: format!("document is not JSON: {e}"),
         }),
-        None => with_doc_bytes(inner.cipher.as_ref(), state, loc, f),
+        None => with_doc_bytes(inner.cipher.as_ref(), state, loc, key, f),
     }
 }
 
@@ -199,6 +201,9 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// The documents a plan reads, as (id, entry) pairs.
+type Candidates<'s> = Box<dyn Iterator<Item = (&'s Arc<str>, DocEntry)> + 's>;
+
 /// Plan chosen for a query.
 enum Plan {
     FullScan,
@@ -225,7 +230,13 @@ impl Database {
                 collection: collection.to_owned(),
             })?;
         match c.docs.get(id) {
-            Some(entry) => read_doc_cached(&self.inner, &state, entry.loc).map(Some),
+            Some(entry) => {
+                let key = DocKey {
+                    coll: collection,
+                    id,
+                };
+                read_doc_cached(&self.inner, &state, entry.loc, key).map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -246,17 +257,22 @@ impl Database {
         let Some(entry) = c.docs.get(id) else {
             return Ok(None);
         };
-        if let Some(payload) = self.inner.record_cache.get(entry.loc) {
+        let key = DocKey {
+            coll: collection,
+            id,
+        };
+        let owner = key.owner_hash();
+        if let Some(payload) = self.inner.record_cache.get(entry.loc, owner) {
             return Ok(Some(payload.to_vec()));
         }
-        let payload = with_doc_bytes(self.inner.cipher.as_ref(), &state, entry.loc, |json| {
+        let payload = with_doc_bytes(self.inner.cipher.as_ref(), &state, entry.loc, key, |json| {
             // Checked like every point read before it may enter the cache.
             serde_json::from_slice::<serde::de::IgnoredAny>(json)?;
             Ok(Arc::<[u8]>::from(json))
         })?;
         self.inner
             .record_cache
-            .insert_verified(entry.loc, Arc::clone(&payload));
+            .insert_verified(entry.loc, owner, Arc::clone(&payload));
         Ok(Some(payload.to_vec()))
     }
 
@@ -310,7 +326,13 @@ impl Snapshot {
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
         let c = self.collection(collection)?;
         match c.docs.get(id) {
-            Some(entry) => read_doc_cached(&self.inner, &self.state, entry.loc).map(Some),
+            Some(entry) => {
+                let key = DocKey {
+                    coll: collection,
+                    id,
+                };
+                read_doc_cached(&self.inner, &self.state, entry.loc, key).map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -457,10 +479,15 @@ impl Snapshot {
         let (plan_name, index_path, candidates, prefilter): (
             &'static str,
             Option<String>,
-            Box<dyn Iterator<Item = DocEntry> + '_>,
+            Candidates<'s>,
             bool,
         ) = match &plan {
-            Plan::FullScan => ("full_scan", None, Box::new(c.docs.values().copied()), true),
+            Plan::FullScan => (
+                "full_scan",
+                None,
+                Box::new(c.docs.iter().map(|(id, entry)| (id, *entry))),
+                true,
+            ),
             Plan::Index { path, scan } => {
                 let index = c
                     .indexes
@@ -470,11 +497,12 @@ impl Snapshot {
                 // a range) can name a document twice.
                 let single_key = matches!(scan, IndexScan::Keys(keys) if keys.len() == 1);
                 let mut seen: HashSet<&Arc<str>> = HashSet::new();
-                let mut entries: Vec<DocEntry> = Vec::new();
+                let mut entries: Vec<(&Arc<str>, DocEntry)> = Vec::new();
                 let mut take = |set: &'s imbl::OrdSet<Arc<str>>| {
                     for id in set.iter() {
                         if single_key || seen.insert(id) {
-                            entries.push(*c.docs.get(id).expect("indexes only hold live ids"));
+                            let entry = c.docs.get(id).expect("indexes only hold live ids");
+                            entries.push((id, *entry));
                         }
                     }
                 };
@@ -514,14 +542,18 @@ impl Snapshot {
         };
         let mut matched = Vec::new();
         let mut examined = 0u64;
-        for entry in candidates {
+        for (id, entry) in candidates {
             check_deadline()?;
             if stop_after.is_some_and(|n| matched.len() >= n) {
                 break;
             }
             examined += 1;
             // The checksum (or tag) is verified before the filter sees a byte.
-            let doc = with_verified_doc_bytes(&self.inner, &self.state, entry.loc, |json| {
+            let key = DocKey {
+                coll: collection,
+                id,
+            };
+            let doc = with_verified_doc_bytes(&self.inner, &self.state, entry.loc, key, |json| {
                 // Reject on the few members the filter reads before building
                 // the whole document; a match is confirmed on the full parse.
                 if prefilter && query.filter.matches_encoded(json) == Some(false) {
@@ -555,5 +587,55 @@ impl Snapshot {
             returned: results.len() as u64,
         };
         Ok((results, explain))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Durability, Options};
+
+    /// A location that holds another document (as a bug in the id map, the
+    /// checkpoint or compaction could produce) is an error on every read
+    /// path, cached or not; the other document, which may be another
+    /// tenant's in a shared engine, is never served.
+    #[test]
+    fn a_location_holding_another_document_is_corrupt_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            Database::open(dir.path(), Options::default().durability(Durability::Never)).unwrap();
+        db.create_collection("t1.c").unwrap();
+        db.create_collection("t2.c").unwrap();
+        db.insert("t1.c", json!({"_id": "x", "v": "one"})).unwrap();
+        db.insert("t2.c", json!({"_id": "x", "v": "two"})).unwrap();
+        db.create_index("t1.c", "v", false).unwrap();
+        // Cache t2.c/x's verified payload first.
+        assert_eq!(db.get("t2.c", "x").unwrap().unwrap()["v"], "two");
+        {
+            let mut published = db.inner.published.write();
+            let mut state = (**published).clone();
+            let theirs = state
+                .collections
+                .get("t2.c")
+                .unwrap()
+                .docs
+                .get("x")
+                .unwrap()
+                .loc;
+            let ours = state.collections.get_mut("t1.c").unwrap();
+            ours.docs.get_mut("x").unwrap().loc = theirs;
+            *published = Arc::new(state);
+        }
+        let corrupt = |r: &Result<_>| matches!(r, Err(Error::Corrupt { .. }));
+        assert!(corrupt(&db.get("t1.c", "x").map(|_| ())));
+        assert!(corrupt(&db.get_json_bytes("t1.c", "x").map(|_| ())));
+        assert!(corrupt(&db.snapshot().get("t1.c", "x").map(|_| ())));
+        let all = Query::filter(&json!({})).unwrap();
+        assert!(corrupt(&db.find("t1.c", &all).map(|_| ())));
+        let by_index = Query::filter(&json!({"v": "one"})).unwrap();
+        assert!(corrupt(&db.find("t1.c", &by_index).map(|_| ())));
+        assert_eq!(db.get("t2.c", "x").unwrap().unwrap()["v"], "two");
     }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::checkpoint::{self, Rejected};
 use crate::crypto::RecordCipher;
-use crate::engine::{with_doc_bytes, WriteSide};
+use crate::engine::{with_doc_bytes, DocKey, WriteSide};
 use crate::error::{Error, Result};
 use crate::files::{
     hex, lock_dir, read_manifest, read_meta, unhex, write_manifest, write_meta, EncryptionMeta,
@@ -249,10 +249,13 @@ fn keys_at(
     cipher: Option<&RecordCipher>,
     state: &State,
     loc: Loc,
+    key: DocKey<'_>,
     paths: &[String],
 ) -> Result<Vec<(String, Vec<IndexKey>)>> {
     let members = index_members(paths);
-    let doc = with_doc_bytes(cipher, state, loc, |json| parse_for_index(json, &members))?;
+    let doc = with_doc_bytes(cipher, state, loc, key, |json| {
+        parse_for_index(json, &members)
+    })?;
     Ok(paths
         .iter()
         .map(|p| (p.clone(), index_keys(&doc, p)))
@@ -283,7 +286,13 @@ fn apply_replayed(
             if !c.indexes.is_empty() {
                 let paths: Vec<String> = c.indexes.keys().cloned().collect();
                 let old = match c.docs.get(&id) {
-                    Some(old) => keys_at(cipher, state, old.loc, &paths)?,
+                    Some(old) => {
+                        let key = DocKey {
+                            coll: &coll,
+                            id: &id,
+                        };
+                        keys_at(cipher, state, old.loc, key, &paths)?
+                    }
                     None => Vec::new(),
                 };
                 let missing: Vec<String> = paths
@@ -296,7 +305,11 @@ fn apply_replayed(
                 let more = if missing.is_empty() {
                     Vec::new()
                 } else {
-                    keys_at(cipher, state, entry.loc, &missing)?
+                    let key = DocKey {
+                        coll: &coll,
+                        id: &id,
+                    };
+                    keys_at(cipher, state, entry.loc, key, &missing)?
                 };
                 let c = state.collections.get_mut(&coll).expect("checked above");
                 for (path, old_keys) in &old {
@@ -323,7 +336,11 @@ fn apply_replayed(
             let old = match c.docs.get(id.as_str()) {
                 Some(old) if !c.indexes.is_empty() => {
                     let paths: Vec<String> = c.indexes.keys().cloned().collect();
-                    keys_at(cipher, state, old.loc, &paths)?
+                    let key = DocKey {
+                        coll: &coll,
+                        id: &id,
+                    };
+                    keys_at(cipher, state, old.loc, key, &paths)?
                 }
                 _ => Vec::new(),
             };
@@ -354,7 +371,8 @@ fn apply_replayed(
             let mut index = IndexState::new(unique);
             let paths = vec![path.clone()];
             for (id, entry) in c.docs.iter() {
-                for (_, keys) in keys_at(cipher, state, entry.loc, &paths)? {
+                let key = DocKey { coll: &coll, id };
+                for (_, keys) in keys_at(cipher, state, entry.loc, key, &paths)? {
                     index.insert(&keys, id);
                 }
             }
