@@ -14,7 +14,7 @@ use aerolith_core::{Database, Error, MasterKey, Options, Query, WriteBatch};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::fast;
+use crate::{fast, segment_files};
 
 const CHECKPOINT: &str = "CHECKPOINT";
 
@@ -488,16 +488,6 @@ fn faults_while_a_checkpoint_is_written_never_break_the_next_open() {
             }
         }
     }
-}
-
-fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,17 @@ pub fn fast() -> Options {
     Options::default().durability(Durability::Never)
 }
 
+/// The segment files of a database directory, in id order.
+pub fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("database directory")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Opens a fresh database in a temp dir.
 pub fn fresh() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().expect("temp dir");

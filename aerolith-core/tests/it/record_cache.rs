@@ -4,22 +4,12 @@
 //! overwrites, deletes and compaction.
 
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aerolith_core::{Database, Error, MasterKey, Options};
 use serde_json::json;
 
-use crate::fast;
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
-        .collect();
-    files.sort();
-    files
-}
+use crate::{fast, segment_files};
 
 /// Flips one byte of the last segment at `pos` (from its start).
 fn damage_byte(dir: &Path, pos: u64) {

@@ -6,17 +6,7 @@ use aerolith_core::{Database, Error, Query, RecoveryMode};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::fast;
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "aero"))
-        .collect();
-    files.sort();
-    files
-}
+use crate::{fast, segment_files};
 
 /// Removes the checkpoint a clean close wrote, so that the next open
 /// replays the whole log: the tests of replay rules need that (with a
