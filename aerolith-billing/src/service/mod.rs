@@ -379,6 +379,18 @@ impl TenantWork {
     }
 }
 
+/// When [`BillingService::auto_collect`] may ask the provider to charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProviderCall {
+    /// At once: the invoice is already committed.
+    Now,
+    /// Only after the invoice is committed (see
+    /// [`BillingService::charge_pending`]): an invoice that a failed commit
+    /// could still roll back would be issued again under a new id and key,
+    /// and the customer would pay twice.
+    AfterCommit,
+}
+
 /// The charges of one invoice being issued.
 enum Charges<'a> {
     /// Base fee of `plan` over the invoice period, plus overage of
@@ -1270,29 +1282,15 @@ impl BillingService {
     }
 
     /// The first automatic charge of an invoice being issued in `work`:
-    /// settled at once when nothing is due, failed at once (dunning) without
-    /// a payment method or auto-charge provider, and otherwise deferred to
-    /// [`Self::charge_pending`] after the invoice is committed. The provider
-    /// is never asked to charge for an invoice that a failed commit could
-    /// still roll back: its retry would come under a new invoice id and key,
-    /// and the customer would pay twice.
+    /// [`Self::auto_collect`] with the provider call deferred to
+    /// [`Self::charge_pending`] after the invoice is committed.
     fn first_charge(
         &self,
         work: &mut TenantWork,
         invoice_id: &InvoiceId,
         now: i64,
     ) -> Result<(), BillingServiceError> {
-        let invoice = &work.invoices[invoice_id];
-        let needs_provider = invoice.status() == InvoiceStatus::Finalized
-            && invoice.amount_due().is_positive()
-            && work.account.settings.payment_method.is_some()
-            && self.auto_charge_provider.is_some();
-        if needs_provider {
-            work.account.pending_charges.push(invoice_id.clone());
-            Ok(())
-        } else {
-            self.auto_collect(work, invoice_id, 0, now)
-        }
+        self.auto_collect(work, invoice_id, 0, now, ProviderCall::AfterCommit)
     }
 
     /// Makes the deferred first charges of the tenant's committed invoices
@@ -1306,7 +1304,7 @@ impl BillingService {
     ) -> Result<(), BillingServiceError> {
         for invoice_id in std::mem::take(&mut work.account.pending_charges) {
             Self::take_invoice(state, work, &invoice_id)?;
-            self.auto_collect(work, &invoice_id, 0, now)?;
+            self.auto_collect(work, &invoice_id, 0, now, ProviderCall::Now)?;
         }
         Ok(())
     }
@@ -1333,14 +1331,17 @@ impl BillingService {
 
     /// The automatic charge of a new invoice (`attempt` 0) or a dunning
     /// retry: settles invoices with nothing due, charges the payment method
-    /// through the auto-charge provider, and treats "no method", "no
-    /// provider" and transient errors as a failed payment.
+    /// through the auto-charge provider (or, with
+    /// [`ProviderCall::AfterCommit`], marks the invoice to be charged after
+    /// its commit), and treats "no method", "no provider" and transient
+    /// errors as a failed payment.
     fn auto_collect(
         &self,
         work: &mut TenantWork,
         invoice_id: &InvoiceId,
         attempt: u32,
         now: i64,
+        call: ProviderCall,
     ) -> Result<(), BillingServiceError> {
         let invoice = &work.invoices[invoice_id];
         if invoice.status() != InvoiceStatus::Finalized {
@@ -1353,6 +1354,10 @@ impl BillingService {
         let (Some(method), Some(provider)) = (method, self.auto_charge_provider.clone()) else {
             return self.payment_failed(work, invoice_id, "no payment method".into(), now);
         };
+        if call == ProviderCall::AfterCommit {
+            work.account.pending_charges.push(invoice_id.clone());
+            return Ok(());
+        }
         let key = match attempt {
             0 => format!("{AUTO_CHARGE_KEY_PREFIX}{invoice_id}-0"),
             n => format!("{AUTO_CHARGE_KEY_PREFIX}{invoice_id}-retry-{n}"),

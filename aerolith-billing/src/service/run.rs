@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{Changes, State};
 use super::{
-    BillingEvent, BillingService, BillingServiceError, Charges, Effect, Staging, TenantWork,
+    BillingEvent, BillingService, BillingServiceError, Charges, Effect, ProviderCall, Staging,
+    TenantWork,
 };
 use crate::dunning::DunningAction;
 use crate::invoice::{InvoiceId, InvoicePeriod};
@@ -235,7 +236,7 @@ impl BillingService {
                 match action {
                     DunningAction::RetryPayment { attempt } => {
                         Self::take_invoice(state, work, &invoice_id)?;
-                        self.auto_collect(work, &invoice_id, attempt, now)?;
+                        self.auto_collect(work, &invoice_id, attempt, now, ProviderCall::Now)?;
                     }
                     DunningAction::Cancel | DunningAction::Suspend | DunningAction::Restore => {}
                 }
