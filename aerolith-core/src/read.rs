@@ -201,6 +201,16 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// The collection `name` of `state`, or [`Error::CollectionNotFound`].
+fn collection_in<'s>(state: &'s State, name: &str) -> Result<&'s CollectionState> {
+    state
+        .collections
+        .get(name)
+        .ok_or_else(|| Error::CollectionNotFound {
+            collection: name.to_owned(),
+        })
+}
+
 /// The documents a plan reads, as (id, entry) pairs.
 type Candidates<'s> = Box<dyn Iterator<Item = (&'s Arc<str>, DocEntry)> + 's>;
 
@@ -223,12 +233,7 @@ impl Database {
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
         // The published state alone, without a whole `Snapshot`.
         let state = self.inner.snapshot_state();
-        let c = state
-            .collections
-            .get(collection)
-            .ok_or_else(|| Error::CollectionNotFound {
-                collection: collection.to_owned(),
-            })?;
+        let c = collection_in(&state, collection)?;
         match c.docs.get(id) {
             Some(entry) => {
                 let key = DocKey {
@@ -248,12 +253,7 @@ impl Database {
     /// [`Database::get`] returns gives.
     pub fn get_json_bytes(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>> {
         let state = self.inner.snapshot_state();
-        let c = state
-            .collections
-            .get(collection)
-            .ok_or_else(|| Error::CollectionNotFound {
-                collection: collection.to_owned(),
-            })?;
+        let c = collection_in(&state, collection)?;
         let Some(entry) = c.docs.get(id) else {
             return Ok(None);
         };
@@ -314,12 +314,7 @@ impl Database {
 
 impl Snapshot {
     fn collection(&self, name: &str) -> Result<&CollectionState> {
-        self.state
-            .collections
-            .get(name)
-            .ok_or_else(|| Error::CollectionNotFound {
-                collection: name.to_owned(),
-            })
+        collection_in(&self.state, name)
     }
 
     /// Reads one document.
