@@ -5,7 +5,11 @@
 //! `insert_batch1000_nosync` instead: 1,000 new documents per transaction
 //! into a fresh database, without fsync.
 //!
-//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|replay|batch|all> [docs] [seconds]`
+//! `concurrent` runs `[docs]` threads (64 if not given), each inserting one
+//! new document per commit with `Durability::Always`, as the server's load
+//! test does over HTTP: the engine's group commit without the server.
+//!
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|replay|batch|concurrent|all> [docs] [seconds]`
 //!
 //! `open` opens as a user would (through the checkpoint a clean close
 //! writes); `replay` deletes the checkpoint before each open, so every open
@@ -142,6 +146,44 @@ fn run_opens(name: &str, seconds: u64, dir: &Path, full_replay: bool) {
     );
 }
 
+/// `threads` writers, each committing one new document at a time with
+/// fsync, for `seconds`: commits per second and documents per fsync.
+fn profile_concurrent_inserts(threads: u64, seconds: u64) {
+    let dir = std::env::temp_dir().join(format!("aerolith-group-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db =
+        Database::open(&dir, Options::default().durability(Durability::Always)).expect("opens");
+    db.create_collection("docs").expect("collection");
+    let docs: Vec<Value> = (0..1000).map(make_doc).collect();
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let commits: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (db, docs) = (&db, &docs);
+                scope.spawn(move || {
+                    let mut n = 0u64;
+                    while started.elapsed() < budget {
+                        let mut doc = docs[(n % 1000) as usize].clone();
+                        doc["_id"] = Value::String(format!("t{t}-{n}"));
+                        db.insert("docs", doc).expect("insert");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("writer")).sum()
+    });
+    let took = started.elapsed();
+    println!(
+        "concurrent {threads} writers: {commits} commits in {took:.2?}, {:.0} commits/s",
+        commits as f64 / took.as_secs_f64()
+    );
+    db.close().expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("all", String::as_str).to_owned();
@@ -149,6 +191,11 @@ fn main() {
     let seconds: u64 = args.get(3).map_or(5, |s| s.parse().expect("seconds"));
     if what == "batch" {
         profile_batches(seconds);
+        return;
+    }
+    if what == "concurrent" {
+        let threads = args.get(2).map_or(64, |s| s.parse().expect("threads"));
+        profile_concurrent_inserts(threads, seconds);
         return;
     }
     let dir = std::env::temp_dir().join(format!("aerolith-read-profile-{docs}"));

@@ -29,6 +29,7 @@
 //! ```sh
 //! cargo bench -p aerolith-server --bench load
 //! AEROLITH_LOAD_SECS=60 cargo bench -p aerolith-server --bench load
+//! AEROLITH_LOAD_WORKLOADS=insert cargo bench -p aerolith-server --bench load
 //! ```
 
 use std::sync::Arc;
@@ -451,7 +452,13 @@ fn main() {
         docs,
     });
     let mut failed = false;
-    for workload in [Workload::PointRead, Workload::Insert] {
+    // `AEROLITH_LOAD_WORKLOADS=insert` (or `point`) runs one scenario, for
+    // profiling; both run by default.
+    let only = std::env::var("AEROLITH_LOAD_WORKLOADS").unwrap_or_default();
+    let workloads = [Workload::PointRead, Workload::Insert]
+        .into_iter()
+        .filter(|w| only.is_empty() || w.name().starts_with(only.as_str()));
+    for workload in workloads {
         let base = client_rt.block_on(run_scenario(workload, bare.clone(), connections, secs));
         report(&format!("bare {}", workload.name()), &base);
         let ours = client_rt.block_on(run_scenario(workload, real.clone(), connections, secs));
