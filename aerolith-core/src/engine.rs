@@ -1,12 +1,13 @@
 //! The database handle and its write path. Writers hand a [`WriteBatch`] to
-//! a commit queue; whichever writer finds no leader becomes the leader,
-//! validates every queued batch against the newest state in turn, appends
-//! each one's records to the active segment, then issues one fsync for the
-//! whole group (group commit) and publishes the new state to readers.
-//! Readers never take the commit lock: they clone the published `Arc<State>`.
+//! the commit queue (`group_commit`); the leader of a group validates every
+//! batch of the group against the newest state in turn, appends each one's
+//! records to the active segment, then issues one fsync for the whole group
+//! and publishes the new state to readers. Readers never take the commit
+//! lock: they clone the published `Arc<State>`.
 //!
-//! Boundary: this module owns the commit protocol and the segment roll-over;
-//! replay lives in `recovery`, compaction in `compaction`, reads in `read`.
+//! Boundary: this module owns committing a group and the segment roll-over;
+//! the queue and who leads live in `group_commit`, replay in `recovery`,
+//! compaction in `compaction`, reads in `read`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use crate::batch::{
@@ -27,6 +28,7 @@ use crate::crypto::RecordCipher;
 use crate::error::{Error, Result};
 use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
+use crate::group_commit::{GroupCommit, PendingWrite, Slot};
 use crate::options::{Durability, Options};
 use crate::query::parse_members_of_encoded;
 use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
@@ -42,33 +44,6 @@ pub(crate) struct WriteSide {
     pub(crate) manifest: Manifest,
     pub(crate) next_txn: u64,
 }
-
-/// One writer's batch in the commit queue. Its writer sleeps on `ready`
-/// (with the queue's mutex) and is woken only when its result is set or
-/// when it should lead the next group: never by another writer's commit.
-struct Slot {
-    batch: Mutex<Option<WriteBatch>>,
-    result: Mutex<Option<Result<CommitOutcome>>>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct Queue {
-    pending: Vec<Arc<Slot>>,
-    leader_active: bool,
-    /// Batches in the last group, and how long its fsync took: what
-    /// [`Inner::gather`] goes by.
-    last_group_len: usize,
-    last_sync: Duration,
-}
-
-/// Most a leader waits for more batches before taking its group, as a
-/// fraction of the last fsync's duration (so a fast disk waits little).
-const GATHER_SYNC_DIVISOR: u32 = 4;
-/// ... and never longer than this.
-const GATHER_MAX: Duration = Duration::from_millis(2);
-/// The leader keeps waiting while each step of this length brings batches.
-const GATHER_STEP: Duration = Duration::from_micros(100);
 
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
@@ -88,9 +63,8 @@ pub(crate) struct Inner {
     checkpointed: Mutex<Option<(Vec<u64>, u64)>>,
     pub(crate) published: RwLock<Arc<State>>,
     pub(crate) writer: Mutex<WriteSide>,
-    queue: Mutex<Queue>,
-    /// Only the gathering leader's timed wait uses it (see `gather`).
-    queue_cv: Condvar,
+    /// The commit queue (see `group_commit`).
+    pub(crate) group: Arc<GroupCommit>,
     poisoned: AtomicBool,
     closed: AtomicBool,
     dirty: AtomicBool,
@@ -138,8 +112,7 @@ impl Database {
             checkpointed: Mutex::new(checkpointed),
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
-            queue: Mutex::new(Queue::default()),
-            queue_cv: Condvar::new(),
+            group: Arc::default(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -211,9 +184,33 @@ impl Database {
         self.inner.sync_segment(&active)
     }
 
-    /// Commits `batch` atomically.
+    /// Commits `batch` atomically, blocking until it is durable as the
+    /// database's [`Durability`] promises.
     pub fn write(&self, batch: WriteBatch) -> Result<CommitOutcome> {
         self.inner.commit(batch)
+    }
+
+    /// Queues `batch` for group commit and returns at once, holding no
+    /// thread while it waits: await the [`PendingWrite`] (any async runtime)
+    /// or [`PendingWrite::wait`] for it. The outcome and durability are
+    /// those of [`Database::write`]. Dropping the `PendingWrite` does not
+    /// cancel the write. A per-database committer thread, started by the
+    /// first call, leads the groups such writes open.
+    pub fn write_pending(&self, batch: WriteBatch) -> PendingWrite {
+        self.inner.commit_pending(batch, None)
+    }
+
+    /// [`Database::write_pending`], and `hook` runs once with the outcome on
+    /// the committing thread before the `PendingWrite` completes, whether or
+    /// not anyone still holds it: for work each committed write must do
+    /// exactly once (settling a quota, metering). `hook` must not write to
+    /// this database.
+    pub fn write_pending_with(
+        &self,
+        batch: WriteBatch,
+        hook: impl FnOnce(&Result<CommitOutcome>) + Send + 'static,
+    ) -> PendingWrite {
+        self.inner.commit_pending(batch, Some(Box::new(hook)))
     }
 
     /// Creates an empty collection.
@@ -292,6 +289,7 @@ impl Database {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.group.shut_down();
         if let Some((stop, handle)) = self.syncer.get_mut().take() {
             let _ = stop.send(());
             // The sync thread holds only a weak reference, so it cannot be
@@ -791,7 +789,7 @@ enum Existence {
 }
 
 impl Inner {
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
         }
@@ -805,91 +803,19 @@ impl Inner {
         Arc::clone(&self.published.read())
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<CommitOutcome> {
-        self.check_open()?;
-        let slot = Arc::new(Slot {
-            batch: Mutex::new(Some(batch)),
-            result: Mutex::new(None),
-            ready: Condvar::new(),
-        });
-        let mut queue = self.queue.lock();
-        queue.pending.push(Arc::clone(&slot));
-        loop {
-            if let Some(result) = slot.result.lock().take() {
-                return result;
-            }
-            if !queue.leader_active {
-                queue.leader_active = true;
-                self.gather(&mut queue);
-                let group = std::mem::take(&mut queue.pending);
-                drop(queue);
-                let sync = self.lead_group(&group);
-                queue = self.queue.lock();
-                queue.leader_active = false;
-                queue.last_group_len = group.len();
-                queue.last_sync = sync;
-                // Wake exactly the writers of this group (their results are
-                // set) and the first waiting writer, to lead the next group.
-                // Waking every waiter instead cost each commit a context
-                // switch per writer in the queue (64 writers: most of the
-                // CPU of an insert). Results are set before this lock is
-                // taken and writers check theirs under it before sleeping,
-                // so no wake-up is lost.
-                for done in &group {
-                    done.ready.notify_one();
-                }
-                if let Some(next) = queue.pending.first() {
-                    next.ready.notify_one();
-                }
-                continue;
-            }
-            slot.ready.wait(&mut queue);
-        }
-    }
-
     fn poison(&self) {
         self.poisoned.store(true, Ordering::SeqCst);
     }
 
-    /// Group commit under fsync: when the last group had several writers,
-    /// they are likely on their way back with their next batches (a writer
-    /// waits for its fsync, answers its caller, gets the next request). A
-    /// leader that took its group at once would split the writers into two
-    /// cohorts, each waiting for the other's fsync: two fsyncs per round
-    /// trip. So the leader waits while batches keep arriving (each
-    /// [`GATHER_STEP`] brings some), at most a quarter of the last fsync's
-    /// duration ([`GATHER_MAX`] at most). A single writer, or a clock that
-    /// does not move (tests), never waits.
-    fn gather(&self, queue: &mut parking_lot::MutexGuard<'_, Queue>) {
-        if !matches!(self.durability, Durability::Always) || queue.last_group_len < 2 {
-            return;
-        }
-        let budget = (queue.last_sync / GATHER_SYNC_DIVISOR).min(GATHER_MAX);
-        let step = GATHER_STEP.min(budget);
-        if step.is_zero() {
-            return;
-        }
-        let mut waited = Duration::ZERO;
-        while waited + step <= budget {
-            let before = queue.pending.len();
-            // Nobody notifies the leader's wait: it always lasts the step.
-            self.queue_cv.wait_for(queue, step);
-            waited += step;
-            if queue.pending.len() == before {
-                break;
-            }
-        }
-    }
-
     /// Commits a group of batches with one fsync, then publishes; returns
     /// how long the fsync took (zero without one).
-    fn lead_group(&self, group: &[Arc<Slot>]) -> Duration {
+    pub(crate) fn lead_group(&self, group: &[Arc<Slot>]) -> Duration {
         let mut sync_took = Duration::ZERO;
         let mut w = self.writer.lock();
         let mut results: Vec<Result<CommitOutcome>> = Vec::with_capacity(group.len());
         let mut wrote_any = false;
         for slot in group {
-            let batch = slot.batch.lock().take().expect("each slot is led once");
+            let batch = slot.take_batch().expect("each slot is led once");
             let result = self
                 .check_open()
                 .and_then(|()| self.commit_one(&mut w, batch));
@@ -935,7 +861,7 @@ impl Inner {
         }
         drop(w);
         for (slot, result) in group.iter().zip(results) {
-            *slot.result.lock() = Some(result);
+            slot.complete(result);
         }
         sync_took
     }

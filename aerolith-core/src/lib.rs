@@ -36,6 +36,7 @@ mod error;
 #[doc(hidden)]
 pub mod fault;
 mod files;
+mod group_commit;
 pub mod limits;
 mod options;
 pub mod query;
@@ -53,6 +54,7 @@ pub use compaction::CompactionReport;
 pub use crypto::MasterKey;
 pub use engine::Database;
 pub use error::{Error, InvalidInput, Result};
+pub use group_commit::PendingWrite;
 pub use options::{
     Durability, Options, RecoveryMode, RECORD_CACHE_BYTES_DEFAULT, SEGMENT_SIZE_BYTES_DEFAULT,
 };

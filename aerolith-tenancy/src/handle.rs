@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use aerolith_core::{
     generate_id, CollectionStats, CommitOutcome, Error as CoreError, Explain, IndexInfo, OpOutcome,
-    Query, WriteBatch,
+    PendingWrite, Query, WriteBatch,
 };
 use serde_json::{Map, Value};
 
@@ -78,6 +78,172 @@ struct Admitted {
     _permit: ConcurrencyPermit,
     started: Duration,
     kind: OperationKind,
+}
+
+/// A write that passed admission, validation and its quota reservation,
+/// ready for the engine.
+struct PreparedWrite {
+    batch: WriteBatch,
+    settlement: Settlement,
+    operation: &'static str,
+}
+
+impl PreparedWrite {
+    fn new(
+        batch: WriteBatch,
+        reservation: Reservation,
+        admitted: Admitted,
+        operation: &'static str,
+        bytes_in: u64,
+    ) -> PreparedWrite {
+        PreparedWrite {
+            batch,
+            settlement: Settlement {
+                reservation,
+                admitted,
+                operation,
+                bytes_in,
+                bytes_out: |_| 0,
+            },
+            operation,
+        }
+    }
+}
+
+/// What a write owes once its outcome is known: the quota reservation is
+/// settled with the exact deltas the engine reports (or released if the
+/// write failed) and a committed write is reported to the usage sink. The
+/// concurrency permit is held until then.
+struct Settlement {
+    reservation: Reservation,
+    admitted: Admitted,
+    operation: &'static str,
+    bytes_in: u64,
+    /// Bytes of the answer, from the outcome (a patch answers the document).
+    bytes_out: fn(&CommitOutcome) -> u64,
+}
+
+impl Settlement {
+    fn settle(self, handle: &TenantHandle, result: &Result<CommitOutcome, CoreError>) {
+        let Settlement {
+            reservation,
+            admitted,
+            operation,
+            bytes_in,
+            bytes_out,
+        } = self;
+        let Ok(outcome) = result else {
+            drop(reservation);
+            return;
+        };
+        let (bytes, docs, collections) = reservation.deltas();
+        debug_assert!(
+            outcome.live_bytes_delta <= bytes.max(0)
+                && outcome.documents_delta <= docs.max(0)
+                && outcome.collections_delta <= collections.max(0),
+            "{operation}: the reservation ({bytes}, {docs}, {collections}) was not an \
+             upper bound of the write ({}, {}, {})",
+            outcome.live_bytes_delta,
+            outcome.documents_delta,
+            outcome.collections_delta,
+        );
+        reservation.commit_exact(
+            outcome.live_bytes_delta,
+            outcome.documents_delta,
+            outcome.collections_delta,
+        );
+        handle.report(admitted, bytes_in, bytes_out(outcome));
+    }
+}
+
+/// A tenant write queued for group commit, from the handle's `*_pending`
+/// methods: the caller holds no thread while it waits. Await it (it is a
+/// `Future`, independent of any async runtime) or [`Self::wait`] for it.
+///
+/// Dropping it does not cancel the write. Whatever happens to it, the
+/// write's quota reservation is settled and its usage reported exactly once,
+/// on the committing thread, before its outcome can be seen.
+#[must_use = "a pending write commits anyway; await it or wait() to learn its outcome"]
+pub struct PendingTenantWrite<T> {
+    pending: PendingWrite,
+    runtime: Arc<TenantRuntime>,
+    operation: &'static str,
+    finish: Option<Finish<T>>,
+}
+
+/// Turns a pending write's outcome into its answer.
+type Finish<T> = Box<dyn FnOnce(CommitOutcome) -> Result<T, TenancyError> + Send>;
+
+impl<T> std::fmt::Debug for PendingTenantWrite<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTenantWrite")
+            .field("tenant", &self.runtime.id)
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> PendingTenantWrite<T> {
+    /// Blocks until the write's group is committed (or failed).
+    pub fn wait(self) -> Result<T, TenancyError> {
+        let PendingTenantWrite {
+            pending,
+            runtime,
+            operation,
+            finish,
+        } = self;
+        let finish = finish.expect("a pending write finishes once");
+        conclude(pending.wait(), &runtime.prefix, operation, finish)
+    }
+}
+
+/// A pending write's answer from the engine's outcome.
+fn conclude<T>(
+    result: Result<CommitOutcome, CoreError>,
+    prefix: &str,
+    operation: &'static str,
+    finish: impl FnOnce(CommitOutcome) -> Result<T, TenancyError>,
+) -> Result<T, TenancyError> {
+    match result {
+        Ok(outcome) => finish(outcome),
+        Err(error) => Err(TenancyError::Engine(sanitize(error, prefix, operation))),
+    }
+}
+
+impl<T> std::future::Future for PendingTenantWrite<T> {
+    type Output = Result<T, TenancyError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match std::pin::Pin::new(&mut self.pending).poll(cx) {
+            std::task::Poll::Ready(result) => {
+                let finish = self.finish.take().expect("a pending write finishes once");
+                let answer = conclude(result, &self.runtime.prefix, self.operation, finish);
+                std::task::Poll::Ready(answer)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// The document a patch's outcome carries.
+fn patched_document(outcome: CommitOutcome) -> Result<Value, TenancyError> {
+    match outcome.ops.into_iter().next() {
+        Some(OpOutcome::Patched { doc }) => Ok(doc),
+        _ => Err(TenancyError::Engine(EngineError::Unavailable {
+            operation: "patch",
+        })),
+    }
+}
+
+/// Whether a delete's outcome found the document.
+fn existed(outcome: &CommitOutcome) -> bool {
+    matches!(
+        outcome.ops.first(),
+        Some(OpOutcome::Deleted { existed: true })
+    )
 }
 
 /// Counts bytes written through it.
@@ -249,38 +415,42 @@ impl TenantHandle {
         Ok(self.runtime.gauge.reserve(bytes, docs, collections)?)
     }
 
-    /// Commits `batch`, settling `reservation` with the exact deltas, or
-    /// releasing it if the write fails.
-    fn commit(
+    /// Commits a prepared write now, blocking this thread.
+    fn commit_now(&self, write: PreparedWrite) -> Result<CommitOutcome, TenancyError> {
+        let PreparedWrite {
+            batch,
+            settlement,
+            operation,
+        } = write;
+        let result = self.runtime.engine.write(batch);
+        settlement.settle(self, &result);
+        result.map_err(|error| self.engine_error(error, operation))
+    }
+
+    /// Queues a prepared write for group commit (see [`PendingTenantWrite`]).
+    /// Its settlement runs with the outcome on the committing thread, so a
+    /// dropped `PendingTenantWrite` still settles its quota and reports its
+    /// usage exactly once.
+    fn commit_later<T>(
         &self,
-        batch: WriteBatch,
-        reservation: Reservation,
-        operation: &'static str,
-    ) -> Result<CommitOutcome, TenancyError> {
-        match self.runtime.engine.write(batch) {
-            Ok(outcome) => {
-                let (bytes, docs, collections) = reservation.deltas();
-                debug_assert!(
-                    outcome.live_bytes_delta <= bytes.max(0)
-                        && outcome.documents_delta <= docs.max(0)
-                        && outcome.collections_delta <= collections.max(0),
-                    "{operation}: the reservation ({bytes}, {docs}, {collections}) was not an \
-                     upper bound of the write ({}, {}, {})",
-                    outcome.live_bytes_delta,
-                    outcome.documents_delta,
-                    outcome.collections_delta,
-                );
-                reservation.commit_exact(
-                    outcome.live_bytes_delta,
-                    outcome.documents_delta,
-                    outcome.collections_delta,
-                );
-                Ok(outcome)
-            }
-            Err(error) => {
-                drop(reservation);
-                Err(self.engine_error(error, operation))
-            }
+        write: PreparedWrite,
+        finish: impl FnOnce(CommitOutcome) -> Result<T, TenancyError> + Send + 'static,
+    ) -> PendingTenantWrite<T> {
+        let PreparedWrite {
+            batch,
+            settlement,
+            operation,
+        } = write;
+        let handle = self.clone();
+        let pending = self
+            .runtime
+            .engine
+            .write_pending_with(batch, move |result| settlement.settle(&handle, result));
+        PendingTenantWrite {
+            pending,
+            runtime: Arc::clone(&self.runtime),
+            operation,
+            finish: Some(Box::new(finish)),
         }
     }
 
@@ -300,10 +470,9 @@ impl TenantHandle {
             .map_err(|e| self.batch_error(e, "create collection"))?;
         let mut names = self.runtime.collections.lock();
         let reservation = self.reserve(0, 0, 1)?;
-        self.commit(batch, reservation, "create collection")?;
+        let write = PreparedWrite::new(batch, reservation, admitted, "create collection", 0);
+        self.commit_now(write)?;
         names.insert(name.to_owned());
-        drop(names);
-        self.report(admitted, 0, 0);
         Ok(())
     }
 
@@ -317,10 +486,9 @@ impl TenantHandle {
             .map_err(|e| self.batch_error(e, "drop collection"))?;
         let mut names = self.runtime.collections.lock();
         let reservation = self.reserve(0, 0, 0)?;
-        self.commit(batch, reservation, "drop collection")?;
+        let write = PreparedWrite::new(batch, reservation, admitted, "drop collection", 0);
+        self.commit_now(write)?;
         names.remove(name);
-        drop(names);
-        self.report(admitted, 0, 0);
         Ok(())
     }
 
@@ -373,6 +541,28 @@ impl TenantHandle {
 
     /// Inserts a document (an `_id` is generated if missing); returns its id.
     pub fn insert(&self, collection: &str, doc: Value) -> Result<String, TenancyError> {
+        let (write, id) = self.prepare_insert(collection, doc)?;
+        self.commit_now(write)?;
+        Ok(id)
+    }
+
+    /// [`Self::insert`] without blocking: admission, validation and the
+    /// quota reservation happen now (their errors are returned now), the
+    /// commit with its group later (see [`PendingTenantWrite`]).
+    pub fn insert_pending(
+        &self,
+        collection: &str,
+        doc: Value,
+    ) -> Result<PendingTenantWrite<String>, TenancyError> {
+        let (write, id) = self.prepare_insert(collection, doc)?;
+        Ok(self.commit_later(write, move |_| Ok(id)))
+    }
+
+    fn prepare_insert(
+        &self,
+        collection: &str,
+        doc: Value,
+    ) -> Result<(PreparedWrite, String), TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let doc = with_id(doc);
@@ -382,9 +572,8 @@ impl TenantHandle {
             .insert(&internal, doc)
             .map_err(|e| self.batch_error(e, "insert"))?;
         let reservation = self.reserve(as_delta(bytes), 1, 0)?;
-        self.commit(batch, reservation, "insert")?;
-        self.report(admitted, bytes, 0);
-        Ok(id)
+        let write = PreparedWrite::new(batch, reservation, admitted, "insert", bytes);
+        Ok((write, id))
     }
 
     /// Inserts documents atomically: all or none.
@@ -393,6 +582,26 @@ impl TenantHandle {
         collection: &str,
         docs: Vec<Value>,
     ) -> Result<Vec<String>, TenancyError> {
+        let (write, ids) = self.prepare_insert_many(collection, docs)?;
+        self.commit_now(write)?;
+        Ok(ids)
+    }
+
+    /// [`Self::insert_many`] without blocking (see [`Self::insert_pending`]).
+    pub fn insert_many_pending(
+        &self,
+        collection: &str,
+        docs: Vec<Value>,
+    ) -> Result<PendingTenantWrite<Vec<String>>, TenancyError> {
+        let (write, ids) = self.prepare_insert_many(collection, docs)?;
+        Ok(self.commit_later(write, move |_| Ok(ids)))
+    }
+
+    fn prepare_insert_many(
+        &self,
+        collection: &str,
+        docs: Vec<Value>,
+    ) -> Result<(PreparedWrite, Vec<String>), TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let mut batch = WriteBatch::new();
@@ -409,9 +618,8 @@ impl TenantHandle {
             );
         }
         let reservation = self.reserve(as_delta(bytes), as_delta(count as u64), 0)?;
-        self.commit(batch, reservation, "insert many")?;
-        self.report(admitted, bytes, 0);
-        Ok(ids)
+        let write = PreparedWrite::new(batch, reservation, admitted, "insert many", bytes);
+        Ok((write, ids))
     }
 
     /// The document with this id, if any.
@@ -450,6 +658,27 @@ impl TenantHandle {
 
     /// Replaces the document with this id (it must exist).
     pub fn replace(&self, collection: &str, id: &str, doc: Value) -> Result<(), TenancyError> {
+        let write = self.prepare_replace(collection, id, doc)?;
+        self.commit_now(write).map(drop)
+    }
+
+    /// [`Self::replace`] without blocking (see [`Self::insert_pending`]).
+    pub fn replace_pending(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: Value,
+    ) -> Result<PendingTenantWrite<()>, TenancyError> {
+        let write = self.prepare_replace(collection, id, doc)?;
+        Ok(self.commit_later(write, |_| Ok(())))
+    }
+
+    fn prepare_replace(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: Value,
+    ) -> Result<PreparedWrite, TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let bytes = encoded_len(&doc);
@@ -460,13 +689,38 @@ impl TenantHandle {
         // The `_id` the engine may add is at most as long as the id given.
         let bound = bytes.saturating_add(id.len() as u64 + ID_FIELD_OVERHEAD_BYTES);
         let reservation = self.reserve(as_delta(bound), 0, 0)?;
-        self.commit(batch, reservation, "replace")?;
-        self.report(admitted, bytes, 0);
-        Ok(())
+        Ok(PreparedWrite::new(
+            batch,
+            reservation,
+            admitted,
+            "replace",
+            bytes,
+        ))
     }
 
     /// Applies an RFC 7386 merge patch; returns the patched document.
     pub fn patch(&self, collection: &str, id: &str, patch: Value) -> Result<Value, TenancyError> {
+        let write = self.prepare_patch(collection, id, patch)?;
+        patched_document(self.commit_now(write)?)
+    }
+
+    /// [`Self::patch`] without blocking (see [`Self::insert_pending`]).
+    pub fn patch_pending(
+        &self,
+        collection: &str,
+        id: &str,
+        patch: Value,
+    ) -> Result<PendingTenantWrite<Value>, TenancyError> {
+        let write = self.prepare_patch(collection, id, patch)?;
+        Ok(self.commit_later(write, patched_document))
+    }
+
+    fn prepare_patch(
+        &self,
+        collection: &str,
+        id: &str,
+        patch: Value,
+    ) -> Result<PreparedWrite, TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let bytes = encoded_len(&patch);
@@ -475,21 +729,32 @@ impl TenantHandle {
             .patch(&internal, id, patch)
             .map_err(|e| self.batch_error(e, "patch"))?;
         let reservation = self.reserve(as_delta(bytes), 0, 0)?;
-        let outcome = self.commit(batch, reservation, "patch")?;
-        let doc = match outcome.ops.into_iter().next() {
-            Some(OpOutcome::Patched { doc }) => doc,
-            _ => {
-                return Err(TenancyError::Engine(EngineError::Unavailable {
-                    operation: "patch",
-                }))
-            }
+        let mut write = PreparedWrite::new(batch, reservation, admitted, "patch", bytes);
+        // The patched document is the answer.
+        write.settlement.bytes_out = |outcome| match outcome.ops.first() {
+            Some(OpOutcome::Patched { doc }) => encoded_len(doc),
+            _ => 0,
         };
-        self.report(admitted, bytes, encoded_len(&doc));
-        Ok(doc)
+        Ok(write)
     }
 
     /// Deletes a document; returns whether it existed.
     pub fn delete(&self, collection: &str, id: &str) -> Result<bool, TenancyError> {
+        let write = self.prepare_delete(collection, id)?;
+        Ok(existed(&self.commit_now(write)?))
+    }
+
+    /// [`Self::delete`] without blocking (see [`Self::insert_pending`]).
+    pub fn delete_pending(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<PendingTenantWrite<bool>, TenancyError> {
+        let write = self.prepare_delete(collection, id)?;
+        Ok(self.commit_later(write, |outcome| Ok(existed(&outcome))))
+    }
+
+    fn prepare_delete(&self, collection: &str, id: &str) -> Result<PreparedWrite, TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let mut batch = WriteBatch::new();
@@ -497,13 +762,13 @@ impl TenantHandle {
             .delete(&internal, id)
             .map_err(|e| self.batch_error(e, "delete"))?;
         let reservation = self.reserve(0, 0, 0)?;
-        let outcome = self.commit(batch, reservation, "delete")?;
-        let existed = matches!(
-            outcome.ops.first(),
-            Some(OpOutcome::Deleted { existed: true })
-        );
-        self.report(admitted, 0, 0);
-        Ok(existed)
+        Ok(PreparedWrite::new(
+            batch,
+            reservation,
+            admitted,
+            "delete",
+            0,
+        ))
     }
 
     /// Up to `limit` (1..=[`LIST_IDS_LIMIT_MAX`]) ids in id order after `after`.

@@ -132,7 +132,7 @@ pub use error::{
     Forbidden, IdParseError, QuotaExceeded, RateLimitConfigError, RateLimited, SlugError,
     StoreError, Suspended, TenancyError, TokenError,
 };
-pub use handle::{TenantHandle, LIST_IDS_LIMIT_MAX};
+pub use handle::{PendingTenantWrite, TenantHandle, LIST_IDS_LIMIT_MAX};
 pub use ids::{KeyId, Slug, TenantId, KEY_ID_TEXT_LEN, SLUG_LEN_MAX, SLUG_LEN_MIN};
 pub use naming::COLLECTION_NAME_LEN_MAX;
 pub use offline::{

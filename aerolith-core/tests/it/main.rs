@@ -8,6 +8,7 @@ mod crash;
 mod encryption;
 mod faults;
 mod model;
+mod pending_write;
 mod queries;
 mod record_cache;
 mod recovery;

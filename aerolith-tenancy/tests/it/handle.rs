@@ -71,6 +71,23 @@ fn ops() -> Vec<Op> {
         ("delete", Permission::WriteDocuments, |h| {
             h.delete("c", "zz").map(drop)
         }),
+        ("insert_pending", Permission::WriteDocuments, |h| {
+            h.insert_pending("c", json!({"v": 1}))?.wait().map(drop)
+        }),
+        ("insert_many_pending", Permission::WriteDocuments, |h| {
+            h.insert_many_pending("c", vec![json!({"v": 1})])?
+                .wait()
+                .map(drop)
+        }),
+        ("replace_pending", Permission::WriteDocuments, |h| {
+            h.replace_pending("c", "a", json!({"v": 2}))?.wait()
+        }),
+        ("patch_pending", Permission::WriteDocuments, |h| {
+            h.patch_pending("c", "a", json!({"w": 3}))?.wait().map(drop)
+        }),
+        ("delete_pending", Permission::WriteDocuments, |h| {
+            h.delete_pending("c", "zz")?.wait().map(drop)
+        }),
         ("create_collection", Permission::ManageCollections, |h| {
             h.create_collection("d")
         }),

@@ -10,6 +10,7 @@ mod fixtures;
 mod handle;
 mod ids;
 mod isolation;
+mod pending_writes;
 mod quota;
 mod rate_limit;
 mod registry;
