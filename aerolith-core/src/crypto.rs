@@ -5,7 +5,7 @@
 //! still use different keys. A key-check value in the database's meta file
 //! lets `open` tell a wrong key from corruption.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
@@ -82,17 +82,29 @@ impl RecordCipher {
         self.key_check
     }
 
-    /// `nonce || ciphertext || tag`.
-    pub(crate) fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+    /// Appends `nonce || ciphertext || tag` of `plaintext` to `out`: the
+    /// bytes [`Self::seal`] returns, encrypted in place.
+    pub(crate) fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
-        let sealed = self
-            .aead
-            .encrypt(XNonce::from_slice(&nonce), plaintext)
-            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        out.reserve(NONCE_BYTES + plaintext.len() + TAG_BYTES);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        let at = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"", &mut out[at..])
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+        out.extend_from_slice(&tag);
+    }
+
+    /// Bytes sealing adds to a plaintext.
+    pub(crate) const SEAL_OVERHEAD_BYTES: usize = NONCE_BYTES + TAG_BYTES;
+
+    /// `nonce || ciphertext || tag`.
+    pub(crate) fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.seal_into(plaintext, &mut out);
         out
     }
 
@@ -123,6 +135,16 @@ mod tests {
                 .open(&sealed)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn seal_into_appends_what_open_reads_back() {
+        let cipher = RecordCipher::new(&MasterKey::from_bytes([3; 32]), b"s");
+        let mut out = b"prefix".to_vec();
+        cipher.seal_into(b"payload", &mut out);
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(out.len(), 6 + 7 + RecordCipher::SEAL_OVERHEAD_BYTES);
+        assert_eq!(cipher.open(&out[6..]).unwrap(), b"payload");
     }
 
     #[test]

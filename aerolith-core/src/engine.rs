@@ -31,7 +31,10 @@ use crate::files::{write_manifest, Manifest};
 use crate::group_commit::{GroupCommit, PendingWrite, Slot};
 use crate::options::{Durability, Options};
 use crate::query::parse_members_of_encoded;
-use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
+use crate::record::{
+    decode_frame, decode_op, encode_frame, encode_frame_with, encode_op, mark_commit, Op, OpRecord,
+    FRAME_HEADER_BYTES,
+};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
 use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
@@ -405,6 +408,9 @@ pub(crate) fn encode_record(cipher: Option<&RecordCipher>, rec: &OpRecord<'_>, b
     }
 }
 
+/// Initial capacity of a commit's payload buffer (`Builder::scratch`).
+const SCRATCH_BYTES_INITIAL: usize = 4096;
+
 /// An operation of a batch as it will be logged, before encoding.
 enum Logged {
     Put {
@@ -467,10 +473,14 @@ struct Builder<'a> {
     base_offset: u64,
     /// The encoded records so far.
     buf: Vec<u8>,
-    /// Reused for each operation payload before it is framed.
+    /// The payload of the last operation logged, not yet framed: it is
+    /// framed once, when the next operation is logged (as an ordinary
+    /// record) or when the batch finishes (marked as the commit record), so
+    /// no record is encoded, sealed or checksummed twice.
     scratch: Vec<u8>,
-    /// The last operation logged and where its frame starts in `buf`.
-    last: Option<(usize, Logged)>,
+    /// Where the last operation's frame goes in `buf` (its end, as nothing
+    /// is appended before it is framed).
+    last: Option<usize>,
     outcome: CommitOutcome,
 }
 
@@ -484,32 +494,47 @@ impl<'a> Builder<'a> {
             })
     }
 
-    /// Appends the record of `logged` (not yet marked as the commit) to the
-    /// batch's bytes and returns its location.
+    /// Logs the record of `logged` (framed later, see `scratch`) and returns
+    /// its location.
     fn log(&mut self, logged: Logged) -> Loc {
+        self.frame_last(false);
         let start = self.buf.len();
-        self.encode_into(&logged, false);
-        self.last = Some((start, logged));
-        Loc {
-            segment: self.segment,
-            offset: self.base_offset + start as u64,
-            len: u32::try_from(self.buf.len() - start).expect("frames are bounded"),
-        }
-    }
-
-    fn encode_into(&mut self, logged: &Logged, commit: bool) {
         self.scratch.clear();
         encode_op(
             &OpRecord {
                 txn: self.txn,
-                commit,
+                commit: false,
                 op: logged.as_op(),
             },
             &mut self.scratch,
         );
+        self.last = Some(start);
+        let sealed = match self.cipher {
+            Some(_) => RecordCipher::SEAL_OVERHEAD_BYTES,
+            None => 0,
+        };
+        Loc {
+            segment: self.segment,
+            offset: self.base_offset + start as u64,
+            len: u32::try_from(FRAME_HEADER_BYTES + self.scratch.len() + sealed)
+                .expect("frames are bounded"),
+        }
+    }
+
+    /// Frames the last logged operation's payload into `buf`, marked as the
+    /// commit record if `commit`.
+    fn frame_last(&mut self, commit: bool) {
+        let Some(start) = self.last.take() else {
+            return;
+        };
+        debug_assert_eq!(start, self.buf.len(), "nothing is appended before it");
+        if commit {
+            mark_commit(&mut self.scratch);
+        }
+        let payload = &self.scratch;
         match self.cipher {
-            Some(c) => encode_frame(&c.seal(&self.scratch), &mut self.buf),
-            None => encode_frame(&self.scratch, &mut self.buf),
+            Some(c) => encode_frame_with(&mut self.buf, |out| c.seal_into(payload, out)),
+            None => encode_frame(payload, &mut self.buf),
         }
     }
 
@@ -521,17 +546,22 @@ impl<'a> Builder<'a> {
             return read_doc(self.cipher, state, loc, key);
         }
         // Past the append position of the active segment: only this batch
-        // can have put a location there, and its bytes are in `buf`.
+        // can have put a location there, and its bytes are in `buf`, or in
+        // `scratch` for the last operation.
         let start = usize::try_from(loc.offset - self.base_offset).expect("within buf");
-        let frame = &self.buf[start..start + loc.len as usize];
-        let (body, _) = decode_frame(frame).expect("a frame this batch encoded decodes");
         let plain;
-        let payload: &[u8] = match self.cipher {
-            Some(c) => {
-                plain = c.open(body).expect("a record this batch sealed opens");
-                &plain
+        let payload: &[u8] = if self.last == Some(start) {
+            &self.scratch
+        } else {
+            let frame = &self.buf[start..start + loc.len as usize];
+            let (body, _) = decode_frame(frame).expect("a frame this batch encoded decodes");
+            match self.cipher {
+                Some(c) => {
+                    plain = c.open(body).expect("a record this batch sealed opens");
+                    &plain
+                }
+                None => body,
             }
-            None => body,
         };
         match decode_op(payload)
             .expect("an op this batch encoded decodes")
@@ -763,18 +793,8 @@ impl<'a> Builder<'a> {
     /// batch's bytes with the outcome, and where in those bytes the
     /// transaction's last frame starts (for the checkpoint's boundary).
     fn finish(mut self) -> (Vec<u8>, CommitOutcome, usize) {
-        let mut last_start = 0;
-        if let Some((start, last)) = self.last.take() {
-            last_start = start;
-            let len = self.buf.len() - start;
-            self.buf.truncate(start);
-            self.encode_into(&last, true);
-            assert_eq!(
-                self.buf.len() - start,
-                len,
-                "the commit mark does not change a frame's length"
-            );
-        }
+        let last_start = self.last.unwrap_or(0);
+        self.frame_last(true);
         let mut outcome = self.outcome;
         outcome.log_bytes_written = self.buf.len() as u64;
         (self.buf, outcome, last_start)
@@ -877,7 +897,8 @@ impl Inner {
             segment: w.active.id,
             base_offset: w.active_len,
             buf: Vec::with_capacity(batch.encoded_bytes_hint()),
-            scratch: Vec::new(),
+            // Most records fit; a larger one grows it once or twice.
+            scratch: Vec::with_capacity(SCRATCH_BYTES_INITIAL),
             last: None,
             outcome: CommitOutcome {
                 ops: Vec::with_capacity(batch.ops.len()),

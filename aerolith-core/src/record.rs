@@ -67,16 +67,34 @@ fn checksum(body_len: [u8; 4], body: &[u8]) -> [u8; CHECKSUM_BYTES] {
 
 /// Appends a frame holding `body` to `out`.
 pub(crate) fn encode_frame(body: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(body.len()).expect("bodies are bounded by FRAME_BODY_BYTES_MAX");
+    encode_frame_with(out, |out| out.extend_from_slice(body));
+}
+
+/// Appends a frame whose body `write_body` appends to `out` (so a sealed
+/// body is written once, in place, with no buffer of its own).
+pub(crate) fn encode_frame_with(out: &mut Vec<u8>, write_body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
+    write_body(out);
+    let body_start = start + FRAME_HEADER_BYTES;
+    let body_len = out.len() - body_start;
     assert!(
-        body.len() <= FRAME_BODY_BYTES_MAX,
+        body_len <= FRAME_BODY_BYTES_MAX,
         "frame body over the limit"
     );
-    let len_bytes = len.to_le_bytes();
-    out.extend_from_slice(&FRAME_MAGIC);
-    out.extend_from_slice(&len_bytes);
-    out.extend_from_slice(&checksum(len_bytes, body));
-    out.extend_from_slice(body);
+    let len_bytes = u32::try_from(body_len)
+        .expect("bodies are bounded by FRAME_BODY_BYTES_MAX")
+        .to_le_bytes();
+    let sum = checksum(len_bytes, &out[body_start..]);
+    out[start..start + 4].copy_from_slice(&FRAME_MAGIC);
+    out[start + 4..start + 8].copy_from_slice(&len_bytes);
+    out[start + 8..body_start].copy_from_slice(&sum);
+}
+
+/// Marks an encoded operation payload (from [`encode_op`]) as its
+/// transaction's commit record.
+pub(crate) fn mark_commit(payload: &mut [u8]) {
+    payload[0] |= COMMIT_FLAG;
 }
 
 /// Decodes the frame at the start of `buf`. On success returns the body and

@@ -121,6 +121,29 @@ struct Outcome {
     errors: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// CPU time of the whole process (client and server) while recording.
+    cpu: Duration,
+}
+
+/// User plus system CPU time of this process so far (`/proc/self/stat`, in
+/// the kernel's 100 Hz ticks): with the requests served it gives the CPU
+/// per request, which a busy machine disturbs far less than throughput.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')').
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 impl Outcome {
@@ -189,6 +212,7 @@ async fn drive_connection(
         errors: 0,
         elapsed: Duration::ZERO,
         latencies_us: Vec::with_capacity(64 * 1024),
+        cpu: Duration::ZERO,
     };
     let mut seq = 0u64;
     loop {
@@ -243,11 +267,14 @@ async fn run_scenario(
             ))
         })
         .collect();
+    tokio::time::sleep_until(record_from.into()).await;
+    let cpu_from = process_cpu();
     let mut total = Outcome {
         requests: 0,
         errors: 0,
         elapsed: Duration::from_secs(secs),
         latencies_us: Vec::new(),
+        cpu: Duration::ZERO,
     };
     for task in tasks {
         let outcome = task.await.expect("connection task");
@@ -255,6 +282,7 @@ async fn run_scenario(
         total.errors += outcome.errors;
         total.latencies_us.extend(outcome.latencies_us);
     }
+    total.cpu = process_cpu().saturating_sub(cpu_from);
     // The last requests may end a little after `stop`; count the real span.
     total.elapsed = total
         .elapsed
@@ -392,11 +420,12 @@ async fn one_read(addr: std::net::SocketAddr, bearer: &str) -> Bytes {
 
 fn report(name: &str, outcome: &Outcome) {
     println!(
-        "{name:<26} {:>10.0} req/s  p50 {:>6} us  p99 {:>6} us  max {:>7} us  ({} requests, {} errors)",
+        "{name:<26} {:>10.0} req/s  p50 {:>6} us  p99 {:>6} us  max {:>7} us  cpu {:>5.1} us/req  ({} requests, {} errors)",
         outcome.requests_per_sec(),
         outcome.percentile_us(500),
         outcome.percentile_us(990),
         outcome.latencies_us.last().copied().unwrap_or(0),
+        outcome.cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64,
         outcome.requests,
         outcome.errors,
     );

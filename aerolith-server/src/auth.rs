@@ -16,10 +16,12 @@
 //! its bytes, and billing it means a refused request cannot be used to move
 //! data for free. An unauthenticated request is billed to nobody.
 //!
-//! Work runs on the blocking pool, except point reads whose credential is
-//! in the credential cache ([`as_tenant_inline_read`]): nothing on that path
-//! reads a file other than the already-open engine's map, so it runs inline
-//! on the async worker and saves the hand-off.
+//! Work runs on the blocking pool, except point reads and the preparation
+//! of single-document writes whose credential is in the credential cache
+//! ([`as_tenant_inline`]): nothing on those paths reads a file other than
+//! the already-open engine's map or waits for a disk, so they run inline on
+//! the async worker and save the hand-off. A document write is then awaited
+//! as a pending write: no thread waits for its group commit.
 
 use aerolith_tenancy::{Forbidden, Permission, Principal, Tenancy, TenancyError, TenantId};
 use axum::extract::{FromRef, FromRequestParts};
@@ -120,12 +122,15 @@ where
     bill_to(outcome)
 }
 
-/// [`as_tenant`] for a point read (`work` reads one document through the
-/// caller's handle): inline on the async worker when the credential is in
-/// the credential cache, so nothing on the path reads the system database
-/// or waits for a disk; on the blocking pool otherwise. Tenant engines are
-/// opened with the registry, never by a read.
-pub(crate) async fn as_tenant_inline_read<T, F>(
+/// [`as_tenant`] for short work that neither reads a file nor waits for a
+/// disk: a point read (one document through the caller's handle), or
+/// preparing a document write that is then awaited as a pending write
+/// (`TenantHandle::*_pending`: admission, validation and the quota
+/// reservation; the commit is queued, not waited for). Inline on the async
+/// worker when the credential is in the credential cache, so nothing on the
+/// path reads the system database; on the blocking pool otherwise. Tenant
+/// engines are opened with the registry, never by a request.
+pub(crate) async fn as_tenant_inline<T, F>(
     state: &AppState,
     headers: &HeaderMap,
     work: F,

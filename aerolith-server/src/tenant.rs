@@ -3,7 +3,7 @@
 //! registry, and acts on the principal's own tenant only (there is no tenant
 //! in the path, so no route can name another tenant's data).
 
-use aerolith_tenancy::{TenancyError, TenantHandle};
+use aerolith_tenancy::{PendingTenantWrite, TenancyError, TenantHandle};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::app::ApiRouter;
-use crate::auth::{as_tenant, as_tenant_inline_read};
+use crate::auth::{as_tenant, as_tenant_inline};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -27,6 +27,29 @@ where
         Ok(caller.handle().and_then(|handle| work(&handle))?)
     })
     .await
+}
+
+/// A document write: `prepare` admits, validates and reserves the write
+/// through the caller's handle (inline on the async worker when the
+/// credential is cached, `auth::as_tenant_inline`) and queues it; the write
+/// is then awaited without holding any thread while it waits for its group
+/// commit. Quota and usage are settled by the write itself, so a client
+/// that disconnects meanwhile changes nothing about what is stored or
+/// billed.
+async fn write_with_handle<T, F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    prepare: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&TenantHandle) -> Result<PendingTenantWrite<T>, TenancyError> + Send + 'static,
+{
+    let pending = as_tenant_inline(state, headers, move |caller| {
+        Ok(caller.handle().and_then(|handle| prepare(&handle))?)
+    })
+    .await?;
+    Ok(pending.await?)
 }
 
 /// Body of `POST /v1/collections`.
@@ -126,11 +149,17 @@ pub async fn insert_document(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let reply = match bulk_documents(&body) {
         Some(docs) => {
-            let ids = with_handle(&state, &headers, move |h| h.insert_many(&name, docs)).await?;
+            // Preparing many documents is long: on the blocking pool.
+            let pending = with_handle(&state, &headers, move |h| {
+                h.insert_many_pending(&name, docs)
+            })
+            .await?;
+            let ids = pending.await?;
             json!({"ids": ids})
         }
         None => {
-            let id = with_handle(&state, &headers, move |h| h.insert(&name, body)).await?;
+            let id =
+                write_with_handle(&state, &headers, move |h| h.insert_pending(&name, body)).await?;
             json!({"id": id})
         }
     };
@@ -178,7 +207,7 @@ pub async fn get_document(
     let (c, i) = (name.clone(), id.clone());
     // The stored JSON text is the body `Json(document)` would write, without
     // parsing and re-serialising it (`TenantHandle::get_json_bytes`).
-    let bytes = as_tenant_inline_read(&state, &headers, move |caller| {
+    let bytes = as_tenant_inline(&state, &headers, move |caller| {
         Ok(caller.handle()?.get_json_bytes(&c, &i)?)
     })
     .await?
@@ -216,7 +245,10 @@ pub async fn replace_document(
     JsonBody(doc): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let echoed = id.clone();
-    with_handle(&state, &headers, move |h| h.replace(&name, &id, doc)).await?;
+    write_with_handle(&state, &headers, move |h| {
+        h.replace_pending(&name, &id, doc)
+    })
+    .await?;
     Ok(Json(json!({"id": echoed})))
 }
 
@@ -242,7 +274,10 @@ pub async fn patch_document(
     Path((name, id)): Path<(String, String)>,
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let doc = with_handle(&state, &headers, move |h| h.patch(&name, &id, patch)).await?;
+    let doc = write_with_handle(&state, &headers, move |h| {
+        h.patch_pending(&name, &id, patch)
+    })
+    .await?;
     Ok(Json(doc))
 }
 
@@ -267,7 +302,7 @@ pub async fn delete_document(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (c, i) = (name.clone(), id.clone());
-    let deleted = with_handle(&state, &headers, move |h| h.delete(&c, &i)).await?;
+    let deleted = write_with_handle(&state, &headers, move |h| h.delete_pending(&c, &i)).await?;
     if deleted {
         Ok(Json(json!({"deleted": id})))
     } else {
