@@ -163,6 +163,23 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
+    /// The encoded JSON bytes of the documents the batch stores (inserts,
+    /// upserts and replaces, each with its `_id`): exactly what they add to
+    /// the engine's live bytes before anything they replace is subtracted.
+    /// Patches count nothing here (the merged document is only known at
+    /// commit).
+    pub fn document_bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Insert { doc, .. }
+                | BatchOp::Upsert { doc, .. }
+                | BatchOp::Replace { doc, .. } => doc.bytes.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// About how many bytes the batch's records will take in the log, so
     /// the commit can size its buffer once: documents and names plus a
     /// frame, operation header and encryption overhead per operation.

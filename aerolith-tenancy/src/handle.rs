@@ -22,8 +22,7 @@
 //!
 //! Upper bounds used for reservations (all in encoded JSON bytes, the unit
 //! of the engine's `live_bytes`): an insert grows storage by exactly the
-//! document's encoding (the handle assigns the `_id` first so the size is
-//! known); a replace by at most the new document's encoding; a merge patch
+//! document's encoding, `_id` included (`WriteBatch::document_bytes`); a replace by at most the new document's encoding; a merge patch
 //! by at most the patch's encoding (every byte a patch adds to a document is
 //! a byte of the patch); deletes and drops only shrink.
 
@@ -34,10 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aerolith_core::{
-    generate_id, CollectionStats, CommitOutcome, Error as CoreError, Explain, IndexInfo, OpOutcome,
+    CollectionStats, CommitOutcome, Error as CoreError, Explain, IndexInfo, OpOutcome,
     PendingWrite, Query, WriteBatch,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::concurrency::ConcurrencyPermit;
 use crate::error::{EngineError, TenancyError};
@@ -286,20 +285,6 @@ fn encoded_len(value: &Value) -> u64 {
 
 fn as_delta(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
-}
-
-/// Puts an `_id` first if the document has none, so its stored size is
-/// known before the write. Non-objects are left for the engine to refuse.
-fn with_id(doc: Value) -> Value {
-    match doc {
-        Value::Object(map) if !map.contains_key("_id") => {
-            let mut out = Map::with_capacity(map.len() + 1);
-            out.insert("_id".to_owned(), Value::String(generate_id()));
-            out.extend(map);
-            Value::Object(out)
-        }
-        other => other,
-    }
 }
 
 impl TenantHandle {
@@ -565,12 +550,12 @@ impl TenantHandle {
     ) -> Result<(PreparedWrite, String), TenancyError> {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
-        let doc = with_id(doc);
-        let bytes = encoded_len(&doc);
         let mut batch = WriteBatch::new();
         let id = batch
             .insert(&internal, doc)
             .map_err(|e| self.batch_error(e, "insert"))?;
+        // Exactly the stored size, `_id` included.
+        let bytes = batch.document_bytes();
         let reservation = self.reserve(as_delta(bytes), 1, 0)?;
         let write = PreparedWrite::new(batch, reservation, admitted, "insert", bytes);
         Ok((write, id))
@@ -605,18 +590,16 @@ impl TenantHandle {
         let admitted = self.admit(Permission::WriteDocuments, OperationKind::Write)?;
         let internal = self.internal(collection)?;
         let mut batch = WriteBatch::new();
-        let mut bytes = 0u64;
         let mut ids = Vec::with_capacity(docs.len());
         let count = docs.len();
         for doc in docs {
-            let doc = with_id(doc);
-            bytes = bytes.saturating_add(encoded_len(&doc));
             ids.push(
                 batch
                     .insert(&internal, doc)
                     .map_err(|e| self.batch_error(e, "insert many"))?,
             );
         }
+        let bytes = batch.document_bytes();
         let reservation = self.reserve(as_delta(bytes), as_delta(count as u64), 0)?;
         let write = PreparedWrite::new(batch, reservation, admitted, "insert many", bytes);
         Ok((write, ids))

@@ -309,3 +309,32 @@ fn a_batch_reads_back_the_documents_it_wrote_earlier() {
         }
     }
 }
+
+/// `WriteBatch::document_bytes` is exactly what stored documents add to the
+/// live bytes (the tenancy layer reserves quota with it).
+#[test]
+fn document_bytes_are_the_live_bytes_a_write_adds() {
+    let (_dir, db) = crate::fresh();
+    db.create_collection("c").unwrap();
+    let mut batch = aerolith_core::WriteBatch::new();
+    batch
+        .insert("c", serde_json::json!({"a": "é", "n": [1, 2]}))
+        .unwrap();
+    batch
+        .upsert("c", serde_json::json!({"_id": "u", "x": null}))
+        .unwrap();
+    let expected = batch.document_bytes();
+    let outcome = db.write(batch).unwrap();
+    assert_eq!(outcome.live_bytes_delta, expected as i64);
+    let mut replace = aerolith_core::WriteBatch::new();
+    replace
+        .replace("c", "u", serde_json::json!({"x": 1}))
+        .unwrap();
+    let replaced = replace.document_bytes();
+    assert_eq!(replaced, br#"{"_id":"u","x":1}"#.len() as u64);
+    let before = br#"{"_id":"u","x":null}"#.len() as i64;
+    assert_eq!(
+        db.write(replace).unwrap().live_bytes_delta,
+        replaced as i64 - before
+    );
+}
