@@ -30,6 +30,7 @@
 //! cargo bench -p aerolith-server --bench load
 //! AEROLITH_LOAD_SECS=60 cargo bench -p aerolith-server --bench load
 //! AEROLITH_LOAD_WORKLOADS=insert cargo bench -p aerolith-server --bench load
+//! AEROLITH_LOAD_DURABILITY=periodic cargo bench -p aerolith-server --bench load
 //! ```
 
 use std::sync::Arc;
@@ -320,7 +321,12 @@ fn aerolith_app(dir: &std::path::Path, docs: usize) -> (Router, String, AppState
     )
     .expect("billing opens");
     let mut options = TenancyOptions::new(master_key);
-    options.durability = Durability::Always;
+    // `AEROLITH_LOAD_DURABILITY=periodic` syncs every 100 ms instead of per
+    // commit: what the serving path costs without the fsync's wait.
+    options.durability = match std::env::var("AEROLITH_LOAD_DURABILITY").as_deref() {
+        Ok("periodic") => Durability::Periodic(Duration::from_millis(100)),
+        _ => Durability::Always,
+    };
     options.usage_sink = billing.usage_sink();
     options.plans = billing.catalog().quota_limits();
     options.plans.insert(
