@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use aerolith::billing::metering::{InMemoryLedger, Meter, MeterConfig, TenantKey};
 use aerolith::core::{Durability, ManualClock, MasterKey, Query};
 use aerolith::tenancy::{
-    default_plans, EngineError, IsolationMode, NewTenant, Principal, QuotaLimits, QuotaUsage, Slug,
-    Tenancy, TenancyError, TenancyOptions, TenantHandle, TenantId,
+    default_plans, EngineError, IsolationMode, NewTenant, PendingTenantWrite, Principal,
+    QuotaLimits, QuotaUsage, Slug, Tenancy, TenancyError, TenancyOptions, TenantHandle, TenantId,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -62,6 +62,19 @@ fn within(used: QuotaUsage, limits: &QuotaLimits, context: &str) {
     );
 }
 
+/// A write through the blocking call or through its pending form, waited.
+fn either<T>(
+    pending: bool,
+    now: impl FnOnce() -> Result<T, TenancyError>,
+    later: impl FnOnce() -> Result<PendingTenantWrite<T>, TenancyError>,
+) -> Result<T, TenancyError> {
+    if pending {
+        later()?.wait()
+    } else {
+        now()
+    }
+}
+
 /// One seeded call: the metric it is billed under if it succeeded, else
 /// the kind of refusal.
 fn one_call(h: &TenantHandle, rng: &mut StdRng, tag: &str) -> Result<&'static str, &'static str> {
@@ -73,31 +86,64 @@ fn one_call(h: &TenantHandle, rng: &mut StdRng, tag: &str) -> Result<&'static st
     };
     let id = format!("d{}", rng.random_range(0..40));
     let pad = "x".repeat(rng.random_range(10..400));
+    // Half the writes go through the pending path (group commit awaited
+    // without a thread), as the server's document routes do.
+    let pending = rng.random_bool(0.5);
     let (metric, result): (&'static str, Result<(), TenancyError>) = match rng.random_range(0..100)
     {
         0..=4 => ("api_calls.admin", h.create_collection(coll)),
         5 => ("api_calls.admin", h.drop_collection(coll)),
         6..=29 => (
             "api_calls.write",
-            h.insert(coll, json!({"_id": id, "pad": pad, "by": tag}))
-                .map(drop),
+            either(
+                pending,
+                || h.insert(coll, json!({"_id": id, "pad": pad, "by": tag})),
+                || h.insert_pending(coll, json!({"_id": id, "pad": pad, "by": tag})),
+            )
+            .map(drop),
         ),
         30..=36 => {
-            let docs = (0..rng.random_range(2..4))
+            let docs: Vec<serde_json::Value> = (0..rng.random_range(2..4))
                 .map(|i| json!({"_id": format!("{id}-{i}"), "pad": pad}))
                 .collect();
-            ("api_calls.write", h.insert_many(coll, docs).map(drop))
+            let many = docs.clone();
+            (
+                "api_calls.write",
+                either(
+                    pending,
+                    || h.insert_many(coll, docs),
+                    || h.insert_many_pending(coll, many),
+                )
+                .map(drop),
+            )
         }
         37..=49 => (
             "api_calls.write",
-            h.replace(coll, &id, json!({"_id": id, "pad": pad})),
+            either(
+                pending,
+                || h.replace(coll, &id, json!({"_id": id, "pad": pad})),
+                || h.replace_pending(coll, &id, json!({"_id": id, "pad": pad})),
+            ),
         ),
-        50..=56 => (
+        50..=56 => ("api_calls.write", {
+            let patch = json!({"n": rng.random_range(0..9)});
+            let later = patch.clone();
+            either(
+                pending,
+                || h.patch(coll, &id, patch),
+                || h.patch_pending(coll, &id, later),
+            )
+            .map(drop)
+        }),
+        57..=71 => (
             "api_calls.write",
-            h.patch(coll, &id, json!({"n": rng.random_range(0..9)}))
-                .map(drop),
+            either(
+                pending,
+                || h.delete(coll, &id),
+                || h.delete_pending(coll, &id),
+            )
+            .map(drop),
         ),
-        57..=71 => ("api_calls.write", h.delete(coll, &id).map(drop)),
         72..=86 => ("api_calls.read", h.get(coll, &id).map(drop)),
         87..=93 => (
             "api_calls.query",
