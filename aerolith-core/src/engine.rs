@@ -199,6 +199,22 @@ impl Database {
     /// those of [`Database::write`]. Dropping the `PendingWrite` does not
     /// cancel the write. A per-database committer thread, started by the
     /// first call, leads the groups such writes open.
+    ///
+    /// ```
+    /// use aerolith_core::{Database, Options, WriteBatch};
+    /// use serde_json::json;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path(), Options::default())?;
+    /// db.create_collection("events")?;
+    /// let mut batch = WriteBatch::new();
+    /// batch.insert("events", json!({"kind": "login"}))?;
+    /// let pending = db.write_pending(batch); // returns at once
+    /// // In async code: `pending.await?`. Here:
+    /// let outcome = pending.wait()?;
+    /// assert_eq!(outcome.documents_delta, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write_pending(&self, batch: WriteBatch) -> PendingWrite {
         self.inner.commit_pending(batch, None)
     }
