@@ -123,7 +123,11 @@ impl Slot {
             Waiter::Pending { state, done } => {
                 let hook = state.lock().hook.take();
                 if let Some(hook) = hook {
-                    hook(&result);
+                    // A panicking hook is its caller's bug: it must not stop
+                    // this group's other writers from learning their outcome.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        hook(&result);
+                    }));
                 }
                 let waker = {
                     let mut state = state.lock();

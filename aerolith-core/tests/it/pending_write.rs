@@ -106,6 +106,18 @@ fn the_hook_runs_once_before_the_outcome_is_seen_even_if_dropped() {
 }
 
 #[test]
+fn a_panicking_hook_does_not_stall_the_queue() {
+    let (_dir, db) = fresh();
+    db.create_collection("c").unwrap();
+    let outcome = db
+        .write_pending_with(insert("p"), |_| panic!("a hook's bug"))
+        .wait();
+    assert_eq!(outcome.unwrap().documents_delta, 1);
+    db.write(insert("q")).unwrap();
+    assert_eq!(db.write_pending(insert("r")).wait().unwrap().documents_delta, 1);
+}
+
+#[test]
 fn after_close_a_pending_write_fails_at_once_and_runs_its_hook() {
     let (_dir, db) = fresh();
     db.create_collection("c").unwrap();
