@@ -839,7 +839,7 @@ impl Inner {
         Arc::clone(&self.published.read())
     }
 
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::SeqCst);
     }
 

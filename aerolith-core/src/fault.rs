@@ -75,6 +75,10 @@ pub enum Fault {
         /// Bytes actually written before the failure.
         bytes: usize,
     },
+    /// The operation panics: a stand-in for a bug on that path, to test
+    /// that a panic fails the writers involved instead of stalling the
+    /// database.
+    Panic,
 }
 
 /// One fault that fired: which operation, its 1-based number among
@@ -187,6 +191,7 @@ fn injected(fault: Fault) -> std::io::Error {
     match fault {
         Fault::Fail { errno } => std::io::Error::from_raw_os_error(errno),
         Fault::ShortWrite { .. } => std::io::Error::from_raw_os_error(ENOSPC),
+        Fault::Panic => panic!("injected panic (fault plan)"),
     }
 }
 

@@ -27,6 +27,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -57,6 +58,8 @@ const GATHER_STEP: Duration = Duration::from_micros(100);
 pub(crate) struct Slot {
     batch: Mutex<Option<WriteBatch>>,
     waiter: Waiter,
+    /// Set by [`Slot::complete`]: the slot has its result.
+    completed: AtomicBool,
 }
 
 enum Waiter {
@@ -87,6 +90,7 @@ impl Slot {
     fn thread(batch: WriteBatch) -> Slot {
         Slot {
             batch: Mutex::new(Some(batch)),
+            completed: AtomicBool::new(false),
             waiter: Waiter::Thread {
                 result: Mutex::new(None),
                 ready: Condvar::new(),
@@ -97,6 +101,7 @@ impl Slot {
     fn pending(batch: WriteBatch, hook: Option<CommitHook>) -> Slot {
         Slot {
             batch: Mutex::new(Some(batch)),
+            completed: AtomicBool::new(false),
             waiter: Waiter::Pending {
                 state: Mutex::new(PendingState {
                     result: None,
@@ -118,6 +123,7 @@ impl Slot {
     /// waiter is woken; a thread is woken by [`GroupCommit`] under the
     /// queue's mutex (see `lead`).
     pub(crate) fn complete(&self, result: Result<CommitOutcome>) {
+        self.completed.store(true, Ordering::SeqCst);
         match &self.waiter {
             Waiter::Thread { result: slot, .. } => *slot.lock() = Some(result),
             Waiter::Pending { state, done } => {
@@ -333,7 +339,24 @@ impl Inner {
         self.gather(group, &mut queue);
         let slots = std::mem::take(&mut queue.pending);
         drop(queue);
-        let sync = self.lead_group(&slots);
+        let sync = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.lead_group(&slots)
+        })) {
+            Ok(sync) => sync,
+            Err(_) => {
+                // A bug on the commit path. The group's bytes may be partly
+                // appended and its state partly built: nothing of it is
+                // published, the database is poisoned (so no later group
+                // appends after a torn one; a reopen recovers) and every
+                // writer of the group learns it, instead of waiting forever
+                // for a leader that is gone.
+                self.poison();
+                for slot in slots.iter().filter(|s| !s.completed.load(Ordering::SeqCst)) {
+                    slot.complete(Err(Error::Poisoned));
+                }
+                Duration::ZERO
+            }
+        };
         let mut queue = group.queue.lock();
         queue.leader_active = false;
         queue.last_group_len = slots.len();

@@ -114,7 +114,13 @@ fn a_panicking_hook_does_not_stall_the_queue() {
         .wait();
     assert_eq!(outcome.unwrap().documents_delta, 1);
     db.write(insert("q")).unwrap();
-    assert_eq!(db.write_pending(insert("r")).wait().unwrap().documents_delta, 1);
+    assert_eq!(
+        db.write_pending(insert("r"))
+            .wait()
+            .unwrap()
+            .documents_delta,
+        1
+    );
 }
 
 #[test]
@@ -272,5 +278,42 @@ fn dropping_the_database_resolves_every_queued_write() {
     let db = Database::open(dir.path(), crate::fast()).unwrap();
     for id in &committed {
         assert!(db.get("c", id).unwrap().is_some(), "committed {id} lost");
+    }
+}
+
+/// A panic on the commit path (injected on the group's fsync) fails every
+/// writer of the group, blocking and pending, with `Poisoned` — none waits
+/// forever for the lost leader — and every later write too; the committer
+/// thread survives it, and a reopen recovers what was acknowledged.
+#[test]
+fn a_panic_while_committing_fails_the_group_instead_of_stalling_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    for panic_in_committer in [true, false] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let plan = FaultPlan::new();
+        let mut options = Options::default().durability(Durability::Always);
+        options.fault_plan = Some(Arc::clone(&plan));
+        let db = Database::open(&dir, options).unwrap();
+        db.create_collection("c").unwrap();
+        db.write(insert("before")).unwrap();
+        plan.add(FaultOp::Sync, plan.count(FaultOp::Sync) + 1, Fault::Panic);
+        let outcome = if panic_in_committer {
+            db.write_pending(insert("doomed")).wait()
+        } else {
+            // The blocking writer leads and panics itself; its call still
+            // returns (with the error) instead of unwinding into the caller.
+            db.write(insert("doomed"))
+        };
+        assert!(matches!(outcome, Err(Error::Poisoned)), "{outcome:?}");
+        assert!(matches!(
+            db.write_pending(insert("after")).wait(),
+            Err(Error::Poisoned)
+        ));
+        assert!(matches!(db.write(insert("after")), Err(Error::Poisoned)));
+        drop(db);
+        let db = Database::open(&dir, crate::fast()).unwrap();
+        assert!(db.get("c", "before").unwrap().is_some());
+        assert!(db.get("c", "after").unwrap().is_none());
     }
 }
