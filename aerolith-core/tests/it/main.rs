@@ -31,6 +31,22 @@ pub fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A power cut after a fault plan ran: cuts every segment file back to its
+/// length at its last successful fsync (what the disk is guaranteed to keep).
+pub fn cut_segments_to_synced(plan: &aerolith_core::fault::FaultPlan) {
+    for (path, len) in plan.synced_lengths() {
+        if path.extension().is_some_and(|e| e == "aero") {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("segment file");
+            if f.metadata().expect("metadata").len() > len {
+                f.set_len(len).expect("cut");
+            }
+        }
+    }
+}
+
 /// Opens a fresh database in a temp dir.
 pub fn fresh() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -239,14 +239,7 @@ fn a_failed_fsync_is_never_acknowledged_to_a_pending_write() {
         Err(Error::Poisoned)
     ));
     drop(db);
-    for (path, len) in plan.synced_lengths() {
-        if path.extension().is_some_and(|e| e == "aero") {
-            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            if f.metadata().unwrap().len() > len {
-                f.set_len(len).unwrap();
-            }
-        }
-    }
+    crate::cut_segments_to_synced(&plan);
     let db = Database::open(&dir, crate::fast()).unwrap();
     for id in &acked {
         assert!(db.get("c", id).unwrap().is_some(), "acknowledged {id} lost");
