@@ -312,7 +312,7 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
         segments.push(CoveredSegment { id, len, boundary });
     }
     let collection_count = r.count(2 + 8 + 4 + 4)?;
-    let mut collections = OrdMap::new();
+    let mut decoded: Vec<DecodedCollection> = Vec::with_capacity(collection_count);
     let mut previous_name: Option<&str> = None;
     for _ in 0..collection_count {
         let name = r.str()?;
@@ -323,7 +323,7 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
         let live_bytes = r.u64()?;
         let doc_count = r.count(2 + DOC_ENTRY_BYTES)?;
         let mut ids: Vec<Arc<str>> = Vec::with_capacity(doc_count);
-        let mut docs = OrdMap::new();
+        let mut entries: Vec<(Arc<str>, DocEntry)> = Vec::with_capacity(doc_count);
         let mut size_sum: u64 = 0;
         for _ in 0..doc_count {
             let id = r.str()?;
@@ -349,14 +349,14 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
             }
             size_sum += u64::from(size_bytes);
             let id: Arc<str> = Arc::from(id);
-            docs.insert(Arc::clone(&id), DocEntry { loc, size_bytes });
+            entries.push((Arc::clone(&id), DocEntry { loc, size_bytes }));
             ids.push(id);
         }
         if size_sum != live_bytes {
             return reject("live bytes differ from the sum of the document sizes");
         }
         let index_count = r.count(2 + 1 + 4)?;
-        let mut indexes = OrdMap::new();
+        let mut indexes: Vec<DecodedIndex> = Vec::with_capacity(index_count);
         let mut previous_path: Option<&str> = None;
         for _ in 0..index_count {
             let path = r.str()?;
@@ -398,23 +398,21 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
                     of_key.push(Arc::clone(id));
                 }
             }
-            let mut index = IndexState::new(unique);
-            for (key, of_key) in keys.into_iter().zip(members) {
-                if of_key.is_empty() {
-                    return reject("an index key without documents");
-                }
-                index.entries.insert(key, OrdSet::from_iter(of_key));
+            if members.iter().any(Vec::is_empty) {
+                return reject("an index key without documents");
             }
-            indexes.insert(path.to_owned(), index);
+            indexes.push(DecodedIndex {
+                path: path.to_owned(),
+                unique,
+                keys: keys.into_iter().zip(members).collect(),
+            });
         }
-        collections.insert(
-            name.to_owned(),
-            CollectionState {
-                docs,
-                indexes,
-                live_bytes,
-            },
-        );
+        decoded.push(DecodedCollection {
+            name: name.to_owned(),
+            live_bytes,
+            entries,
+            indexes,
+        });
     }
     if !r.buf.is_empty() {
         return reject("bytes after the last collection");
@@ -423,8 +421,113 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
         database_id,
         next_txn,
         segments,
-        collections,
+        collections: build_collections(decoded),
     })
+}
+
+/// A collection as decoded and checked, before its maps are built.
+struct DecodedCollection {
+    name: String,
+    live_bytes: u64,
+    /// In id order.
+    entries: Vec<(Arc<str>, DocEntry)>,
+    indexes: Vec<DecodedIndex>,
+}
+
+struct DecodedIndex {
+    path: String,
+    unique: bool,
+    /// In key order, each key's documents in id order.
+    keys: Vec<(IndexKey, Vec<Arc<str>>)>,
+}
+
+/// Below this many map entries (ids plus index entries) the maps are built
+/// on the calling thread: a second thread costs more than it saves.
+const PARALLEL_BUILD_ENTRIES_MIN: usize = 16 * 1024;
+
+/// Builds the persistent maps of checked collections. Building them is most
+/// of an open through a checkpoint (one ordered insert per id and per index
+/// entry), so the id maps and the index maps are built on two threads when
+/// there is enough of both and more than one core.
+fn build_collections(decoded: Vec<DecodedCollection>) -> OrdMap<String, CollectionState> {
+    let ids: usize = decoded.iter().map(|c| c.entries.len()).sum();
+    let index_entries: usize = decoded
+        .iter()
+        .flat_map(|c| &c.indexes)
+        .flat_map(|ix| &ix.keys)
+        .map(|(_, of_key)| of_key.len())
+        .sum();
+    let parallel = ids.min(index_entries) >= PARALLEL_BUILD_ENTRIES_MIN / 2
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let mut heads = Vec::with_capacity(decoded.len());
+    let mut id_maps = Vec::with_capacity(decoded.len());
+    let mut index_lists = Vec::with_capacity(decoded.len());
+    for c in decoded {
+        heads.push((c.name, c.live_bytes));
+        id_maps.push(c.entries);
+        index_lists.push(c.indexes);
+    }
+    let build_docs = |id_maps: Vec<Vec<(Arc<str>, DocEntry)>>| -> Vec<OrdMap<Arc<str>, DocEntry>> {
+        id_maps.into_iter().map(OrdMap::from_iter).collect()
+    };
+    let build_indexes = |lists: Vec<Vec<DecodedIndex>>| -> Vec<OrdMap<String, IndexState>> {
+        lists
+            .into_iter()
+            .map(|indexes| {
+                indexes
+                    .into_iter()
+                    .map(|ix| {
+                        let mut index = IndexState::new(ix.unique);
+                        for (key, of_key) in ix.keys {
+                            index.entries.insert(key, OrdSet::from_iter(of_key));
+                        }
+                        (ix.path, index)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let (docs, indexes) = if parallel {
+        // The lists go to the second thread only if it starts.
+        let lists = std::sync::Mutex::new(Some(index_lists));
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("aerolith-open".into())
+                .spawn_scoped(scope, || {
+                    let lists = lists.lock().expect("not poisoned").take();
+                    build_indexes(lists.expect("taken once"))
+                });
+            let docs = build_docs(id_maps);
+            let indexes = match spawned {
+                Ok(handle) => handle.join().expect("building index maps does not panic"),
+                // No thread to be had: build them here.
+                Err(_) => build_indexes(
+                    lists
+                        .lock()
+                        .expect("not poisoned")
+                        .take()
+                        .expect("the thread did not start"),
+                ),
+            };
+            (docs, indexes)
+        })
+    } else {
+        (build_docs(id_maps), build_indexes(index_lists))
+    };
+    heads
+        .into_iter()
+        .zip(docs.into_iter().zip(indexes))
+        .map(|((name, live_bytes), (docs, indexes))| {
+            (
+                name,
+                CollectionState {
+                    docs,
+                    indexes,
+                    live_bytes,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Checks and decodes a whole checkpoint file: magic, version, the blake3

@@ -586,3 +586,15 @@ proptest! {
         prop_assert!(same_as_full_replay(dir.path(), &small));
     }
 }
+
+/// Large enough that the id maps and the index maps are built on two
+/// threads (`checkpoint::build_collections`): the same state as a replay.
+#[test]
+fn a_large_checkpoint_built_on_two_threads_matches_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    populate(&db, 4_200);
+    db.create_index("c", "tags", false).unwrap();
+    db.close().unwrap();
+    assert!(same_as_full_replay(dir.path(), &fast));
+}
