@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<WriteSide>,
     /// The commit queue (see `group_commit`).
     pub(crate) group: Arc<GroupCommit>,
+    /// See [`Options::committer_idle`].
+    pub(crate) committer_idle: Duration,
     poisoned: AtomicBool,
     closed: AtomicBool,
     dirty: AtomicBool,
@@ -116,6 +118,7 @@ impl Database {
             published: RwLock::new(Arc::new(state)),
             writer: Mutex::new(recovered.write_side),
             group: Arc::default(),
+            committer_idle: options.committer_idle,
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
@@ -197,8 +200,9 @@ impl Database {
     /// thread while it waits: await the [`PendingWrite`] (any async runtime)
     /// or [`PendingWrite::wait`] for it. The outcome and durability are
     /// those of [`Database::write`]. Dropping the `PendingWrite` does not
-    /// cancel the write. A per-database committer thread, started by the
-    /// first call, leads the groups such writes open.
+    /// cancel the write. A per-database committer thread leads the groups
+    /// such writes open; it starts when needed and ends when idle
+    /// ([`Options::committer_idle`]).
     ///
     /// ```
     /// use aerolith_core::{Database, Options, WriteBatch};

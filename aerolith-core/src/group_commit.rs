@@ -12,8 +12,9 @@
 //! - **pending writes** ([`PendingWrite`], from
 //!   [`crate::Database::write_pending`]): the caller holds no thread while
 //!   the write waits for its group. A per-database committer thread,
-//!   started on the first pending write, leads the groups that such writes
-//!   open. Its caller awaits the [`PendingWrite`] (a `Future` that needs no
+//!   started by a pending write when none runs, leads the groups that such
+//!   writes open; it ends after `Options::committer_idle` with nothing to
+//!   do. The writer awaits the [`PendingWrite`] (a `Future` that needs no
 //!   particular runtime) or blocks in [`PendingWrite::wait`].
 //!
 //! A group mixes both kinds freely; every slot of a group gets the group's
@@ -177,6 +178,9 @@ pub(crate) struct Queue {
     last_sync: Duration,
     /// The database is being dropped: the committer thread ends.
     shutdown: bool,
+    /// A committer thread is running (it ends after `committer_idle` with
+    /// nothing to do; a pending write starts one if none runs).
+    committer_running: bool,
 }
 
 /// The commit queue of one database, shared with its committer thread
@@ -300,11 +304,22 @@ impl Inner {
         hook: Option<CommitHook>,
     ) -> PendingWrite {
         let slot = Arc::new(Slot::pending(batch, hook));
-        if let Err(error) = self.check_open().and_then(|()| self.start_committer()) {
+        if let Err(error) = self.check_open() {
             slot.complete(Err(error));
             return PendingWrite { slot };
         }
         let mut queue = self.group.queue.lock();
+        if !queue.committer_running {
+            // Under the queue's lock, so a committer that decides to end
+            // (under the same lock, with nothing queued) and this write
+            // cannot miss each other.
+            if let Err(error) = self.start_committer() {
+                drop(queue);
+                slot.complete(Err(error));
+                return PendingWrite { slot };
+            }
+            queue.committer_running = true;
+        }
         queue.pending.push(Arc::clone(&slot));
         if !queue.leader_active {
             self.group.committer_cv.notify_one();
@@ -313,17 +328,16 @@ impl Inner {
     }
 
     fn start_committer(self: &Arc<Self>) -> Result<()> {
-        let mut committer = self.group.committer.lock();
-        if committer.is_some() {
-            return Ok(());
-        }
         let group = Arc::clone(&self.group);
         let database = Arc::downgrade(self);
+        let idle = self.committer_idle;
         let handle = std::thread::Builder::new()
             .name("aerolith-commit".into())
-            .spawn(move || run_committer(&group, &database))
+            .spawn(move || run_committer(&group, &database, idle))
             .map_err(|e| Error::io("spawn commit thread", &self.dir, e))?;
-        *committer = Some(handle);
+        // A committer that ended on its own is finished: dropping its handle
+        // only detaches it.
+        *self.group.committer.lock() = Some(handle);
         Ok(())
     }
 
@@ -412,19 +426,26 @@ impl Inner {
 }
 
 /// The committer thread: leads whenever writes are queued and nobody leads,
-/// until the database is dropped.
-fn run_committer(group: &GroupCommit, database: &Weak<Inner>) {
+/// until the database is dropped or it has waited `idle` with nothing to do.
+fn run_committer(group: &GroupCommit, database: &Weak<Inner>, idle: Duration) {
     let mut queue = group.queue.lock();
     loop {
         if queue.shutdown {
+            queue.committer_running = false;
             return;
         }
         if queue.leader_active || queue.pending.is_empty() {
-            group.committer_cv.wait(&mut queue);
+            let waited = group.committer_cv.wait_for(&mut queue, idle);
+            if waited.timed_out() && queue.pending.is_empty() && !queue.leader_active {
+                // Idle: end. The next pending write starts a new committer.
+                queue.committer_running = false;
+                return;
+            }
             continue;
         }
         let Some(inner) = database.upgrade() else {
             // Being dropped: `shut_down` fails what is queued.
+            queue.committer_running = false;
             return;
         };
         let led = inner.lead(group, queue);

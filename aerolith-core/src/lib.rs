@@ -56,7 +56,8 @@ pub use engine::Database;
 pub use error::{Error, InvalidInput, Result};
 pub use group_commit::PendingWrite;
 pub use options::{
-    Durability, Options, RecoveryMode, RECORD_CACHE_BYTES_DEFAULT, SEGMENT_SIZE_BYTES_DEFAULT,
+    Durability, Options, RecoveryMode, COMMITTER_IDLE_DEFAULT, RECORD_CACHE_BYTES_DEFAULT,
+    SEGMENT_SIZE_BYTES_DEFAULT,
 };
 pub use query::{
     compare_values, index_keys, FieldPath, Filter, IndexKey, IndexPredicate, IndexScan, PathError,

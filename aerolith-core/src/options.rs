@@ -58,6 +58,12 @@ pub struct Options {
     /// evicted or the database is dropped, as a document being read is.
     /// 0 turns the cache off. Default: [`RECORD_CACHE_BYTES_DEFAULT`].
     pub record_cache_bytes_max: usize,
+    /// How long the committer thread of pending writes
+    /// ([`crate::Database::write_pending`]) waits idle before it ends; the
+    /// next pending write starts it again. Keeps a process with many open
+    /// databases (dedicated tenants) from holding a thread for each.
+    /// Default: [`COMMITTER_IDLE_DEFAULT`].
+    pub committer_idle: Duration,
     /// Source of time for query deadlines and background syncs.
     pub clock: Arc<dyn Clock>,
     /// Test seam: a deterministic schedule of injected I/O faults (see
@@ -68,6 +74,9 @@ pub struct Options {
 
 /// Default segment size: 64 MiB.
 pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Default idle time after which a committer thread ends: 1 s.
+pub const COMMITTER_IDLE_DEFAULT: Duration = Duration::from_secs(1);
 
 /// Default bound of the record cache: 32 MiB per open database.
 pub const RECORD_CACHE_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
@@ -81,6 +90,7 @@ impl Default for Options {
             recovery: RecoveryMode::Strict,
             segment_size_bytes_max: SEGMENT_SIZE_BYTES_DEFAULT,
             record_cache_bytes_max: RECORD_CACHE_BYTES_DEFAULT,
+            committer_idle: COMMITTER_IDLE_DEFAULT,
             clock: Arc::new(SystemClock),
             fault_plan: None,
         }
@@ -115,6 +125,12 @@ impl Options {
     /// Sets the bound of the record cache (0 turns it off).
     pub fn record_cache_bytes_max(mut self, bytes: usize) -> Self {
         self.record_cache_bytes_max = bytes;
+        self
+    }
+
+    /// Sets how long an idle committer thread lingers.
+    pub fn committer_idle(mut self, idle: Duration) -> Self {
+        self.committer_idle = idle;
         self
     }
 

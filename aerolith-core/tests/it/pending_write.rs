@@ -310,3 +310,41 @@ fn a_panic_while_committing_fails_the_group_instead_of_stalling_it() {
         assert!(db.get("c", "after").unwrap().is_none());
     }
 }
+
+/// With no idle time the committer thread ends after every group it leads
+/// and the next pending write starts another: each write still commits
+/// exactly once, from one thread or from many.
+#[test]
+fn a_committer_that_ends_when_idle_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = crate::fast().committer_idle(std::time::Duration::ZERO);
+    let db = Database::open(dir.path(), options).unwrap();
+    db.create_collection("c").unwrap();
+    for i in 0..40 {
+        let id = format!("seq{i}");
+        assert_eq!(
+            db.write_pending(insert(&id))
+                .wait()
+                .unwrap()
+                .documents_delta,
+            1
+        );
+    }
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    let id = format!("t{t}-{i}");
+                    let outcome = if i % 2 == 0 {
+                        block_on(db.write_pending(insert(&id)))
+                    } else {
+                        db.write_pending(insert(&id)).wait()
+                    };
+                    assert_eq!(outcome.unwrap().documents_delta, 1, "{id}");
+                }
+            });
+        }
+    });
+    assert_eq!(db.stats().unwrap().documents, 140);
+}
