@@ -144,6 +144,29 @@ async fn revocation_and_suspension_take_effect_on_the_next_request() {
         let read = request(&live.app, "GET", "/v1/collections/c/docs/d", &key, None).await;
         assert_eq!(read.status, 401, "{}", read.text());
     }
+    // Writes are prepared inline with a cached credential too: the revoked
+    // key writes nothing, whatever the route.
+    let writes = [
+        ("POST", "/v1/collections/c/docs", Some(json!({"_id": "f"}))),
+        ("PUT", "/v1/collections/c/docs/d", Some(json!({"v": 2}))),
+        ("PATCH", "/v1/collections/c/docs/d", Some(json!({"v": 3}))),
+        ("DELETE", "/v1/collections/c/docs/d", None),
+    ];
+    for (method, path, body) in writes {
+        let refused = request(&live.app, method, path, &key, body).await;
+        assert_eq!(refused.status, 401, "{method} {path}: {}", refused.text());
+    }
+    let tenant: TenantId = id.parse().expect("tenant id");
+    let handle = live
+        .tenancy
+        .handle(&aerolith_tenancy::Principal::Operator, tenant)
+        .expect("operator handle");
+    assert_eq!(
+        handle.get("c", "d").expect("get"),
+        Some(json!({"_id": "d"})),
+        "the revoked key changed nothing"
+    );
+    assert!(handle.get("c", "f").expect("get").is_none());
     live.shut_down();
 }
 
