@@ -29,7 +29,10 @@ use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::options::{Durability, Options};
 use crate::query::{parse_members_of_encoded, FieldPath};
-use crate::record::{decode_frame, decode_op, encode_frame, encode_op, Op, OpRecord};
+use crate::record::{
+    decode_frame, decode_op, encode_frame, encode_frame_unsummed, encode_op, set_checksums, Op,
+    OpRecord,
+};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
 use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
@@ -493,6 +496,9 @@ struct Builder<'a> {
     buf: Vec<u8>,
     /// Reused for each operation payload before it is framed.
     scratch: Vec<u8>,
+    /// Where the frames in `buf` whose checksums are not set yet start:
+    /// they are summed several at a time (`record::set_checksums`).
+    unsummed: Vec<usize>,
     /// The last operation logged and where its frame starts in `buf`.
     last: Option<(usize, Logged)>,
     /// Index upkeep's view of the collection written last; dropped by every
@@ -572,19 +578,27 @@ impl<'a> Builder<'a> {
             },
             &mut self.scratch,
         );
+        self.unsummed.push(self.buf.len());
         match self.cipher {
-            Some(c) => encode_frame(&c.seal(&self.scratch), &mut self.buf),
-            None => encode_frame(&self.scratch, &mut self.buf),
+            Some(c) => encode_frame_unsummed(&c.seal(&self.scratch), &mut self.buf),
+            None => encode_frame_unsummed(&self.scratch, &mut self.buf),
         }
+    }
+
+    /// Sets the checksums of the frames encoded since the last call.
+    fn sum_frames(&mut self) {
+        set_checksums(&mut self.buf, &self.unsummed);
+        self.unsummed.clear();
     }
 
     /// The current version of a document that exists in `state`: from the
     /// batch's own bytes if this batch wrote it, else from its segment.
-    fn current(&self, state: &State, key: DocKey<'_>, entry: DocEntry) -> Result<Value> {
+    fn current(&mut self, state: &State, key: DocKey<'_>, entry: DocEntry) -> Result<Value> {
         let loc = entry.loc;
         if loc.segment != self.segment || loc.offset < self.base_offset {
             return read_doc(self.cipher, state, loc, key);
         }
+        self.sum_frames();
         // Past the append position of the active segment: only this batch
         // can have put a location there, and its bytes are in `buf`.
         let start = usize::try_from(loc.offset - self.base_offset).expect("within buf");
@@ -858,6 +872,10 @@ impl<'a> Builder<'a> {
             last_start = start;
             let len = self.buf.len() - start;
             self.buf.truncate(start);
+            // Encoded again below, summed with the others then.
+            if self.unsummed.last() == Some(&start) {
+                self.unsummed.pop();
+            }
             self.encode_into(&last, true);
             assert_eq!(
                 self.buf.len() - start,
@@ -865,6 +883,7 @@ impl<'a> Builder<'a> {
                 "the commit mark does not change a frame's length"
             );
         }
+        self.sum_frames();
         let mut outcome = self.outcome;
         outcome.log_bytes_written = self.buf.len() as u64;
         (self.buf, outcome, last_start)
@@ -1040,6 +1059,7 @@ impl Inner {
             base_offset: w.active_len,
             buf: Vec::with_capacity(batch.encoded_bytes_hint()),
             scratch: Vec::new(),
+            unsummed: Vec::with_capacity(batch.ops.len()),
             last: None,
             indexing: None,
             outcome: CommitOutcome {

@@ -79,6 +79,43 @@ pub(crate) fn encode_frame(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
+/// Appends a frame holding `body` to `out` with its checksum left as zeros:
+/// [`set_checksums`] fills it in, together with other frames' (a commit
+/// encodes a batch's records first, then sums them several at a time).
+pub(crate) fn encode_frame_unsummed(body: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(body.len()).expect("bodies are bounded by FRAME_BODY_BYTES_MAX");
+    assert!(
+        body.len() <= FRAME_BODY_BYTES_MAX,
+        "frame body over the limit"
+    );
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&[0u8; CHECKSUM_BYTES]);
+    out.extend_from_slice(body);
+}
+
+/// Sets the checksums of the frames that start at `starts` in `buf`
+/// (written by [`encode_frame_unsummed`]): afterwards each is the frame
+/// [`encode_frame`] writes.
+pub(crate) fn set_checksums(buf: &mut [u8], starts: &[usize]) {
+    for group in starts.chunks(FRAMES_AT_ONCE) {
+        let mut sums = [[0u8; CHECKSUM_BYTES]; FRAMES_AT_ONCE];
+        {
+            let mut inputs: [([u8; 4], &[u8]); FRAMES_AT_ONCE] = [([0; 4], &[]); FRAMES_AT_ONCE];
+            for (input, &start) in inputs.iter_mut().zip(group) {
+                let len_bytes: [u8; 4] = buf[start + 4..start + 8].try_into().expect("slice of 4");
+                let body_start = start + FRAME_HEADER_BYTES;
+                let body_end = body_start + u32::from_le_bytes(len_bytes) as usize;
+                *input = (len_bytes, &buf[body_start..body_end]);
+            }
+            checksums_of(&inputs[..group.len()], &mut sums[..group.len()]);
+        }
+        for (sum, &start) in sums.iter().zip(group) {
+            buf[start + 8..start + FRAME_HEADER_BYTES].copy_from_slice(sum);
+        }
+    }
+}
+
 /// Frames checked together by [`decode_frames`]: enough to fill the
 /// widest SIMD hashing of the machine (8 lanes with AVX2, 16 with AVX-512).
 pub(crate) const FRAMES_AT_ONCE: usize = 16;
@@ -517,6 +554,23 @@ mod tests {
             let alone: Vec<_> = slices.iter().map(|b| decode_frame(b)).collect();
             prop_assert_eq!(together, alone);
         }
+    }
+
+    #[test]
+    fn frames_summed_together_are_the_frames_encoded_one_by_one() {
+        let bodies: Vec<Vec<u8>> = (0..40)
+            .map(|i| vec![i as u8; [3, 1019, 1020, 1021, 1500, 2044, 2045, 3000][i % 8]])
+            .collect();
+        let mut alone = Vec::new();
+        let mut together = Vec::new();
+        let mut starts = Vec::new();
+        for body in &bodies {
+            encode_frame(body, &mut alone);
+            starts.push(together.len());
+            encode_frame_unsummed(body, &mut together);
+        }
+        set_checksums(&mut together, &starts);
+        assert_eq!(together, alone);
     }
 
     #[test]
