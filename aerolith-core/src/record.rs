@@ -128,17 +128,19 @@ pub(crate) const FRAMES_AT_ONCE: usize = 16;
 /// filtered full scan was the checksum, one record at a time). Other
 /// sizes are hashed one by one.
 fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
-    use blake3::hazmat::{merge_subtrees_root, ChainingValue, HasherExt, Mode};
+    use blake3::hazmat::HasherExt;
     use blake3::CHUNK_LEN;
     assert!(inputs.len() <= FRAMES_AT_ONCE && out.len() == inputs.len());
-    // The blake3 constants the chunk hashing below needs (the spec's IV and
-    // chunk flags); a test holds the result to `blake3::Hasher`.
+    // The blake3 constants the hashing below needs (the spec's IV and
+    // flags); tests hold the result to `blake3::Hasher`.
     const IV: [u32; 8] = [
         0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB,
         0x5BE0CD19,
     ];
     const CHUNK_START: u8 = 1;
     const CHUNK_END: u8 = 2;
+    const PARENT: u8 = 4;
+    const ROOT: u8 = 8;
     let two_chunks = |body: &[u8]| (CHUNK_LEN + 1..=2 * CHUNK_LEN).contains(&(4 + body.len()));
     let mut firsts = [[0u8; CHUNK_LEN]; FRAMES_AT_ONCE];
     let mut lanes = [0usize; FRAMES_AT_ONCE];
@@ -156,6 +158,10 @@ fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
     if n == 0 {
         return;
     }
+    // `blake3::platform` is public but hidden from blake3's docs and called
+    // unstable there: Cargo.lock pins the release, and a release that
+    // changed it would fail to build or fail the tests that compare these
+    // sums with `blake3::Hasher`'s, never write other checksums.
     let refs: [&[u8; CHUNK_LEN]; FRAMES_AT_ONCE] = std::array::from_fn(|k| &firsts[k]);
     let mut cvs = [0u8; 32 * FRAMES_AT_ONCE];
     blake3::platform::Platform::detect().hash_many(
@@ -168,16 +174,32 @@ fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
         CHUNK_END,
         &mut cvs[..32 * n],
     );
+    // Each root is the parent of the two chunks: one 64-byte block (the
+    // chaining values of both) compressed with the parent and root flags,
+    // also hashed side by side.
+    let mut parents = [[0u8; 64]; FRAMES_AT_ONCE];
     for (k, &i) in lanes[..n].iter().enumerate() {
-        let first: ChainingValue = cvs[32 * k..32 * (k + 1)]
-            .try_into()
-            .expect("32 bytes per lane");
         let second = blake3::Hasher::new()
             .set_input_offset(CHUNK_LEN as u64)
             .update(&inputs[i].1[CHUNK_LEN - 4..])
             .finalize_non_root();
-        let root = merge_subtrees_root(&first, &second, Mode::Hash);
-        out[i].copy_from_slice(&root.as_bytes()[..CHECKSUM_BYTES]);
+        parents[k][..32].copy_from_slice(&cvs[32 * k..32 * (k + 1)]);
+        parents[k][32..].copy_from_slice(&second);
+    }
+    let refs: [&[u8; 64]; FRAMES_AT_ONCE] = std::array::from_fn(|k| &parents[k]);
+    let mut roots = [0u8; 32 * FRAMES_AT_ONCE];
+    blake3::platform::Platform::detect().hash_many(
+        &refs[..n],
+        &IV,
+        0,
+        blake3::IncrementCounter::No,
+        PARENT | ROOT,
+        0,
+        0,
+        &mut roots[..32 * n],
+    );
+    for (k, &i) in lanes[..n].iter().enumerate() {
+        out[i].copy_from_slice(&roots[32 * k..32 * k + CHECKSUM_BYTES]);
     }
 }
 

@@ -61,10 +61,18 @@ impl IndexState {
         }
     }
 
-    /// [`IndexState::insert`] taking the keys, so none is cloned.
+    /// [`IndexState::insert`] taking the keys, so none is cloned, and
+    /// descending the map once for a key it holds (`entry` descends twice).
     pub(crate) fn insert_owned(&mut self, keys: Vec<IndexKey>, id: &Arc<str>) {
         for k in keys {
-            self.entries.entry(k).or_default().insert(Arc::clone(id));
+            match self.entries.get_mut(&k) {
+                Some(ids) => {
+                    ids.insert(Arc::clone(id));
+                }
+                None => {
+                    self.entries.insert(k, OrdSet::unit(Arc::clone(id)));
+                }
+            }
         }
     }
 
