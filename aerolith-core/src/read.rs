@@ -40,13 +40,14 @@ fn read_doc_cached(inner: &Inner, state: &State, loc: Loc, key: DocKey<'_>) -> R
 enum GroupRecord {
     /// A point read cached the record's verified payload.
     Cached(Arc<[u8]>),
-    /// The frame, in the group's map number `map`, at `start..end`; its
-    /// body passed its checksum if `verdict` is `Ok`.
+    /// The record's bytes, in the group's map number `map`, at
+    /// `start..end`; `verdict` holds the frame's length once its body
+    /// passed its checksum.
     Framed {
         map: usize,
         start: usize,
         end: usize,
-        verdict: std::result::Result<(), FrameError>,
+        verdict: std::result::Result<usize, FrameError>,
     },
     /// The record could not be reached (its error, taken when read).
     Unreachable(Option<Error>),
@@ -90,7 +91,8 @@ impl<'q> VerifiedGroup<'q> {
                         map,
                         start,
                         end,
-                        verdict: Ok(()),
+                        // Set below, with the group's checksums.
+                        verdict: Err(FrameError::Incomplete),
                     },
                     Err(e) => GroupRecord::Unreachable(Some(e)),
                 },
@@ -110,7 +112,10 @@ impl<'q> VerifiedGroup<'q> {
         }
         let mut decoded = Vec::with_capacity(frames.len());
         decode_frames(&frames, &mut decoded);
-        let verdicts: Vec<_> = decoded.into_iter().map(|d| d.map(|_| ())).collect();
+        let verdicts: Vec<_> = decoded
+            .into_iter()
+            .map(|d| d.map(|(_, total)| total))
+            .collect();
         for (k, result) in framed.into_iter().zip(verdicts) {
             if let GroupRecord::Framed { verdict, .. } = &mut verified.records[k] {
                 *verdict = result;
@@ -182,15 +187,18 @@ impl<'q> VerifiedGroup<'q> {
                 verdict,
             } => {
                 let segment = segment_of(self.state, loc)?;
-                if let Err(e) = verdict {
-                    return Err(Error::Corrupt {
-                        path: segment.path.clone(),
-                        offset: loc.offset,
-                        reason: e.to_string(),
-                    });
-                }
+                let total = match verdict {
+                    Ok(total) => *total,
+                    Err(e) => {
+                        return Err(Error::Corrupt {
+                            path: segment.path.clone(),
+                            offset: loc.offset,
+                            reason: e.to_string(),
+                        })
+                    }
+                };
                 let frame = &self.maps[*map].1[*start..*end];
-                let body = &frame[FRAME_HEADER_BYTES..];
+                let body = &frame[FRAME_HEADER_BYTES..total];
                 with_doc_in_body(self.inner.cipher.as_ref(), segment, loc, body, key, f)
             }
         }
