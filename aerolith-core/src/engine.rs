@@ -30,10 +30,10 @@ use crate::fault::Faults;
 use crate::files::{write_manifest, Manifest};
 use crate::group_commit::{GroupCommit, PendingWrite, Slot};
 use crate::options::{Durability, Options};
-use crate::query::parse_members_of_encoded;
+use crate::query::{parse_members_of_encoded, FieldPath};
 use crate::record::{
-    decode_frame, decode_op, encode_frame, encode_frame_with, encode_op, mark_commit, Op, OpRecord,
-    FRAME_HEADER_BYTES,
+    decode_frame, decode_op, encode_frame, encode_frame_unsummed, encode_frame_unsummed_with,
+    encode_op, mark_commit, set_checksums, Op, OpRecord, FRAME_HEADER_BYTES,
 };
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
@@ -393,29 +393,49 @@ pub(crate) fn with_doc_bytes<R>(
     };
     segment.with_bytes(loc.offset, u64::from(loc.len), |bytes| {
         let (body, _) = decode_frame(bytes).map_err(|e| corrupt(e.to_string()))?;
-        let plain;
-        let payload: &[u8] = match cipher {
-            Some(c) => {
-                plain = c
-                    .open(body)
-                    .map_err(|_| corrupt("record fails authentication".into()))?;
-                &plain
-            }
-            None => body,
-        };
-        match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
-            Op::Put { coll, id, doc } => {
-                if coll != key.coll || id != key.id {
-                    // Names neither document: the message may reach a tenant.
-                    return Err(corrupt(
-                        "record holds another document than the one looked up".into(),
-                    ));
-                }
-                f(doc).map_err(|e| corrupt(format!("document is not JSON: {e}")))
-            }
-            _ => Err(corrupt("location does not hold a document".into())),
-        }
+        with_doc_in_body(cipher, segment, loc, body, key, f)
     })?
+}
+
+/// The rest of [`with_doc_bytes`] once the frame at `loc` in `segment`
+/// passed its checksum and `body` is its body: decrypts, decodes the
+/// operation, compares the record's collection and id with `key`'s, and
+/// calls `f` with the document's JSON.
+pub(crate) fn with_doc_in_body<R>(
+    cipher: Option<&RecordCipher>,
+    segment: &Segment,
+    loc: Loc,
+    body: &[u8],
+    key: DocKey<'_>,
+    f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
+) -> Result<R> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: segment.path.clone(),
+        offset: loc.offset,
+        reason,
+    };
+    let plain;
+    let payload: &[u8] = match cipher {
+        Some(c) => {
+            plain = c
+                .open(body)
+                .map_err(|_| corrupt("record fails authentication".into()))?;
+            &plain
+        }
+        None => body,
+    };
+    match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
+        Op::Put { coll, id, doc } => {
+            if coll != key.coll || id != key.id {
+                // Names neither document: the message may reach a tenant.
+                return Err(corrupt(
+                    "record holds another document than the one looked up".into(),
+                ));
+            }
+            f(doc).map_err(|e| corrupt(format!("document is not JSON: {e}")))
+        }
+        _ => Err(corrupt("location does not hold a document".into())),
+    }
 }
 
 /// Seals an operation payload into a frame appended to `buf`.
@@ -501,10 +521,54 @@ struct Builder<'a> {
     /// Where the last operation's frame goes in `buf` (its end, as nothing
     /// is appended before it is framed).
     last: Option<usize>,
+    /// Where the frames in `buf` whose checksums are not set yet start:
+    /// they are summed several at a time (`record::set_checksums`).
+    unsummed: Vec<usize>,
+    /// Index upkeep's view of the collection written last; dropped by every
+    /// schema operation.
+    indexing: Option<Indexing>,
     outcome: CommitOutcome,
 }
 
+/// What index upkeep needs of one collection, worked out once for a run of
+/// writes to it instead of for every document (measured: per document,
+/// copying and parsing the index paths and listing their members was a
+/// tenth of the commit of a batch of 1,000).
+struct Indexing {
+    coll: String,
+    /// The index paths, parsed.
+    paths: Vec<(String, Option<FieldPath>)>,
+    /// The top-level members the index paths start with, sorted, distinct.
+    members: Vec<String>,
+}
+
+impl Indexing {
+    fn of(coll: &str, c: &CollectionState) -> Indexing {
+        let mut members: Vec<String> = c
+            .indexes
+            .keys()
+            .map(|p| p.split('.').next().unwrap_or(p).to_owned())
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        Indexing {
+            coll: coll.to_owned(),
+            paths: c.index_paths(),
+            members,
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
+    /// The [`Indexing`] of `coll` (whose state is `c`), taken out of the
+    /// builder; the caller puts it back when done.
+    fn take_indexing(&mut self, coll: &str, c: &CollectionState) -> Indexing {
+        match self.indexing.take() {
+            Some(indexing) if indexing.coll == coll => indexing,
+            _ => Indexing::of(coll, c),
+        }
+    }
+
     fn collection<'s>(state: &'s mut State, coll: &str) -> Result<&'s mut CollectionState> {
         state
             .collections
@@ -551,20 +615,28 @@ impl<'a> Builder<'a> {
         if commit {
             mark_commit(&mut self.scratch);
         }
+        self.unsummed.push(start);
         let payload = &self.scratch;
         match self.cipher {
-            Some(c) => encode_frame_with(&mut self.buf, |out| c.seal_into(payload, out)),
-            None => encode_frame(payload, &mut self.buf),
+            Some(c) => encode_frame_unsummed_with(&mut self.buf, |out| c.seal_into(payload, out)),
+            None => encode_frame_unsummed(payload, &mut self.buf),
         }
+    }
+
+    /// Sets the checksums of the frames encoded since the last call.
+    fn sum_frames(&mut self) {
+        set_checksums(&mut self.buf, &self.unsummed);
+        self.unsummed.clear();
     }
 
     /// The current version of a document that exists in `state`: from the
     /// batch's own bytes if this batch wrote it, else from its segment.
-    fn current(&self, state: &State, key: DocKey<'_>, entry: DocEntry) -> Result<Value> {
+    fn current(&mut self, state: &State, key: DocKey<'_>, entry: DocEntry) -> Result<Value> {
         let loc = entry.loc;
         if loc.segment != self.segment || loc.offset < self.base_offset {
             return read_doc(self.cipher, state, loc, key);
         }
+        self.sum_frames();
         // Past the append position of the active segment: only this batch
         // can have put a location there, and its bytes are in `buf`, or in
         // `scratch` for the last operation.
@@ -601,11 +673,26 @@ impl<'a> Builder<'a> {
     fn put(
         &mut self,
         state: &mut State,
-        coll: &str,
+        coll: String,
         doc: crate::batch::PreparedDoc,
         must: Existence,
     ) -> Result<()> {
-        let c = Self::collection(state, coll)?;
+        let c = Self::collection(state, &coll)?;
+        let indexing = self.take_indexing(&coll, c);
+        self.put_indexed(state, coll, doc, must, &indexing)?;
+        self.indexing = Some(indexing);
+        Ok(())
+    }
+
+    fn put_indexed(
+        &mut self,
+        state: &mut State,
+        coll: String,
+        doc: crate::batch::PreparedDoc,
+        must: Existence,
+        indexing: &Indexing,
+    ) -> Result<()> {
+        let c = Self::collection(state, &coll)?;
         let existing = c.docs.get(&doc.id).copied();
         match (must, existing) {
             (Existence::MustNotExist, Some(_)) => {
@@ -627,22 +714,15 @@ impl<'a> Builder<'a> {
         let indexed = if c.indexes.is_empty() {
             None
         } else {
-            let mut members: Vec<String> = c
-                .indexes
-                .keys()
-                .map(|p| p.split('.').next().unwrap_or(p).to_owned())
-                .collect();
-            members.sort_unstable();
-            members.dedup();
             Some(
-                parse_members_of_encoded(&doc.bytes, &members)
+                parse_members_of_encoded(&doc.bytes, &indexing.members)
                     .expect("prepared documents are JSON objects"),
             )
         };
         if let Some(indexed) = &indexed {
             if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed) {
                 return Err(Error::UniqueViolation {
-                    collection: coll.to_owned(),
+                    collection: coll,
                     path,
                     existing_id: existing_id.to_string(),
                 });
@@ -650,7 +730,10 @@ impl<'a> Builder<'a> {
         }
         let old = match existing {
             Some(entry) if !c.indexes.is_empty() => {
-                let key = DocKey { coll, id: &doc.id };
+                let key = DocKey {
+                    coll: &coll,
+                    id: &doc.id,
+                };
                 Some(self.current(state, key, entry)?)
             }
             _ => None,
@@ -659,13 +742,13 @@ impl<'a> Builder<'a> {
             u32::try_from(doc.bytes.len()).expect("documents are bounded by DOC_SIZE_BYTES_MAX");
         let created = existing.is_none();
         let id = Arc::clone(&doc.id);
+        let c = Self::collection(state, &coll)?;
+        c.reindex(&indexing.paths, &id, old.as_ref(), indexed.as_ref());
         let loc = self.log(Logged::Put {
-            coll: coll.to_owned(),
+            coll,
             id: Arc::clone(&id),
             bytes: doc.bytes,
         });
-        let c = Self::collection(state, coll)?;
-        c.reindex(&id, old.as_ref(), indexed.as_ref());
         c.put_entry(Arc::clone(&id), DocEntry { loc, size_bytes });
         let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
         self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
@@ -688,7 +771,7 @@ impl<'a> Builder<'a> {
         let mut merged = self.current(state, DocKey { coll, id: &id }, entry)?;
         merge_patch(&mut merged, patch);
         let (doc, result) = prepare_doc_keeping_value(merged, Some(&id))?;
-        self.put(state, coll, doc, Existence::MustExist)?;
+        self.put(state, coll.to_owned(), doc, Existence::MustExist)?;
         *self.outcome.ops.last_mut().expect("put pushed an outcome") =
             OpOutcome::Patched { doc: result };
         Ok(())
@@ -706,7 +789,9 @@ impl<'a> Builder<'a> {
             Some(self.current(state, DocKey { coll, id: &id }, entry)?)
         };
         let c = Self::collection(state, coll)?;
-        c.reindex(&id, old.as_ref(), None);
+        let indexing = self.take_indexing(coll, c);
+        c.reindex(&indexing.paths, &id, old.as_ref(), None);
+        self.indexing = Some(indexing);
         c.remove_entry(&id);
         self.outcome.live_bytes_delta -= i64::from(entry.size_bytes);
         self.outcome.documents_delta -= 1;
@@ -762,10 +847,22 @@ impl<'a> Builder<'a> {
     }
 
     fn apply(&mut self, state: &mut State, op: BatchOp) -> Result<()> {
+        let writes_documents = matches!(
+            op,
+            BatchOp::Insert { .. }
+                | BatchOp::Upsert { .. }
+                | BatchOp::Replace { .. }
+                | BatchOp::Patch { .. }
+                | BatchOp::Delete { .. }
+        );
+        if !writes_documents {
+            // Collections and indexes may change: work the view out again.
+            self.indexing = None;
+        }
         match op {
-            BatchOp::Insert { coll, doc } => self.put(state, &coll, doc, Existence::MustNotExist),
-            BatchOp::Upsert { coll, doc } => self.put(state, &coll, doc, Existence::Either),
-            BatchOp::Replace { coll, doc } => self.put(state, &coll, doc, Existence::MustExist),
+            BatchOp::Insert { coll, doc } => self.put(state, coll, doc, Existence::MustNotExist),
+            BatchOp::Upsert { coll, doc } => self.put(state, coll, doc, Existence::Either),
+            BatchOp::Replace { coll, doc } => self.put(state, coll, doc, Existence::MustExist),
             BatchOp::Patch { coll, id, patch } => self.patch(state, &coll, &id, &patch),
             BatchOp::Delete { coll, id } => self.delete(state, &coll, &id),
             BatchOp::CreateCollection { coll } => {
@@ -815,6 +912,7 @@ impl<'a> Builder<'a> {
     fn finish(mut self) -> (Vec<u8>, CommitOutcome, usize) {
         let last_start = self.last.unwrap_or(0);
         self.frame_last(true);
+        self.sum_frames();
         let mut outcome = self.outcome;
         outcome.log_bytes_written = self.buf.len() as u64;
         (self.buf, outcome, last_start)
@@ -919,7 +1017,9 @@ impl Inner {
             buf: Vec::with_capacity(batch.encoded_bytes_hint()),
             // Most records fit; a larger one grows it once or twice.
             scratch: Vec::with_capacity(SCRATCH_BYTES_INITIAL),
+            unsummed: Vec::with_capacity(batch.ops.len()),
             last: None,
+            indexing: None,
             outcome: CommitOutcome {
                 ops: Vec::with_capacity(batch.ops.len()),
                 live_bytes_delta: 0,

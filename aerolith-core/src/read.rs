@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{with_doc_bytes, Database, DocKey, Inner};
+use crate::engine::{with_doc_bytes, with_doc_in_body, Database, DocKey, Inner};
 use crate::error::{Error, Result};
 use crate::query::{Filter, IndexScan, Projection, QueryError, SortSpec};
+use crate::record::{decode_frames, FrameError, FRAMES_AT_ONCE, FRAME_HEADER_BYTES};
 use crate::state::{CollectionState, DocEntry, Loc, State};
 
 /// Reads the document at `loc` for a point read: from the record cache if
@@ -35,25 +36,185 @@ fn read_doc_cached(inner: &Inner, state: &State, loc: Loc, key: DocKey<'_>) -> R
     Ok(doc)
 }
 
-/// Calls `f` with the verified JSON of the document at `loc`: the cached
-/// payload if a point read cached it, else the record verified in place.
-/// Queries use this without filling the cache, so a scan does not push the
-/// documents of point reads out.
-fn with_verified_doc_bytes<R>(
-    inner: &Inner,
-    state: &State,
-    loc: Loc,
-    key: DocKey<'_>,
-    f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
-) -> Result<R> {
-    match inner.record_cache.get(loc, key.owner_hash()) {
-        Some(payload) => f(&payload).map_err(|e| Error::Corrupt {
+/// How one record of a [`VerifiedGroup`] stands.
+enum GroupRecord {
+    /// A point read cached the record's verified payload.
+    Cached(Arc<[u8]>),
+    /// The record's bytes, in the group's map number `map`, at
+    /// `start..end`; `verdict` holds the frame's length once its body
+    /// passed its checksum.
+    Framed {
+        map: usize,
+        start: usize,
+        end: usize,
+        verdict: std::result::Result<usize, FrameError>,
+    },
+    /// The record could not be reached (its error, taken when read).
+    Unreachable(Option<Error>),
+}
+
+/// The records of up to [`FRAMES_AT_ONCE`] documents a query reads next,
+/// their checksums verified together ([`decode_frames`]: several records
+/// hashed side by side), read in place from the segment maps. A failure is
+/// kept with its record and reported only when the query reaches that
+/// record, so a query that stops early (a limit) fails exactly when it
+/// would reading one record at a time.
+struct VerifiedGroup<'q> {
+    inner: &'q Inner,
+    state: &'q State,
+    maps: Vec<(u64, Arc<memmap2::Mmap>)>,
+    records: Vec<GroupRecord>,
+}
+
+impl<'q> VerifiedGroup<'q> {
+    fn new(
+        inner: &'q Inner,
+        state: &'q State,
+        collection: &str,
+        group: &[(&Arc<str>, DocEntry)],
+    ) -> VerifiedGroup<'q> {
+        let mut verified = VerifiedGroup {
+            inner,
+            state,
+            maps: Vec::new(),
+            records: Vec::with_capacity(group.len()),
+        };
+        for (id, entry) in group {
+            let key = DocKey {
+                coll: collection,
+                id,
+            };
+            let record = match inner.record_cache.get(entry.loc, key.owner_hash()) {
+                Some(payload) => GroupRecord::Cached(payload),
+                None => match verified.locate(entry.loc) {
+                    Ok((map, start, end)) => GroupRecord::Framed {
+                        map,
+                        start,
+                        end,
+                        // Set below, with the group's checksums.
+                        verdict: Err(FrameError::Incomplete),
+                    },
+                    Err(e) => GroupRecord::Unreachable(Some(e)),
+                },
+            };
+            verified.records.push(record);
+        }
+        let mut frames: Vec<&[u8]> = Vec::with_capacity(group.len());
+        let mut framed: Vec<usize> = Vec::with_capacity(group.len());
+        for (k, record) in verified.records.iter().enumerate() {
+            if let GroupRecord::Framed {
+                map, start, end, ..
+            } = record
+            {
+                frames.push(&verified.maps[*map].1[*start..*end]);
+                framed.push(k);
+            }
+        }
+        let mut decoded = Vec::with_capacity(frames.len());
+        decode_frames(&frames, &mut decoded);
+        let verdicts: Vec<_> = decoded
+            .into_iter()
+            .map(|d| d.map(|(_, total)| total))
+            .collect();
+        for (k, result) in framed.into_iter().zip(verdicts) {
+            if let GroupRecord::Framed { verdict, .. } = &mut verified.records[k] {
+                *verdict = result;
+            }
+        }
+        verified
+    }
+
+    /// The map holding the frame at `loc` (one map per segment, shared by
+    /// the group's records) and the frame's byte range in it.
+    fn locate(&mut self, loc: Loc) -> Result<(usize, usize, usize)> {
+        let segment = self.segment(loc)?;
+        let out_of_range = || Error::Corrupt {
+            path: segment.path.clone(),
+            offset: loc.offset,
+            reason: "record location is past the end of the segment".into(),
+        };
+        let end = loc
+            .offset
+            .checked_add(u64::from(loc.len))
+            .ok_or_else(out_of_range)?;
+        let map = match self
+            .maps
+            .iter()
+            .position(|(id, map)| *id == loc.segment && map.len() as u64 >= end)
+        {
+            Some(map) => map,
+            None => {
+                let map = segment.map_reaching(loc.offset, end)?;
+                self.maps.push((loc.segment, map));
+                self.maps.len() - 1
+            }
+        };
+        let start = usize::try_from(loc.offset).map_err(|_| out_of_range())?;
+        let end = usize::try_from(end).map_err(|_| out_of_range())?;
+        Ok((map, start, end))
+    }
+
+    fn segment(&self, loc: Loc) -> Result<&'q Arc<crate::segment::Segment>> {
+        segment_of(self.state, loc)
+    }
+
+    /// Calls `f` with the verified JSON of record `k` (at `loc`, document
+    /// `key`): the payload a point read cached, else the record verified
+    /// in place. Queries do not fill the cache, so a scan does not push
+    /// the documents of point reads out.
+    fn with_doc_bytes<R>(
+        &mut self,
+        k: usize,
+        loc: Loc,
+        key: DocKey<'_>,
+        f: impl FnOnce(&[u8]) -> serde_json::Result<R>,
+    ) -> Result<R> {
+        match &mut self.records[k] {
+            GroupRecord::Cached(payload) => f(payload).map_err(|e| Error::Corrupt {
+                path: std::path::PathBuf::from(crate::segment::segment_file_name(loc.segment)),
+                offset: loc.offset,
+                reason: format!("document is not JSON: {e}"),
+            }),
+            GroupRecord::Unreachable(error) => Err(error.take().unwrap_or(Error::Corrupt {
+                path: std::path::PathBuf::from(crate::segment::segment_file_name(loc.segment)),
+                offset: loc.offset,
+                reason: "record could not be read".into(),
+            })),
+            GroupRecord::Framed {
+                map,
+                start,
+                end,
+                verdict,
+            } => {
+                let segment = segment_of(self.state, loc)?;
+                let total = match verdict {
+                    Ok(total) => *total,
+                    Err(e) => {
+                        return Err(Error::Corrupt {
+                            path: segment.path.clone(),
+                            offset: loc.offset,
+                            reason: e.to_string(),
+                        })
+                    }
+                };
+                let frame = &self.maps[*map].1[*start..*end];
+                let body = &frame[FRAME_HEADER_BYTES..total];
+                with_doc_in_body(self.inner.cipher.as_ref(), segment, loc, body, key, f)
+            }
+        }
+    }
+}
+
+/// The segment a location points into, or `Corrupt` if it is not open.
+fn segment_of(state: &State, loc: Loc) -> Result<&Arc<crate::segment::Segment>> {
+    state
+        .segments
+        .get(&loc.segment)
+        .ok_or_else(|| Error::Corrupt {
             path: std::path::PathBuf::from(crate::segment::segment_file_name(loc.segment)),
             offset: loc.offset,
-            reason: format!("document is not JSON: {e}"),
-        }),
-        None => with_doc_bytes(inner.cipher.as_ref(), state, loc, key, f),
-    }
+            reason: "record points into a segment that is not open".into(),
+        })
 }
 
 /// A query over one collection: filter, sort, skip, limit, projection and
@@ -537,28 +698,39 @@ impl Snapshot {
         };
         let mut matched = Vec::new();
         let mut examined = 0u64;
-        for (id, entry) in candidates {
-            check_deadline()?;
-            if stop_after.is_some_and(|n| matched.len() >= n) {
+        let mut candidates = candidates;
+        let mut group: Vec<(&Arc<str>, DocEntry)> = Vec::with_capacity(FRAMES_AT_ONCE);
+        'scan: loop {
+            group.clear();
+            group.extend(candidates.by_ref().take(FRAMES_AT_ONCE));
+            if group.is_empty() {
                 break;
             }
-            examined += 1;
-            // The checksum (or tag) is verified before the filter sees a byte.
-            let key = DocKey {
-                coll: collection,
-                id,
-            };
-            let doc = with_verified_doc_bytes(&self.inner, &self.state, entry.loc, key, |json| {
-                // Reject on the few members the filter reads before building
-                // the whole document; a match is confirmed on the full parse.
-                if prefilter && query.filter.matches_encoded(json) == Some(false) {
-                    return Ok(None);
+            // The checksum (or tag) is verified before the filter sees a
+            // byte: the group's checksums together, here.
+            let mut verified = VerifiedGroup::new(&self.inner, &self.state, collection, &group);
+            for (k, (id, entry)) in group.iter().enumerate() {
+                check_deadline()?;
+                if stop_after.is_some_and(|n| matched.len() >= n) {
+                    break 'scan;
                 }
-                serde_json::from_slice::<Value>(json).map(Some)
-            })?;
-            if let Some(doc) = doc {
-                if query.filter.matches(&doc) {
-                    matched.push(doc);
+                examined += 1;
+                let key = DocKey {
+                    coll: collection,
+                    id,
+                };
+                let doc = verified.with_doc_bytes(k, entry.loc, key, |json| {
+                    // Reject on the few members the filter reads before building
+                    // the whole document; a match is confirmed on the full parse.
+                    if prefilter && query.filter.matches_encoded(json) == Some(false) {
+                        return Ok(None);
+                    }
+                    serde_json::from_slice::<Value>(json).map(Some)
+                })?;
+                if let Some(doc) = doc {
+                    if query.filter.matches(&doc) {
+                        matched.push(doc);
+                    }
                 }
             }
         }

@@ -216,6 +216,16 @@ impl Segment {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| self.out_of_range(offset))?;
+        let map = self.map_reaching(offset, end)?;
+        let start = usize::try_from(offset).map_err(|_| self.out_of_range(offset))?;
+        let end = usize::try_from(end).map_err(|_| self.out_of_range(offset))?;
+        Ok(f(&map[start..end]))
+    }
+
+    /// The map of this segment, covering at least `..end` (remapped if the
+    /// current map is too short: the active segment grows); `offset` is
+    /// the record's, for the error.
+    pub(crate) fn map_reaching(&self, offset: u64, end: u64) -> Result<Arc<Mmap>> {
         let map = {
             let guard = self.map.read();
             if guard.len() as u64 >= end {
@@ -231,9 +241,7 @@ impl Segment {
         if (map.len() as u64) < end {
             return Err(self.out_of_range(offset));
         }
-        let start = usize::try_from(offset).map_err(|_| self.out_of_range(offset))?;
-        let end = usize::try_from(end).map_err(|_| self.out_of_range(offset))?;
-        Ok(f(&map[start..end]))
+        Ok(map)
     }
 
     fn out_of_range(&self, offset: u64) -> Error {

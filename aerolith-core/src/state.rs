@@ -9,7 +9,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use serde_json::Value;
 
-use crate::query::{index_keys, IndexKey};
+use crate::query::{index_keys, index_keys_at, FieldPath, IndexKey};
 use crate::segment::Segment;
 
 /// Where a record lives: segment, byte offset of its frame, frame length.
@@ -61,6 +61,21 @@ impl IndexState {
         }
     }
 
+    /// [`IndexState::insert`] taking the keys, so none is cloned, and
+    /// descending the map once for a key it holds (`entry` descends twice).
+    pub(crate) fn insert_owned(&mut self, keys: Vec<IndexKey>, id: &Arc<str>) {
+        for k in keys {
+            match self.entries.get_mut(&k) {
+                Some(ids) => {
+                    ids.insert(Arc::clone(id));
+                }
+                None => {
+                    self.entries.insert(k, OrdSet::unit(Arc::clone(id)));
+                }
+            }
+        }
+    }
+
     pub(crate) fn remove(&mut self, keys: &[IndexKey], id: &str) {
         for k in keys {
             let now_empty = match self.entries.get_mut(k) {
@@ -102,20 +117,43 @@ impl CollectionState {
     }
 
     /// Moves index entries from `old` to `new` versions of document `id`.
-    pub(crate) fn reindex(&mut self, id: &Arc<str>, old: Option<&Value>, new: Option<&Value>) {
-        let paths: Vec<String> = self.indexes.keys().cloned().collect();
-        for path in paths {
+    /// `paths` are this collection's index paths, parsed (the caller keeps
+    /// them for a whole batch rather than copying and parsing them again
+    /// for every document).
+    pub(crate) fn reindex(
+        &mut self,
+        paths: &[(String, Option<FieldPath>)],
+        id: &Arc<str>,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        for (path, parsed) in paths {
             let index = self
                 .indexes
-                .get_mut(&path)
-                .expect("path taken from this map");
+                .get_mut(path)
+                .expect("the caller's paths are this collection's indexes");
+            // A path that does not parse has no keys, as in `index_keys`.
+            let keys = |doc| {
+                parsed
+                    .as_ref()
+                    .map_or_else(Vec::new, |p| index_keys_at(doc, p))
+            };
             if let Some(old) = old {
-                index.remove(&index_keys(old, &path), id);
+                index.remove(&keys(old), id);
             }
             if let Some(new) = new {
-                index.insert(&index_keys(new, &path), id);
+                index.insert_owned(keys(new), id);
             }
         }
+    }
+
+    /// This collection's index paths with their parsed form (`None` for a
+    /// path that does not parse: it indexes nothing), in path order.
+    pub(crate) fn index_paths(&self) -> Vec<(String, Option<FieldPath>)> {
+        self.indexes
+            .keys()
+            .map(|path| (path.clone(), FieldPath::parse(path).ok()))
+            .collect()
     }
 
     /// The first unique index that `doc` (as document `id`) would violate.

@@ -125,6 +125,7 @@ mod proptests;
 
 pub use filter::Filter;
 pub(crate) use filter::{parse_members, parse_members_of_encoded};
+pub(crate) use index_key::index_keys_at;
 pub use index_key::{index_keys, IndexKey, IndexPredicate, IndexScan};
 pub use order::{compare_values, TypeBracket};
 pub use path::FieldPath;

@@ -2,7 +2,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aerolith_core::{Database, Error, Query, RecoveryMode};
+use aerolith_core::{Database, Error, Query, RecoveryMode, WriteBatch};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
@@ -210,6 +210,56 @@ fn a_damaged_record_fails_a_query_even_when_the_filter_would_reject_it() {
             "{filter} was answered from a damaged record"
         );
     }
+}
+
+/// A full scan verifies its records' checksums in groups (1–2 KiB records
+/// hashed side by side): damage to one record of a group fails the scan
+/// whatever the filter, and a scan that stops before the damaged record
+/// (a limit without a sort) answers as a one-by-one read would.
+#[test]
+fn damage_inside_a_group_of_verified_records_fails_a_scan_that_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    let padding = "p".repeat(1100);
+    let mut batch = WriteBatch::new();
+    for i in 0..40 {
+        let note = if i == 25 {
+            "original-value"
+        } else {
+            "ordinary-value"
+        };
+        batch
+            .insert(
+                "c",
+                json!({"_id": format!("d{i:02}"), "note": note, "padding": padding}),
+            )
+            .unwrap();
+    }
+    db.write(batch).unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let pos = bytes
+        .windows(14)
+        .position(|w| w == b"original-value")
+        .unwrap();
+    bytes[pos] = b'X';
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    for filter in [json!({"note": "none"}), json!({})] {
+        let q = Query::filter(&filter).unwrap();
+        assert!(
+            matches!(db.find("c", &q), Err(Error::Corrupt { .. })),
+            "{filter} was answered past a damaged record"
+        );
+    }
+    let mut first_three = Query::filter(&json!({"note": "ordinary-value"})).unwrap();
+    first_three.limit = Some(3);
+    assert_eq!(db.find("c", &first_three).unwrap().len(), 3);
 }
 
 #[test]
