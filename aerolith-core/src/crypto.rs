@@ -108,6 +108,18 @@ impl RecordCipher {
         out
     }
 
+    /// The plaintext of a record body: `body` itself without a cipher, else
+    /// `body` opened with it.
+    pub(crate) fn open_body<'a>(
+        cipher: Option<&RecordCipher>,
+        body: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>, DecryptError> {
+        match cipher {
+            Some(c) => c.open(body).map(std::borrow::Cow::Owned),
+            None => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+
     pub(crate) fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
         if sealed.len() < NONCE_BYTES + TAG_BYTES {
             return Err(DecryptError);

@@ -414,17 +414,9 @@ pub(crate) fn with_doc_in_body<R>(
         offset: loc.offset,
         reason,
     };
-    let plain;
-    let payload: &[u8] = match cipher {
-        Some(c) => {
-            plain = c
-                .open(body)
-                .map_err(|_| corrupt("record fails authentication".into()))?;
-            &plain
-        }
-        None => body,
-    };
-    match decode_op(payload).map_err(|e| corrupt(e.0.into()))?.op {
+    let payload = RecordCipher::open_body(cipher, body)
+        .map_err(|_| corrupt("record fails authentication".into()))?;
+    match decode_op(&payload).map_err(|e| corrupt(e.0.into()))?.op {
         Op::Put { coll, id, doc } => {
             if coll != key.coll || id != key.id {
                 // Names neither document: the message may reach a tenant.

@@ -502,17 +502,9 @@ impl Replayer<'_> {
                 offset: offset as u64,
                 reason,
             };
-            let plain;
-            let payload: &[u8] = match self.cipher {
-                Some(c) => {
-                    plain = c
-                        .open(body)
-                        .map_err(|_| corrupt("record fails authentication".into()))?;
-                    &plain
-                }
-                None => body,
-            };
-            let rec = decode_op(payload).map_err(|e| corrupt(e.0.into()))?;
+            let payload = RecordCipher::open_body(self.cipher, body)
+                .map_err(|_| corrupt("record fails authentication".into()))?;
+            let rec = decode_op(&payload).map_err(|e| corrupt(e.0.into()))?;
             if rec.txn == u64::MAX {
                 // The writer never reaches this id (the next one would overflow);
                 // only a hostile or damaged file carries it.

@@ -123,17 +123,9 @@ impl Database {
                         return Err(corrupt(err.to_string()));
                     }
                 };
-                let plain;
-                let payload: &[u8] = match &cipher {
-                    Some(c) => {
-                        plain = c
-                            .open(body)
-                            .map_err(|_| corrupt("record fails authentication".into()))?;
-                        &plain
-                    }
-                    None => body,
-                };
-                decode_op(payload).map_err(|e| corrupt(e.0.into()))?;
+                let payload = crate::crypto::RecordCipher::open_body(cipher.as_ref(), body)
+                    .map_err(|_| corrupt("record fails authentication".into()))?;
+                decode_op(&payload).map_err(|e| corrupt(e.0.into()))?;
                 report.records += 1;
                 offset += len;
             }

@@ -147,19 +147,14 @@ fn random_byte_flips_never_yield_unwritten_documents() {
     }
 }
 
-#[test]
-fn a_damaged_record_is_never_served_by_a_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), fast()).unwrap();
-    db.create_collection("c").unwrap();
-    db.insert("c", json!({"_id": "victim", "secret": "original-value"}))
-        .unwrap();
-    // Damage the record on disk while the database is open (bit rot).
-    let seg = segment_files(dir.path()).pop().unwrap();
+/// Flips the first byte of `needle` in the last segment file, in place
+/// (bit rot under an open database).
+fn damage_last_segment(dir: &std::path::Path, needle: &[u8]) {
+    let seg = segment_files(dir).pop().unwrap();
     let mut bytes = std::fs::read(&seg).unwrap();
     let pos = bytes
-        .windows(14)
-        .position(|w| w == b"original-value")
+        .windows(needle.len())
+        .position(|w| w == needle)
         .unwrap();
     bytes[pos] = b'X';
     OpenOptions::new()
@@ -168,6 +163,17 @@ fn a_damaged_record_is_never_served_by_a_read() {
         .unwrap()
         .write_all(&bytes)
         .unwrap();
+}
+
+#[test]
+fn a_damaged_record_is_never_served_by_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    db.insert("c", json!({"_id": "victim", "secret": "original-value"}))
+        .unwrap();
+    // Damage the record on disk while the database is open (bit rot).
+    damage_last_segment(dir.path(), b"original-value");
     assert!(matches!(db.get("c", "victim"), Err(Error::Corrupt { .. })));
 }
 
@@ -184,19 +190,7 @@ fn a_damaged_record_fails_a_query_even_when_the_filter_would_reject_it() {
         json!({"_id": "victim", "kind": "k", "region": "south", "note": "original-value"}),
     )
     .unwrap();
-    let seg = segment_files(dir.path()).pop().unwrap();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let pos = bytes
-        .windows(14)
-        .position(|w| w == b"original-value")
-        .unwrap();
-    bytes[pos] = b'X';
-    OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all(&bytes)
-        .unwrap();
+    damage_last_segment(dir.path(), b"original-value");
     // The damaged document does not match either filter: a query that
     // skipped verification for rejected documents would answer `a` alone.
     for filter in [
@@ -237,19 +231,7 @@ fn damage_inside_a_group_of_verified_records_fails_a_scan_that_reaches_it() {
             .unwrap();
     }
     db.write(batch).unwrap();
-    let seg = segment_files(dir.path()).pop().unwrap();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let pos = bytes
-        .windows(14)
-        .position(|w| w == b"original-value")
-        .unwrap();
-    bytes[pos] = b'X';
-    OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all(&bytes)
-        .unwrap();
+    damage_last_segment(dir.path(), b"original-value");
     for filter in [json!({"note": "none"}), json!({})] {
         let q = Query::filter(&filter).unwrap();
         assert!(
