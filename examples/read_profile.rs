@@ -9,7 +9,7 @@
 //! new document per commit with `Durability::Always`, as the server's load
 //! test does over HTTP: the engine's group commit without the server.
 //!
-//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|replay|batch|concurrent|all> [docs] [seconds]`
+//! `cargo run --profile bench --example read_profile -- <get|query|scan|open|cold|replay|batch|concurrent|all> [docs] [seconds]`
 //!
 //! `open` opens as a user would (through the checkpoint a clean close
 //! writes); `replay` deletes the checkpoint before each open, so every open
@@ -184,6 +184,33 @@ fn profile_concurrent_inserts(threads: u64, seconds: u64) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// As the peer benchmark's `get_cold_after_reopen`: open (not timed), time
+/// 100 reads of random ids, close.
+fn run_cold_reads(seconds: u64, dir: &Path, docs: u64) {
+    let budget = Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut timed = Duration::ZERO;
+    let mut rounds = 0u64;
+    while started.elapsed() < budget {
+        let db = open(dir);
+        let mut rng = StdRng::seed_from_u64(SEED ^ rounds);
+        let ids: Vec<String> = (0..100)
+            .map(|_| doc_id(rng.random_range(0..docs)))
+            .collect();
+        let t = Instant::now();
+        for id in &ids {
+            black_box(db.get("docs", id).expect("get"));
+        }
+        timed += t.elapsed();
+        db.close().expect("close");
+        rounds += 1;
+    }
+    println!(
+        "cold   {rounds:>9} rounds, {:>12.2?} per 100 reads after reopen",
+        timed / rounds as u32
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("all", String::as_str).to_owned();
@@ -221,6 +248,9 @@ fn main() {
     }
     if all || what == "open" {
         run_opens("open", seconds, &dir, false);
+    }
+    if all || what == "cold" {
+        run_cold_reads(seconds, &dir, docs);
     }
     let db = open(&dir);
     let mut rng = StdRng::seed_from_u64(SEED);
