@@ -148,8 +148,6 @@ fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
     ];
     const CHUNK_START: u8 = 1;
     const CHUNK_END: u8 = 2;
-    const PARENT: u8 = 4;
-    const ROOT: u8 = 8;
     let two_chunks = |body: &[u8]| (CHUNK_LEN + 1..=2 * CHUNK_LEN).contains(&(4 + body.len()));
     let mut firsts = [[0u8; CHUNK_LEN]; FRAMES_AT_ONCE];
     let mut lanes = [0usize; FRAMES_AT_ONCE];
@@ -168,7 +166,7 @@ fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
         return;
     }
     // `blake3::platform` is public but hidden from blake3's docs and called
-    // unstable there: Cargo.lock pins the release, and a release that
+    // unstable there: the workspace pins the release exactly, and a release that
     // changed it would fail to build or fail the tests that compare these
     // sums with `blake3::Hasher`'s, never write other checksums.
     let refs: [&[u8; CHUNK_LEN]; FRAMES_AT_ONCE] = std::array::from_fn(|k| &firsts[k]);
@@ -183,32 +181,17 @@ fn checksums_of(inputs: &[([u8; 4], &[u8])], out: &mut [[u8; CHECKSUM_BYTES]]) {
         CHUNK_END,
         &mut cvs[..32 * n],
     );
-    // Each root is the parent of the two chunks: one 64-byte block (the
-    // chaining values of both) compressed with the parent and root flags,
-    // also hashed side by side.
-    let mut parents = [[0u8; 64]; FRAMES_AT_ONCE];
+    // Each root is the parent of the two chunks, merged with blake3's own
+    // documented tree API (`hazmat`): one compression per record.
     for (k, &i) in lanes[..n].iter().enumerate() {
         let second = blake3::Hasher::new()
             .set_input_offset(CHUNK_LEN as u64)
             .update(&inputs[i].1[CHUNK_LEN - 4..])
             .finalize_non_root();
-        parents[k][..32].copy_from_slice(&cvs[32 * k..32 * (k + 1)]);
-        parents[k][32..].copy_from_slice(&second);
-    }
-    let refs: [&[u8; 64]; FRAMES_AT_ONCE] = std::array::from_fn(|k| &parents[k]);
-    let mut roots = [0u8; 32 * FRAMES_AT_ONCE];
-    blake3::platform::Platform::detect().hash_many(
-        &refs[..n],
-        &IV,
-        0,
-        blake3::IncrementCounter::No,
-        PARENT | ROOT,
-        0,
-        0,
-        &mut roots[..32 * n],
-    );
-    for (k, &i) in lanes[..n].iter().enumerate() {
-        out[i].copy_from_slice(&roots[32 * k..32 * k + CHECKSUM_BYTES]);
+        let first: blake3::hazmat::ChainingValue =
+            cvs[32 * k..32 * (k + 1)].try_into().expect("32 bytes");
+        let root = blake3::hazmat::merge_subtrees_root(&first, &second, blake3::hazmat::Mode::Hash);
+        out[i].copy_from_slice(&root.as_bytes()[..CHECKSUM_BYTES]);
     }
 }
 
