@@ -628,26 +628,20 @@ impl<'a> Builder<'a> {
         if loc.segment != self.segment || loc.offset < self.base_offset {
             return read_doc(self.cipher, state, loc, key);
         }
-        self.sum_frames();
         // Past the append position of the active segment: only this batch
         // can have put a location there, and its bytes are in `buf`, or in
-        // `scratch` for the last operation.
+        // `scratch` for the last operation (not framed yet).
         let start = usize::try_from(loc.offset - self.base_offset).expect("within buf");
-        let plain;
-        let payload: &[u8] = if self.last == Some(start) {
-            &self.scratch
+        let payload = if self.last == Some(start) {
+            std::borrow::Cow::Borrowed(self.scratch.as_slice())
         } else {
+            // The frames read back must carry their checksums.
+            self.sum_frames();
             let frame = &self.buf[start..start + loc.len as usize];
             let (body, _) = decode_frame(frame).expect("a frame this batch encoded decodes");
-            match self.cipher {
-                Some(c) => {
-                    plain = c.open(body).expect("a record this batch sealed opens");
-                    &plain
-                }
-                None => body,
-            }
+            RecordCipher::open_body(self.cipher, body).expect("a record this batch sealed opens")
         };
-        match decode_op(payload)
+        match decode_op(&payload)
             .expect("an op this batch encoded decodes")
             .op
         {
