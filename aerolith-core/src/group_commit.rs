@@ -236,11 +236,16 @@ impl std::fmt::Debug for PendingWrite {
 }
 
 impl PendingWrite {
+    fn parts(&self) -> (&Mutex<PendingState>, &Condvar) {
+        match &self.slot.waiter {
+            Waiter::Pending { state, done } => (state, done),
+            Waiter::Thread { .. } => unreachable!("a PendingWrite holds a pending slot"),
+        }
+    }
+
     /// Blocks until the write's group is committed (or failed).
     pub fn wait(self) -> Result<CommitOutcome> {
-        let Waiter::Pending { state, done } = &self.slot.waiter else {
-            unreachable!("a PendingWrite holds a pending slot")
-        };
+        let (state, done) = self.parts();
         let mut state = state.lock();
         loop {
             if let Some(result) = state.result.take() {
@@ -256,9 +261,7 @@ impl Future for PendingWrite {
     type Output = Result<CommitOutcome>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Waiter::Pending { state, .. } = &self.slot.waiter else {
-            unreachable!("a PendingWrite holds a pending slot")
-        };
+        let (state, _) = self.parts();
         let mut state = state.lock();
         if let Some(result) = state.result.take() {
             state.taken = true;
