@@ -22,7 +22,8 @@
 //!
 //! Upper bounds used for reservations (all in encoded JSON bytes, the unit
 //! of the engine's `live_bytes`): an insert grows storage by exactly the
-//! document's encoding, `_id` included (`WriteBatch::document_bytes`); a replace by at most the new document's encoding; a merge patch
+//! document's encoding, `_id` included (`WriteBatch::document_bytes`); a
+//! replace by at most the new document's encoding; a merge patch
 //! by at most the patch's encoding (every byte a patch adds to a document is
 //! a byte of the patch); deletes and drops only shrink.
 
@@ -84,7 +85,6 @@ struct Admitted {
 struct PreparedWrite {
     batch: WriteBatch,
     settlement: Settlement,
-    operation: &'static str,
 }
 
 impl PreparedWrite {
@@ -104,7 +104,6 @@ impl PreparedWrite {
                 bytes_in,
                 bytes_out: |_| 0,
             },
-            operation,
         }
     }
 }
@@ -402,14 +401,11 @@ impl TenantHandle {
 
     /// Commits a prepared write now, blocking this thread.
     fn commit_now(&self, write: PreparedWrite) -> Result<CommitOutcome, TenancyError> {
-        let PreparedWrite {
-            batch,
-            settlement,
-            operation,
-        } = write;
+        let PreparedWrite { batch, settlement } = write;
+        let operation = settlement.operation;
         let result = self.runtime.engine.write(batch);
         settlement.settle(self, &result);
-        result.map_err(|error| self.engine_error(error, operation))
+        conclude(result, &self.runtime.prefix, operation, Ok)
     }
 
     /// Queues a prepared write for group commit (see [`PendingTenantWrite`]).
@@ -421,11 +417,8 @@ impl TenantHandle {
         write: PreparedWrite,
         finish: impl FnOnce(CommitOutcome) -> Result<T, TenancyError> + Send + 'static,
     ) -> PendingTenantWrite<T> {
-        let PreparedWrite {
-            batch,
-            settlement,
-            operation,
-        } = write;
+        let PreparedWrite { batch, settlement } = write;
+        let operation = settlement.operation;
         let handle = self.clone();
         let pending = self
             .runtime
