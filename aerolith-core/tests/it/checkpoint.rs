@@ -78,25 +78,11 @@ fn observe(db: &Database) -> Observed {
     }
 }
 
-/// Copies the files of `from` (open or not): what a kill at this moment
-/// leaves once the page cache reaches the disk.
-fn image(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if name != "LOCK" {
-            std::fs::copy(&path, to.path().join(name)).unwrap();
-        }
-    }
-    to
-}
-
 /// Opens a copy of `dir` without its checkpoint (a full replay) and `dir`
 /// itself, and checks that both show the same state. Returns whether `dir`
 /// was opened through its checkpoint.
 fn same_as_full_replay(dir: &Path, options: &dyn Fn() -> Options) -> bool {
-    let twin = image(dir);
+    let twin = crate::crash_image(dir);
     let _ = std::fs::remove_file(twin.path().join(CHECKPOINT));
     let replayed = Database::open(twin.path(), options()).unwrap();
     assert!(!replayed.recovery_report().checkpoint_used);
@@ -171,7 +157,7 @@ fn writes_after_a_checkpoint_then_a_kill_are_replayed_from_the_tail() {
     db.drop_index("c", "k").unwrap();
     db.create_index("c", "k", false).unwrap();
     db.insert("c", json!({"_id": "c9999", "k": 2})).unwrap();
-    let killed = image(dir.path());
+    let killed = crate::crash_image(dir.path());
     drop(db);
     let reopened = Database::open(killed.path(), fast()).unwrap();
     let report = reopened.recovery_report().clone();
@@ -203,7 +189,7 @@ fn compaction_writes_a_checkpoint_of_the_new_segments() {
     let after = std::fs::read(dir.path().join(CHECKPOINT)).unwrap();
     assert_ne!(before, after, "compaction replaced the checkpoint");
     db.insert("d", json!({"_id": "after-compaction"})).unwrap();
-    let killed = image(dir.path());
+    let killed = crate::crash_image(dir.path());
     drop(db);
     let reopened = Database::open(killed.path(), small()).unwrap();
     assert!(reopened.recovery_report().checkpoint_used);
@@ -212,7 +198,7 @@ fn compaction_writes_a_checkpoint_of_the_new_segments() {
     assert!(same_as_full_replay(killed.path(), &small));
 
     // The checkpoint from before the compaction names segments that are gone.
-    let stale = image(dir.path());
+    let stale = crate::crash_image(dir.path());
     std::fs::write(stale.path().join(CHECKPOINT), &before).unwrap();
     let db = Database::open(stale.path(), small()).unwrap();
     let report = db.recovery_report().clone();
@@ -276,7 +262,7 @@ fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
     version[n..].copy_from_slice(&hash);
     variants.push(("version 2".into(), version));
     for (what, bytes) in variants {
-        let case = image(dir.path());
+        let case = crate::crash_image(dir.path());
         std::fs::write(case.path().join(CHECKPOINT), &bytes).unwrap();
         let db = Database::open(case.path(), fast()).unwrap();
         let report = db.recovery_report().clone();
@@ -296,7 +282,7 @@ fn a_checkpoint_is_checked_against_the_log_it_covers() {
     let bytes = std::fs::read(&seg).unwrap();
 
     // The log cut short below the covered length (a salvage, a lost tail).
-    let cut = image(dir.path());
+    let cut = crate::crash_image(dir.path());
     std::fs::write(
         cut.path().join(seg.file_name().unwrap()),
         &bytes[..bytes.len() - 7],
@@ -308,7 +294,7 @@ fn a_checkpoint_is_checked_against_the_log_it_covers() {
     drop(db);
 
     // The boundary frame changed (a different log of the same length).
-    let changed = image(dir.path());
+    let changed = crate::crash_image(dir.path());
     let mut other = bytes.clone();
     let last = other.len() - 1;
     other[last] ^= 1;
@@ -326,7 +312,7 @@ fn a_checkpoint_is_checked_against_the_log_it_covers() {
     let db = Database::open(stranger.path(), fast()).unwrap();
     populate(&db, 10);
     db.close().unwrap();
-    let foreign = image(dir.path());
+    let foreign = crate::crash_image(dir.path());
     std::fs::copy(
         stranger.path().join(CHECKPOINT),
         foreign.path().join(CHECKPOINT),
@@ -569,7 +555,7 @@ proptest! {
                     db = Database::open(dir.path(), small()).unwrap();
                 }
                 Step::Kill => {
-                    let killed = image(dir.path());
+                    let killed = crate::crash_image(dir.path());
                     drop(db);
                     dir = killed;
                     same_as_full_replay(dir.path(), &small);

@@ -47,6 +47,21 @@ pub fn cut_segments_to_synced(plan: &aerolith_core::fault::FaultPlan) {
     }
 }
 
+/// Copies the database files of `from` (open or not) into a new directory,
+/// all but the lock: what a kill at this moment leaves once the page cache
+/// reaches the disk.
+pub fn crash_image(from: &std::path::Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(from).expect("database directory") {
+        let path = entry.expect("directory entry").path();
+        let name = path.file_name().expect("file name");
+        if name != "LOCK" {
+            std::fs::copy(&path, to.path().join(name)).expect("copy");
+        }
+    }
+    to
+}
+
 /// Opens a fresh database in a temp dir.
 pub fn fresh() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -296,20 +296,6 @@ fn a_record_with_the_largest_transaction_id_is_corruption_not_a_panic() {
     ));
 }
 
-/// Copies the database files of `from` (open or not) into a new directory:
-/// what a crash at this moment would leave, once everything is synced.
-fn crash_image(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if name != "LOCK" {
-            std::fs::copy(&path, to.path().join(name)).unwrap();
-        }
-    }
-    to
-}
-
 /// An open database whose active segment has its zero-filled tail, its
 /// crash image (synced), and the length of the segment's records.
 fn image_with_zero_tail(docs: usize) -> (tempfile::TempDir, PathBuf, u64) {
@@ -323,7 +309,7 @@ fn image_with_zero_tail(docs: usize) -> (tempfile::TempDir, PathBuf, u64) {
             .unwrap();
     }
     db.sync().unwrap();
-    let image = crash_image(dir.path());
+    let image = crate::crash_image(dir.path());
     db.close().unwrap();
     // Closing cut the tail off: the original now ends at its last record.
     let frames_len = std::fs::metadata(segment_files(dir.path()).pop().unwrap())
@@ -352,7 +338,7 @@ fn a_zero_filled_tail_is_the_end_of_the_log_not_damage() {
             .unwrap();
     }
     db.sync().unwrap();
-    let again = crash_image(image.path());
+    let again = crate::crash_image(image.path());
     db.close().unwrap();
     assert!(std::fs::metadata(&seg).unwrap().len() > frames_len);
     // Reopen-append-reopen, both from a crash image and after a clean close.
