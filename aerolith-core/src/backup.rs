@@ -122,7 +122,7 @@ impl Database {
                     collection: collection.to_owned(),
                 })?;
         let mut n = 0;
-        for (id, entry) in coll.docs.iter() {
+        for (id, entry) in coll.docs.map()?.iter() {
             let key = DocKey {
                 coll: collection,
                 id,

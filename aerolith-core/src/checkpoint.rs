@@ -4,19 +4,28 @@
 //! the log it covers, so that opening a database replays only the log after
 //! it instead of the whole log.
 //!
+//! The file is a small directory, checked whole at open, and a region of
+//! items it points at: each collection's id table cut into blocks of about
+//! 4 KiB (with each block's first id in the directory) and each index's
+//! entries, every item with its own checksum. An open checks the directory
+//! and maps the file; the items are checked and decoded when first needed
+//! (`base`), so opening a large database costs about as much as opening an
+//! empty one, and a point read right after costs one block.
+//!
 //! It is derived data. It is written at a clean close and after compaction,
 //! through the atomic replace of `files` (so the fault seam sees every
 //! operation), and it is used only if it proves it matches the log: every
 //! segment it covers is still the same prefix of the manifest, at least as
 //! long as it covered, and the last frame below the covered length still
-//! has the checksum the checkpoint recorded. Anything else (missing,
-//! damaged, another format version, another database, a key that does not
-//! open it, entries that contradict each other) is a rejection with a
-//! reason, and the caller replays the whole log: a checkpoint can make an
-//! open faster, never wrong, and never stop it. With encryption the body is
-//! sealed with the database's record cipher, exactly as log records are,
-//! because ids and index keys are document content. The byte layout is in
-//! `docs/format.md` ("Checkpoint file").
+//! has the checksum the checkpoint recorded. Anything else found at open
+//! (missing, damaged, another format version, another database, a key that
+//! does not open it, a directory that contradicts itself) is a rejection
+//! with a reason, and the caller replays the whole log. Damage in an item,
+//! found later, fails the operation that needed it and drops the file (see
+//! `base`). With encryption the directory and every item are sealed with the
+//! database's record cipher, exactly as log records are, because ids and
+//! index keys are document content. The byte layout is in `docs/format.md`
+//! ("Checkpoint file").
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +33,7 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
+use crate::base::{BaseCollection, CheckpointFile, FileBytes, IndexMap};
 use crate::crypto::RecordCipher;
 use crate::engine::WriteSide;
 use crate::error::Result;
@@ -32,20 +42,26 @@ use crate::files::{replace_file, Manifest};
 use crate::query::IndexKey;
 use crate::record::{decode_frame, FRAME_HEADER_BYTES};
 use crate::segment::{Segment, SEGMENT_HEADER_BYTES};
-use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
+use crate::state::{CollectionState, DocEntry, DocMap, IndexState, Loc, State};
 
 /// The checkpoint's file name in the database directory.
 pub(crate) const CHECKPOINT_FILE: &str = "CHECKPOINT";
 /// First bytes of every checkpoint file.
 const MAGIC: [u8; 8] = *b"AEROCKP\x01";
 /// The checkpoint format this code reads and writes; any other is ignored.
-pub(crate) const CHECKPOINT_VERSION: u32 = 1;
-/// Header flag: the body is sealed with the record cipher.
+pub(crate) const CHECKPOINT_VERSION: u32 = 2;
+/// Header flag: the directory and every item are sealed with the record cipher.
 const FLAG_ENCRYPTED: u32 = 1;
-/// Magic (8), version (4), flags (4), body length (8).
+/// Magic (8), version (4), flags (4), directory length (8).
 const HEADER_BYTES: usize = 24;
-/// The blake3 of everything before it, at the end of the file.
+/// The blake3 of the header and the directory, after the directory.
 const HASH_BYTES: usize = 32;
+/// Bytes of an item's checksum (the first bytes of its blake3).
+const ITEM_CHECKSUM_BYTES: usize = 16;
+/// A block of an id table is cut once its plain bytes reach this: a point
+/// read checks and decodes one block, so blocks are small; the directory
+/// holds one first id per block, so they are not tiny.
+const BLOCK_BYTES_TARGET: usize = 4096;
 /// A checkpoint larger than this is not read (the id map of a database near
 /// the limits of one process is far smaller).
 const CHECKPOINT_BYTES_MAX: u64 = 1 << 34;
@@ -81,17 +97,114 @@ pub(crate) struct CoveredSegment {
     pub(crate) boundary: Option<Boundary>,
 }
 
-/// A decoded checkpoint: the state it holds and the log it covers.
-#[derive(Debug, Clone)]
-pub(crate) struct Decoded {
+/// Where an item (a block of an id table, an index's entries) is stored:
+/// its offset from the start of the block region, its stored length, and
+/// the first 16 bytes of the blake3 of its stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) checksum: [u8; ITEM_CHECKSUM_BYTES],
+}
+
+/// One block of a collection's id table, as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BlockRef {
+    pub(crate) stored: Stored,
+    /// Entries in the block (at least one).
+    pub(crate) count: u32,
+    /// The block's first id: point reads find their block by it.
+    pub(crate) first: Box<str>,
+}
+
+/// One index of a collection, as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirIndex {
+    pub(crate) path: String,
+    pub(crate) unique: bool,
+    /// Distinct keys.
+    pub(crate) keys: u32,
+    pub(crate) stored: Stored,
+}
+
+/// One collection, as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirCollection {
+    pub(crate) name: String,
+    pub(crate) live_bytes: u64,
+    pub(crate) docs: u64,
+    /// In id order; their counts add up to `docs`.
+    pub(crate) blocks: Vec<BlockRef>,
+    /// In path order.
+    pub(crate) indexes: Vec<DirIndex>,
+}
+
+/// The checkpoint's directory: the log it covers and where everything is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Directory {
     /// The `database_id` of the meta file of the database that wrote it.
     pub(crate) database_id: String,
     /// The next transaction id after everything covered.
     pub(crate) next_txn: u64,
     /// The covered segments, in manifest order (a prefix of the manifest).
     pub(crate) segments: Vec<CoveredSegment>,
-    /// Every collection with its documents, indexes and live bytes.
-    pub(crate) collections: OrdMap<String, CollectionState>,
+    /// In name order.
+    pub(crate) collections: Vec<DirCollection>,
+}
+
+/// The covered length of each covered segment, by segment id: every
+/// document location of the checkpoint lies inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Extents(Vec<(u64, u64)>);
+
+impl Extents {
+    /// Extents of the given (segment id, covered length) pairs.
+    pub(crate) fn new(mut of: Vec<(u64, u64)>) -> Self {
+        of.sort_unstable();
+        Extents(of)
+    }
+
+    /// True if `loc` lies inside its segment's covered part.
+    fn contain(&self, loc: &Loc) -> bool {
+        let Ok(i) = self.0.binary_search_by_key(&loc.segment, |&(id, _)| id) else {
+            return false;
+        };
+        let covered = self.0[i].1;
+        loc.offset >= SEGMENT_HEADER_BYTES
+            && (loc.len as usize) > FRAME_HEADER_BYTES
+            && loc
+                .offset
+                .checked_add(u64::from(loc.len))
+                .is_some_and(|end| end <= covered)
+    }
+}
+
+impl Directory {
+    /// Covered length of each covered segment.
+    pub(crate) fn extents(&self) -> Extents {
+        Extents::new(self.segments.iter().map(|s| (s.id, s.len)).collect())
+    }
+
+    /// Bytes of the block region the directory describes.
+    pub(crate) fn blocks_len(&self) -> u64 {
+        self.collections
+            .iter()
+            .flat_map(|c| {
+                c.blocks
+                    .iter()
+                    .map(|b| &b.stored)
+                    .chain(c.indexes.iter().map(|ix| &ix.stored))
+            })
+            .map(|s| u64::from(s.len))
+            .sum()
+    }
+}
+
+/// The checksum of a stored item.
+pub(crate) fn checksum(bytes: &[u8]) -> [u8; ITEM_CHECKSUM_BYTES] {
+    blake3::hash(bytes).as_bytes()[..ITEM_CHECKSUM_BYTES]
+        .try_into()
+        .expect("16 bytes")
 }
 
 // ---------------------------------------------------------------- encoding
@@ -107,18 +220,19 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The plain body: see `docs/format.md`.
-fn encode_body(
-    database_id: &str,
-    next_txn: u64,
-    segments: &[CoveredSegment],
-    state: &State,
-) -> Vec<u8> {
+fn put_stored(out: &mut Vec<u8>, s: &Stored) {
+    out.extend_from_slice(&s.offset.to_le_bytes());
+    out.extend_from_slice(&s.len.to_le_bytes());
+    out.extend_from_slice(&s.checksum);
+}
+
+/// The plain directory: see `docs/format.md`.
+pub(crate) fn encode_directory(d: &Directory) -> Vec<u8> {
     let mut out = Vec::new();
-    put_str(&mut out, database_id);
-    out.extend_from_slice(&next_txn.to_le_bytes());
-    put_u32(&mut out, segments.len());
-    for s in segments {
+    put_str(&mut out, &d.database_id);
+    out.extend_from_slice(&d.next_txn.to_le_bytes());
+    put_u32(&mut out, d.segments.len());
+    for s in &d.segments {
         out.extend_from_slice(&s.id.to_le_bytes());
         out.extend_from_slice(&s.len.to_le_bytes());
         let b = s.boundary.unwrap_or(Boundary {
@@ -128,96 +242,231 @@ fn encode_body(
         out.extend_from_slice(&b.offset.to_le_bytes());
         out.extend_from_slice(&b.checksum);
     }
-    put_u32(&mut out, state.collections.len());
-    for (name, coll) in state.collections.iter() {
-        put_str(&mut out, name);
-        out.extend_from_slice(&coll.live_bytes.to_le_bytes());
-        put_u32(&mut out, coll.docs.len());
-        for (id, entry) in coll.docs.iter() {
-            put_str(&mut out, id);
-            out.extend_from_slice(&entry.loc.segment.to_le_bytes());
-            out.extend_from_slice(&entry.loc.offset.to_le_bytes());
-            out.extend_from_slice(&entry.loc.len.to_le_bytes());
-            out.extend_from_slice(&entry.size_bytes.to_le_bytes());
+    put_u32(&mut out, d.collections.len());
+    for c in &d.collections {
+        put_str(&mut out, &c.name);
+        out.extend_from_slice(&c.live_bytes.to_le_bytes());
+        out.extend_from_slice(&c.docs.to_le_bytes());
+        put_u32(&mut out, c.blocks.len());
+        for b in &c.blocks {
+            put_stored(&mut out, &b.stored);
+            out.extend_from_slice(&b.count.to_le_bytes());
+            put_str(&mut out, &b.first);
         }
-        put_u32(&mut out, coll.indexes.len());
-        if coll.indexes.is_empty() {
-            continue;
-        }
-        // Index entries are stored per document, in the order of the id
-        // map above, as positions in the index's key list: each id is stored
-        // (and allocated on load) once, and loading reads the documents in
-        // order instead of jumping around the id map once per key.
-        let ordinals: HashMap<&str, usize> = coll
-            .docs
-            .keys()
-            .enumerate()
-            .map(|(i, id)| (&**id, i))
-            .collect();
-        for (path, index) in coll.indexes.iter() {
-            put_str(&mut out, path);
-            out.push(u8::from(index.unique));
-            put_u32(&mut out, index.entries.len());
-            let mut keys_of_doc: Vec<Vec<u32>> = vec![Vec::new(); coll.docs.len()];
-            for (position, (key, ids)) in index.entries.iter().enumerate() {
-                key.encode(&mut out);
-                let position = u32::try_from(position).expect("keys are counted in u32");
-                for id in ids.iter() {
-                    let ordinal = ordinals
-                        .get(&**id)
-                        .expect("an index names only live documents of its collection");
-                    keys_of_doc[*ordinal].push(position);
-                }
-            }
-            for keys in keys_of_doc {
-                put_u32(&mut out, keys.len());
-                for position in keys {
-                    out.extend_from_slice(&position.to_le_bytes());
-                }
-            }
+        put_u32(&mut out, c.indexes.len());
+        for ix in &c.indexes {
+            put_str(&mut out, &ix.path);
+            out.push(u8::from(ix.unique));
+            out.extend_from_slice(&ix.keys.to_le_bytes());
+            put_stored(&mut out, &ix.stored);
         }
     }
     out
 }
 
-/// The whole file: header, body (sealed if `cipher`), blake3 of all before.
+/// One plain block of an id table: see `docs/format.md`.
+pub(crate) fn encode_block<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a str, DocEntry)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BLOCK_BYTES_TARGET + 256);
+    put_u32(&mut out, entries.len());
+    for (id, entry) in entries {
+        put_str(&mut out, id);
+        out.extend_from_slice(&entry.loc.segment.to_le_bytes());
+        out.extend_from_slice(&entry.loc.offset.to_le_bytes());
+        out.extend_from_slice(&entry.loc.len.to_le_bytes());
+        out.extend_from_slice(&entry.size_bytes.to_le_bytes());
+    }
+    out
+}
+
+/// The plain entries of one index: its keys in order, then per document
+/// of the collection (in id order) the positions of its keys in that list.
+/// Each id is stored once (in the id table) and shared when loaded.
+pub(crate) fn encode_index(
+    entries: &IndexMap,
+    ordinals: &HashMap<&str, usize>,
+    docs: usize,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keys_of_doc: Vec<Vec<u32>> = vec![Vec::new(); docs];
+    for (position, (key, ids)) in entries.iter().enumerate() {
+        key.encode(&mut out);
+        let position = u32::try_from(position).expect("keys are counted in u32");
+        for id in ids.iter() {
+            let ordinal = ordinals
+                .get(&**id)
+                .expect("an index names only live documents of its collection");
+            keys_of_doc[*ordinal].push(position);
+        }
+    }
+    for keys in keys_of_doc {
+        put_u32(&mut out, keys.len());
+        for position in keys {
+            out.extend_from_slice(&position.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Appends an item to the block region (sealed if `cipher`).
+fn store(region: &mut Vec<u8>, cipher: Option<&RecordCipher>, plain: &[u8]) -> Stored {
+    let offset = region.len() as u64;
+    match cipher {
+        Some(c) => c.seal_into(plain, region),
+        None => region.extend_from_slice(plain),
+    }
+    let bytes = &region[offset as usize..];
+    Stored {
+        offset,
+        len: u32::try_from(bytes.len()).expect("blocks and index entries fit in u32 bytes"),
+        checksum: checksum(bytes),
+    }
+}
+
+/// Appends the stored bytes of an item of another checkpoint file,
+/// checked, unchanged (same database, same key).
+fn copy_stored(region: &mut Vec<u8>, file: &CheckpointFile, at: &Stored) -> Result<Stored> {
+    let bytes = file.check(at)?;
+    let offset = region.len() as u64;
+    region.extend_from_slice(bytes);
+    Ok(Stored { offset, ..*at })
+}
+
+/// A collection still entirely in a checkpoint (nothing written to it
+/// since): its stored items are copied instead of decoded and encoded.
+fn untouched(coll: &CollectionState) -> Option<&Arc<BaseCollection>> {
+    match &coll.docs {
+        DocMap::Base(base) if coll.indexes.values().all(IndexState::is_in_base) => Some(base),
+        _ => None,
+    }
+}
+
+fn encode_collection(
+    region: &mut Vec<u8>,
+    cipher: Option<&RecordCipher>,
+    name: &str,
+    coll: &CollectionState,
+) -> Result<DirCollection> {
+    if let Some(base) = untouched(coll) {
+        let dir = base.directory();
+        let file = base.file();
+        let mut blocks = Vec::with_capacity(dir.blocks.len());
+        for b in &dir.blocks {
+            blocks.push(BlockRef {
+                stored: copy_stored(region, file, &b.stored)?,
+                ..b.clone()
+            });
+        }
+        let mut indexes = Vec::with_capacity(dir.indexes.len());
+        for ix in &dir.indexes {
+            indexes.push(DirIndex {
+                stored: copy_stored(region, file, &ix.stored)?,
+                ..ix.clone()
+            });
+        }
+        return Ok(DirCollection {
+            name: name.to_owned(),
+            blocks,
+            indexes,
+            ..dir.clone()
+        });
+    }
+    let docs = coll.docs.map()?;
+    let mut blocks = Vec::new();
+    let mut pending: Vec<(&str, DocEntry)> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut flush = |pending: &mut Vec<(&str, DocEntry)>, region: &mut Vec<u8>| {
+        let first: Box<str> = pending[0].0.into();
+        let count = u32::try_from(pending.len()).expect("a block holds few entries");
+        let plain = encode_block(pending.drain(..));
+        blocks.push(BlockRef {
+            stored: store(region, cipher, &plain),
+            count,
+            first,
+        });
+    };
+    for (id, entry) in docs.iter() {
+        pending.push((id, *entry));
+        pending_bytes += 2 + id.len() + DOC_ENTRY_BYTES;
+        if pending_bytes >= BLOCK_BYTES_TARGET {
+            flush(&mut pending, region);
+            pending_bytes = 0;
+        }
+    }
+    if !pending.is_empty() {
+        flush(&mut pending, region);
+    }
+    let mut indexes = Vec::with_capacity(coll.indexes.len());
+    if !coll.indexes.is_empty() {
+        let ordinals: HashMap<&str, usize> =
+            docs.keys().enumerate().map(|(i, id)| (&**id, i)).collect();
+        for (path, index) in coll.indexes.iter() {
+            let entries = index.entries()?;
+            let plain = encode_index(entries, &ordinals, docs.len());
+            indexes.push(DirIndex {
+                path: path.clone(),
+                unique: index.unique,
+                keys: u32::try_from(entries.len()).expect("keys are counted in u32"),
+                stored: store(region, cipher, &plain),
+            });
+        }
+    }
+    Ok(DirCollection {
+        name: name.to_owned(),
+        live_bytes: coll.live_bytes,
+        docs: docs.len() as u64,
+        blocks,
+        indexes,
+    })
+}
+
+/// The whole file: header, directory (sealed if `cipher`), the blake3 of
+/// both, then the block region. Fails only if a collection still in the
+/// previous checkpoint turns out damaged there.
 pub(crate) fn encode_file(
     cipher: Option<&RecordCipher>,
     database_id: &str,
     next_txn: u64,
     segments: &[CoveredSegment],
     state: &State,
-) -> Vec<u8> {
-    let plain = encode_body(database_id, next_txn, segments, state);
-    match cipher {
-        Some(c) => wrap(&c.seal(&plain), FLAG_ENCRYPTED),
-        None => wrap(&plain, 0),
+) -> Result<Vec<u8>> {
+    let mut region = Vec::new();
+    let mut collections = Vec::with_capacity(state.collections.len());
+    for (name, coll) in state.collections.iter() {
+        collections.push(encode_collection(&mut region, cipher, name, coll)?);
     }
+    let directory = Directory {
+        database_id: database_id.to_owned(),
+        next_txn,
+        segments: segments.to_vec(),
+        collections,
+    };
+    let plain = encode_directory(&directory);
+    let (flags, dir_stored) = match cipher {
+        Some(c) => (FLAG_ENCRYPTED, c.seal(&plain)),
+        None => (0, plain),
+    };
+    Ok(assemble(flags, &dir_stored, &region))
 }
 
-fn wrap(body: &[u8], flags: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + body.len() + HASH_BYTES);
+fn assemble(flags: u32, dir_stored: &[u8], region: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + dir_stored.len() + HASH_BYTES + region.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
     out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(body);
+    out.extend_from_slice(&(dir_stored.len() as u64).to_le_bytes());
+    out.extend_from_slice(dir_stored);
     let hash = blake3::hash(&out);
     out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(region);
     out
 }
 
-/// An unencrypted checkpoint file around `body` (for the fuzz targets).
-pub(crate) fn wrap_plain_body(body: &[u8]) -> Vec<u8> {
-    wrap(body, 0)
-}
-
-/// The body of a file made by `wrap` (empty if too short).
-pub(crate) fn plain_body_of(file: &[u8]) -> &[u8] {
-    if file.len() < HEADER_BYTES + HASH_BYTES {
-        return &[];
-    }
-    &file[HEADER_BYTES..file.len() - HASH_BYTES]
+/// An unencrypted checkpoint file of a plain directory and a block region
+/// (for the fuzz targets: a correct header and hash around fuzzed bytes).
+pub(crate) fn wrap_plain(directory: &[u8], region: &[u8]) -> Vec<u8> {
+    assemble(0, directory, region)
 }
 
 // ---------------------------------------------------------------- decoding
@@ -266,17 +515,38 @@ impl<'a> Reader<'a> {
         let len = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
         std::str::from_utf8(self.take(len)?).or_else(|_| reject("a name is not UTF-8"))
     }
+
+    /// A stored item, which must start where the previous one ended.
+    fn stored(&mut self, next: &mut u64) -> std::result::Result<Stored, Rejected> {
+        let offset = self.u64()?;
+        let len = self.u32()?;
+        let checksum = self
+            .take(ITEM_CHECKSUM_BYTES)?
+            .try_into()
+            .expect("16 bytes");
+        if offset != *next {
+            return reject("items are not stored back to back");
+        }
+        *next += u64::from(len);
+        Ok(Stored {
+            offset,
+            len,
+            checksum,
+        })
+    }
 }
 
 /// Bytes of one document entry without its id: segment, offset, length, size.
 const DOC_ENTRY_BYTES: usize = 8 + 8 + 4 + 4;
+/// Bytes of a stored item's reference: offset, length, checksum.
+const STORED_BYTES: usize = 8 + 4 + ITEM_CHECKSUM_BYTES;
 
-/// Decodes a plain body and checks that it is consistent in itself: ids in
-/// strictly ascending order, every location inside a covered segment, live
-/// bytes equal to the sum of the sizes, index entries in order and naming
-/// existing documents. Never panics, whatever the input.
-pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected> {
-    let mut r = Reader { buf: body };
+/// Decodes a plain directory and checks that it is consistent in itself:
+/// names, paths and block fences strictly ascending, block counts adding up,
+/// items stored back to back from the start of the region. Never panics,
+/// whatever the input.
+pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, Rejected> {
+    let mut r = Reader { buf: plain };
     let database_id = r.str()?.to_owned();
     let next_txn = r.u64()?;
     if next_txn == 0 || next_txn == u64::MAX {
@@ -287,7 +557,7 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
         return reject("no covered segment");
     }
     let mut segments = Vec::with_capacity(segment_count);
-    let mut extents: HashMap<u64, u64> = HashMap::with_capacity(segment_count);
+    let mut ids: HashMap<u64, ()> = HashMap::with_capacity(segment_count);
     for _ in 0..segment_count {
         let id = r.u64()?;
         let len = r.u64()?;
@@ -306,237 +576,277 @@ pub(crate) fn decode_body(body: &[u8]) -> std::result::Result<Decoded, Rejected>
             }
             Some(Boundary { offset, checksum })
         };
-        if extents.insert(id, len).is_some() {
+        if ids.insert(id, ()).is_some() {
             return reject("a segment is covered twice");
         }
         segments.push(CoveredSegment { id, len, boundary });
     }
-    let collection_count = r.count(2 + 8 + 4 + 4)?;
-    let mut decoded: Vec<DecodedCollection> = Vec::with_capacity(collection_count);
-    let mut previous_name: Option<&str> = None;
+    let collection_count = r.count(2 + 8 + 8 + 4 + 4)?;
+    let mut collections: Vec<DirCollection> = Vec::with_capacity(collection_count);
+    let mut next = 0u64;
     for _ in 0..collection_count {
         let name = r.str()?;
-        if previous_name.is_some_and(|p| p >= name) {
+        if collections.last().is_some_and(|p| p.name.as_str() >= name) {
             return reject("collections out of order");
         }
-        previous_name = Some(name);
         let live_bytes = r.u64()?;
-        let doc_count = r.count(2 + DOC_ENTRY_BYTES)?;
-        let mut ids: Vec<Arc<str>> = Vec::with_capacity(doc_count);
-        let mut entries: Vec<(Arc<str>, DocEntry)> = Vec::with_capacity(doc_count);
-        let mut size_sum: u64 = 0;
-        for _ in 0..doc_count {
-            let id = r.str()?;
-            if id.is_empty() || ids.last().is_some_and(|p| &**p >= id) {
-                return reject("document ids empty or out of order");
+        let docs = r.u64()?;
+        let block_count = r.count(STORED_BYTES + 4 + 2)?;
+        let mut blocks: Vec<BlockRef> = Vec::with_capacity(block_count);
+        let mut counted = 0u64;
+        for _ in 0..block_count {
+            let stored = r.stored(&mut next)?;
+            let count = r.u32()?;
+            let first = r.str()?;
+            if count == 0 || first.is_empty() {
+                return reject("an empty block or an empty first id");
             }
-            let loc = Loc {
-                segment: r.u64()?,
-                offset: r.u64()?,
-                len: r.u32()?,
-            };
-            let size_bytes = r.u32()?;
-            let inside = extents.get(&loc.segment).is_some_and(|&covered| {
-                loc.offset >= SEGMENT_HEADER_BYTES
-                    && (loc.len as usize) > FRAME_HEADER_BYTES
-                    && loc
-                        .offset
-                        .checked_add(u64::from(loc.len))
-                        .is_some_and(|end| end <= covered)
+            if blocks.last().is_some_and(|p| &*p.first >= first) {
+                return reject("blocks out of order");
+            }
+            counted += u64::from(count);
+            blocks.push(BlockRef {
+                stored,
+                count,
+                first: first.into(),
             });
-            if !inside {
-                return reject("a document's location is outside the covered log");
-            }
-            size_sum += u64::from(size_bytes);
-            let id: Arc<str> = Arc::from(id);
-            entries.push((Arc::clone(&id), DocEntry { loc, size_bytes }));
-            ids.push(id);
         }
-        if size_sum != live_bytes {
-            return reject("live bytes differ from the sum of the document sizes");
+        if counted != docs {
+            return reject("the blocks' counts differ from the documents");
         }
-        let index_count = r.count(2 + 1 + 4)?;
-        let mut indexes: Vec<DecodedIndex> = Vec::with_capacity(index_count);
-        let mut previous_path: Option<&str> = None;
+        let index_count = r.count(2 + 1 + 4 + STORED_BYTES)?;
+        let mut indexes: Vec<DirIndex> = Vec::with_capacity(index_count);
         for _ in 0..index_count {
             let path = r.str()?;
-            if previous_path.is_some_and(|p| p >= path) {
+            if indexes.last().is_some_and(|p| p.path.as_str() >= path) {
                 return reject("indexes out of order");
             }
-            previous_path = Some(path);
             let unique = match r.u8()? {
                 0 => false,
                 1 => true,
                 _ => return reject("index flag is neither 0 nor 1"),
             };
-            let key_count = r.count(1)?;
-            let mut keys: Vec<IndexKey> = Vec::with_capacity(key_count);
-            for _ in 0..key_count {
-                let Some(key) = IndexKey::decode(&mut r.buf) else {
-                    return reject("an index key does not decode");
-                };
-                if keys.last().is_some_and(|p| *p >= key) {
-                    return reject("index keys out of order");
-                }
-                keys.push(key);
-            }
-            // Per document, in id order, the positions of its keys: each
-            // key's documents come out in ascending id order.
-            let mut members: Vec<Vec<Arc<str>>> = vec![Vec::new(); key_count];
-            for id in &ids {
-                let n = r.count(4)?;
-                let mut previous: Option<u32> = None;
-                for _ in 0..n {
-                    let position = r.u32()?;
-                    if previous.is_some_and(|p| p >= position) {
-                        return reject("a document's index keys out of order");
-                    }
-                    previous = Some(position);
-                    let Some(of_key) = members.get_mut(position as usize) else {
-                        return reject("an index entry names a missing key");
-                    };
-                    of_key.push(Arc::clone(id));
-                }
-            }
-            if members.iter().any(Vec::is_empty) {
-                return reject("an index key without documents");
-            }
-            indexes.push(DecodedIndex {
+            let keys = r.u32()?;
+            let stored = r.stored(&mut next)?;
+            indexes.push(DirIndex {
                 path: path.to_owned(),
                 unique,
-                keys: keys.into_iter().zip(members).collect(),
+                keys,
+                stored,
             });
         }
-        decoded.push(DecodedCollection {
+        collections.push(DirCollection {
             name: name.to_owned(),
             live_bytes,
-            entries,
+            docs,
+            blocks,
             indexes,
         });
     }
     if !r.buf.is_empty() {
         return reject("bytes after the last collection");
     }
-    Ok(Decoded {
+    Ok(Directory {
         database_id,
         next_txn,
         segments,
-        collections: build_collections(decoded),
+        collections,
     })
 }
 
-/// A collection as decoded and checked, before its maps are built.
-struct DecodedCollection {
-    name: String,
-    live_bytes: u64,
-    /// In id order.
-    entries: Vec<(Arc<str>, DocEntry)>,
-    indexes: Vec<DecodedIndex>,
+/// The entries of a plain block of an id table, read in place and checked
+/// against the block's reference as they are read: the count, the first id,
+/// ids strictly ascending and below the next block's first id, every
+/// location inside a covered segment, nothing after the last entry.
+struct BlockEntries<'a> {
+    r: Reader<'a>,
+    at: &'a BlockRef,
+    next_first: Option<&'a str>,
+    extents: &'a Extents,
+    left: usize,
+    previous: Option<&'a str>,
 }
 
-struct DecodedIndex {
-    path: String,
-    unique: bool,
-    /// In key order, each key's documents in id order.
-    keys: Vec<(IndexKey, Vec<Arc<str>>)>,
-}
-
-/// Below this many map entries (ids plus index entries) the maps are built
-/// on the calling thread: a second thread costs more than it saves.
-const PARALLEL_BUILD_ENTRIES_MIN: usize = 16 * 1024;
-
-/// Builds the persistent maps of checked collections. Building them is most
-/// of an open through a checkpoint (one ordered insert per id and per index
-/// entry), so the id maps and the index maps are built on two threads when
-/// there is enough of both and more than one core.
-fn build_collections(decoded: Vec<DecodedCollection>) -> OrdMap<String, CollectionState> {
-    let ids: usize = decoded.iter().map(|c| c.entries.len()).sum();
-    let index_entries: usize = decoded
-        .iter()
-        .flat_map(|c| &c.indexes)
-        .flat_map(|ix| &ix.keys)
-        .map(|(_, of_key)| of_key.len())
-        .sum();
-    let parallel = ids.min(index_entries) >= PARALLEL_BUILD_ENTRIES_MIN / 2
-        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    let mut heads = Vec::with_capacity(decoded.len());
-    let mut id_maps = Vec::with_capacity(decoded.len());
-    let mut index_lists = Vec::with_capacity(decoded.len());
-    for c in decoded {
-        heads.push((c.name, c.live_bytes));
-        id_maps.push(c.entries);
-        index_lists.push(c.indexes);
+impl<'a> BlockEntries<'a> {
+    fn new(
+        plain: &'a [u8],
+        at: &'a BlockRef,
+        next_first: Option<&'a str>,
+        extents: &'a Extents,
+    ) -> std::result::Result<Self, Rejected> {
+        let mut r = Reader { buf: plain };
+        let count = r.count(2 + DOC_ENTRY_BYTES)?;
+        if count != at.count as usize {
+            return reject("a block's count differs from the directory");
+        }
+        Ok(BlockEntries {
+            r,
+            at,
+            next_first,
+            extents,
+            left: count,
+            previous: None,
+        })
     }
-    let build_docs = |id_maps: Vec<Vec<(Arc<str>, DocEntry)>>| -> Vec<OrdMap<Arc<str>, DocEntry>> {
-        id_maps.into_iter().map(OrdMap::from_iter).collect()
-    };
-    let build_indexes = |lists: Vec<Vec<DecodedIndex>>| -> Vec<OrdMap<String, IndexState>> {
-        lists
-            .into_iter()
-            .map(|indexes| {
-                indexes
-                    .into_iter()
-                    .map(|ix| {
-                        let mut index = IndexState::new(ix.unique);
-                        for (key, of_key) in ix.keys {
-                            index.entries.insert(key, OrdSet::from_iter(of_key));
-                        }
-                        (ix.path, index)
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let (docs, indexes) = if parallel {
-        // The lists go to the second thread only if it starts.
-        let lists = std::sync::Mutex::new(Some(index_lists));
-        std::thread::scope(|scope| {
-            let spawned = std::thread::Builder::new()
-                .name("aerolith-open".into())
-                .spawn_scoped(scope, || {
-                    let lists = lists.lock().expect("not poisoned").take();
-                    build_indexes(lists.expect("taken once"))
-                });
-            let docs = build_docs(id_maps);
-            let indexes = match spawned {
-                Ok(handle) => handle.join().expect("building index maps does not panic"),
-                // No thread to be had: build them here.
-                Err(_) => build_indexes(
-                    lists
-                        .lock()
-                        .expect("not poisoned")
-                        .take()
-                        .expect("the thread did not start"),
-                ),
-            };
-            (docs, indexes)
-        })
-    } else {
-        (build_docs(id_maps), build_indexes(index_lists))
-    };
-    heads
-        .into_iter()
-        .zip(docs.into_iter().zip(indexes))
-        .map(|((name, live_bytes), (docs, indexes))| {
-            (
-                name,
-                CollectionState {
-                    docs,
-                    indexes,
-                    live_bytes,
-                },
-            )
-        })
-        .collect()
+
+    /// The next entry; `Ok(None)` after the last (checked to end the block).
+    fn next_entry(&mut self) -> std::result::Result<Option<(&'a str, DocEntry)>, Rejected> {
+        if self.left == 0 {
+            if !self.r.buf.is_empty() {
+                return reject("bytes after a block's last entry");
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let id = self.r.str()?;
+        let in_order = match self.previous {
+            Some(p) => p < id,
+            None => id == &*self.at.first,
+        };
+        if !in_order {
+            return reject("a block's ids are out of order or not its first id");
+        }
+        if self.left == 0 && self.next_first.is_some_and(|next| id >= next) {
+            return reject("a block's last id is not below the next block's first");
+        }
+        self.previous = Some(id);
+        let loc = Loc {
+            segment: self.r.u64()?,
+            offset: self.r.u64()?,
+            len: self.r.u32()?,
+        };
+        let size_bytes = self.r.u32()?;
+        if !self.extents.contain(&loc) {
+            return reject("a document's location is outside the covered log");
+        }
+        Ok(Some((id, DocEntry { loc, size_bytes })))
+    }
 }
 
-/// Checks and decodes a whole checkpoint file: magic, version, the blake3
-/// over the file, the encryption flag against `cipher`, then the body
-/// (opened with `cipher` if sealed).
-pub(crate) fn decode_file(
+/// Decodes a whole plain block of an id table (see [`BlockEntries`]).
+pub(crate) fn decode_block(
+    plain: &[u8],
+    at: &BlockRef,
+    next_first: Option<&str>,
+    extents: &Extents,
+) -> std::result::Result<Vec<(Arc<str>, DocEntry)>, Rejected> {
+    let mut entries = BlockEntries::new(plain, at, next_first, extents)?;
+    let mut out = Vec::with_capacity(at.count as usize);
+    while let Some((id, entry)) = entries.next_entry()? {
+        out.push((Arc::from(id), entry));
+    }
+    Ok(out)
+}
+
+/// Checks a whole plain block of an id table (see [`BlockEntries`]) and
+/// returns where each of its entries starts, for [`find_in_checked_block`].
+pub(crate) fn check_block(
+    plain: &[u8],
+    at: &BlockRef,
+    next_first: Option<&str>,
+    extents: &Extents,
+) -> std::result::Result<Box<[u32]>, Rejected> {
+    let mut entries = BlockEntries::new(plain, at, next_first, extents)?;
+    let mut starts = Vec::with_capacity(at.count as usize);
+    loop {
+        let start = plain.len() - entries.r.buf.len();
+        if entries.next_entry()?.is_none() {
+            break;
+        }
+        starts.push(u32::try_from(start).expect("a block is far below 4 GiB"));
+    }
+    Ok(starts.into_boxed_slice())
+}
+
+/// The entry of `id` in a block checked by [`check_block`] (`starts` are
+/// its entries' starts): a binary search over the block in place.
+pub(crate) fn find_in_checked_block(plain: &[u8], starts: &[u32], id: &str) -> Option<DocEntry> {
+    let id_at = |start: u32| -> &[u8] {
+        let start = start as usize;
+        let len = usize::from(u16::from_le_bytes([plain[start], plain[start + 1]]));
+        &plain[start + 2..start + 2 + len]
+    };
+    let i = starts
+        .binary_search_by(|&start| id_at(start).cmp(id.as_bytes()))
+        .ok()?;
+    let start = starts[i] as usize;
+    let rest = &plain[start + 2 + id_at(starts[i]).len()..];
+    let u64_at = |k: usize| u64::from_le_bytes(rest[k..k + 8].try_into().expect("8 bytes"));
+    let u32_at = |k: usize| u32::from_le_bytes(rest[k..k + 4].try_into().expect("4 bytes"));
+    Some(DocEntry {
+        loc: Loc {
+            segment: u64_at(0),
+            offset: u64_at(8),
+            len: u32_at(16),
+        },
+        size_bytes: u32_at(20),
+    })
+}
+
+/// Decodes the plain entries of an index of `key_count` keys over the
+/// collection's ids (in id order): keys strictly ascending, each document's
+/// positions strictly ascending and naming a key, every key with at least
+/// one document.
+pub(crate) fn decode_index(
+    plain: &[u8],
+    key_count: u32,
+    ids: &[&Arc<str>],
+) -> std::result::Result<IndexMap, Rejected> {
+    let mut r = Reader { buf: plain };
+    let key_count = key_count as usize;
+    if key_count > r.buf.len() {
+        return reject("more keys than bytes");
+    }
+    let mut keys: Vec<IndexKey> = Vec::with_capacity(key_count);
+    for _ in 0..key_count {
+        let Some(key) = IndexKey::decode(&mut r.buf) else {
+            return reject("an index key does not decode");
+        };
+        if keys.last().is_some_and(|p| *p >= key) {
+            return reject("index keys out of order");
+        }
+        keys.push(key);
+    }
+    // Per document, in id order, the positions of its keys: each key's
+    // documents come out in ascending id order.
+    let mut members: Vec<Vec<Arc<str>>> = vec![Vec::new(); key_count];
+    for id in ids {
+        let n = r.count(4)?;
+        let mut previous: Option<u32> = None;
+        for _ in 0..n {
+            let position = r.u32()?;
+            if previous.is_some_and(|p| p >= position) {
+                return reject("a document's index keys out of order");
+            }
+            previous = Some(position);
+            let Some(of_key) = members.get_mut(position as usize) else {
+                return reject("an index entry names a missing key");
+            };
+            of_key.push(Arc::clone(id));
+        }
+    }
+    if !r.buf.is_empty() {
+        return reject("bytes after the last document's keys");
+    }
+    if members.iter().any(Vec::is_empty) {
+        return reject("an index key without documents");
+    }
+    Ok(keys
+        .into_iter()
+        .zip(members)
+        .map(|(key, of_key)| (key, OrdSet::from_iter(of_key)))
+        .collect())
+}
+
+/// Checks the header, the hash and the directory of a checkpoint file's
+/// bytes (opening the directory with `cipher` if sealed) and that the block
+/// region is exactly as long as the directory says. Returns the directory
+/// and where the block region starts. The blocks themselves are checked
+/// when read (`base`).
+pub(crate) fn decode_head(
     bytes: &[u8],
     cipher: Option<&RecordCipher>,
-) -> std::result::Result<Decoded, Rejected> {
+) -> std::result::Result<(Directory, u64), Rejected> {
     if bytes.len() < HEADER_BYTES + HASH_BYTES {
         return reject("shorter than a header");
     }
@@ -549,26 +859,137 @@ pub(crate) fn decode_file(
             "format version {version}, not {CHECKPOINT_VERSION}"
         ));
     }
-    let (covered, hash) = bytes.split_at(bytes.len() - HASH_BYTES);
-    if blake3::hash(covered).as_bytes() != hash {
+    let flags = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    let dir_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+    let hashed_end = dir_len
+        .checked_add(HEADER_BYTES as u64)
+        .filter(|&end| end.saturating_add(HASH_BYTES as u64) <= bytes.len() as u64)
+        .ok_or_else(|| Rejected("the directory length exceeds the file".into()))?
+        as usize;
+    let (hashed, rest) = bytes.split_at(hashed_end);
+    if blake3::hash(hashed).as_bytes() != &rest[..HASH_BYTES] {
         return reject("checksum mismatch");
     }
-    let flags = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let body_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-    if body_len != (covered.len() - HEADER_BYTES) as u64 {
-        return reject("body length does not match the file");
-    }
-    let body = &covered[HEADER_BYTES..];
-    match (flags, cipher) {
-        (0, None) => decode_body(body),
-        (FLAG_ENCRYPTED, Some(c)) => match c.open(body) {
-            Ok(plain) => decode_body(&plain),
-            Err(_) => reject("the body does not open with this database's key"),
+    let stored = &hashed[HEADER_BYTES..];
+    let directory = match (flags, cipher) {
+        (0, None) => decode_directory(stored)?,
+        (FLAG_ENCRYPTED, Some(c)) => match c.open(stored) {
+            Ok(plain) => decode_directory(&plain)?,
+            Err(_) => return reject("the directory does not open with this database's key"),
         },
-        (0, Some(_)) => reject("a plain checkpoint in an encrypted database"),
-        (FLAG_ENCRYPTED, None) => reject("an encrypted checkpoint in a plain database"),
-        _ => reject(format!("unknown flags {flags:#x}")),
+        (0, Some(_)) => return reject("a plain checkpoint in an encrypted database"),
+        (FLAG_ENCRYPTED, None) => return reject("an encrypted checkpoint in a plain database"),
+        _ => return reject(format!("unknown flags {flags:#x}")),
+    };
+    let blocks_start = (hashed_end + HASH_BYTES) as u64;
+    if bytes.len() as u64 - blocks_start != directory.blocks_len() {
+        return reject("the block region's length differs from the directory");
     }
+    Ok((directory, blocks_start))
+}
+
+/// An opened checkpoint: its directory and the mapped file its collections
+/// are read from.
+pub(crate) struct Opened {
+    pub(crate) directory: Directory,
+    pub(crate) file: Arc<CheckpointFile>,
+}
+
+impl Opened {
+    /// The collections, still in the file, as state.
+    pub(crate) fn collections(&self) -> OrdMap<String, CollectionState> {
+        self.directory
+            .collections
+            .iter()
+            .map(|c| {
+                let base = BaseCollection::new(Arc::clone(&self.file), c.clone());
+                (c.name.clone(), CollectionState::in_base(Arc::new(base)))
+            })
+            .collect()
+    }
+}
+
+/// Maps the checkpoint file of `dir`, if there is one, and checks its head
+/// (see [`decode_head`]). With `drop_on_damage`, damage found later in an
+/// item removes the file (an open); without, nothing on disk is changed
+/// (verification).
+pub(crate) fn open_file(
+    dir: &Path,
+    cipher: Option<&RecordCipher>,
+    drop_on_damage: bool,
+) -> std::result::Result<Option<Opened>, Rejected> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return reject(format!("cannot open: {e}")),
+    };
+    let meta = file
+        .metadata()
+        .or_else(|e| reject(format!("cannot stat: {e}")))?;
+    if meta.len() > CHECKPOINT_BYTES_MAX {
+        return reject(format!("{} bytes is over the limit", meta.len()));
+    }
+    if meta.len() < (HEADER_BYTES + HASH_BYTES) as u64 {
+        return reject("shorter than a header");
+    }
+    let map = map_checkpoint(&file).or_else(|e| reject(format!("cannot map: {e}")))?;
+    let (directory, blocks_start) = decode_head(&map, cipher)?;
+    let map = FileBytes::Mapped(map);
+    let extents = directory.extents();
+    let file = CheckpointFile::new(
+        path,
+        map,
+        drop_on_damage.then_some(&meta),
+        cipher.cloned(),
+        blocks_start,
+        extents,
+    );
+    Ok(Some(Opened {
+        directory,
+        file: Arc::new(file),
+    }))
+}
+
+/// The checkpoint in `bytes` of an unencrypted database, its head checked
+/// (for the fuzz targets, which then read every item through `base`).
+pub(crate) fn open_bytes(bytes: Vec<u8>) -> std::result::Result<Opened, Rejected> {
+    let (directory, blocks_start) = decode_head(&bytes, None)?;
+    let extents = directory.extents();
+    let file = CheckpointFile::new(
+        CHECKPOINT_FILE.into(),
+        FileBytes::Owned(bytes),
+        None,
+        None,
+        blocks_start,
+        extents,
+    );
+    Ok(Opened {
+        directory,
+        file: Arc::new(file),
+    })
+}
+
+/// The stored directory of a checkpoint file (empty if it has none).
+pub(crate) fn directory_of(file: &[u8]) -> &[u8] {
+    if file.len() < HEADER_BYTES {
+        return &[];
+    }
+    let len = u64::from_le_bytes(file[16..24].try_into().expect("8 bytes"));
+    let end = (HEADER_BYTES as u64)
+        .saturating_add(len)
+        .min(file.len() as u64) as usize;
+    &file[HEADER_BYTES..end]
+}
+
+#[allow(unsafe_code)]
+fn map_checkpoint(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: memmap2 requires that the mapped bytes are not modified or
+    // truncated while mapped. The checkpoint is only ever replaced whole
+    // (written under another name, then renamed over it) or removed, which
+    // leaves existing maps valid, and the database directory is locked
+    // against other processes.
+    unsafe { memmap2::Mmap::map(file) }
 }
 
 // ------------------------------------------------------- matching the log
@@ -578,7 +999,7 @@ pub(crate) fn decode_file(
 /// (opened by `open_segment`) at least as long as covered, with the same
 /// boundary frame. Returns the covered segments, opened.
 pub(crate) fn match_log(
-    decoded: &Decoded,
+    decoded: &Directory,
     database_id: &str,
     manifest: &Manifest,
     mut open_segment: impl FnMut(u64) -> Result<Segment>,
@@ -637,27 +1058,6 @@ pub(crate) fn match_log(
     Ok(opened)
 }
 
-/// Reads the checkpoint file of `dir`, if there is one.
-pub(crate) fn read_file(dir: &Path) -> std::result::Result<Option<Vec<u8>>, Rejected> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return reject(format!("cannot open: {e}")),
-    };
-    let len = file
-        .metadata()
-        .or_else(|e| reject(format!("cannot stat: {e}")))?
-        .len();
-    if len > CHECKPOINT_BYTES_MAX {
-        return reject(format!("{len} bytes is over the limit"));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    std::io::Read::read_to_end(&mut &file, &mut bytes)
-        .or_else(|e| reject(format!("cannot read: {e}")))?;
-    Ok(Some(bytes))
-}
-
 // ---------------------------------------------------------------- writing
 
 /// The covered extent of `segment`: up to the end of its last frame.
@@ -706,7 +1106,7 @@ pub(crate) fn write(
     if !consistent {
         return Ok(false);
     }
-    let bytes = encode_file(cipher, database_id, w.next_txn, &segments, &w.state);
+    let bytes = encode_file(cipher, database_id, w.next_txn, &segments, &w.state)?;
     replace_file(dir, CHECKPOINT_FILE, &bytes, faults)?;
     Ok(true)
 }

@@ -141,7 +141,7 @@ impl Database {
                     },
                 )?;
             }
-            for (id, entry) in coll.docs.iter() {
+            for (id, entry) in coll.docs.map()?.iter() {
                 if !sealed_set.contains(&entry.loc.segment) {
                     continue;
                 }
@@ -170,6 +170,15 @@ impl Database {
         // (3) Swap.
         {
             let mut w = inner.writer.lock();
+            // Collections still in the checkpoint become this version's own
+            // before anything changes (the rewrite above built their maps,
+            // so this cannot fail halfway through the swap below).
+            let names: Vec<String> = w.state.collections.keys().cloned().collect();
+            for name in &names {
+                if let Some(c) = w.state.collections.get_mut(name) {
+                    c.materialize()?;
+                }
+            }
             let mut manifest = w.manifest.clone();
             let new_ids: Vec<u64> = out.segments.iter().map(|s| s.id).collect();
             manifest.segments.retain(|id| !sealed_set.contains(id));
@@ -180,12 +189,11 @@ impl Database {
                 w.state.segments.insert(s.id, Arc::clone(s));
             }
             for (coll, id, old, new) in &moved {
-                if let Some(entry) = w
-                    .state
-                    .collections
-                    .get_mut(coll)
-                    .and_then(|c| c.docs.get_mut(id))
-                {
+                let entry = match w.state.collections.get_mut(coll) {
+                    Some(c) => c.docs.map_mut()?.get_mut(id),
+                    None => None,
+                };
+                if let Some(entry) = entry {
                     if entry.loc == *old {
                         entry.loc = *new;
                     }

@@ -58,6 +58,7 @@ impl std::fmt::Debug for MasterKey {
 }
 
 /// The record cipher of one open database.
+#[derive(Clone)]
 pub(crate) struct RecordCipher {
     aead: XChaCha20Poly1305,
     key_check: [u8; 32],

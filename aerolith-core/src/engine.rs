@@ -367,8 +367,8 @@ pub(crate) fn read_doc(
 }
 
 /// Calls `f` with the encoded JSON of the document stored at `loc`, after
-/// verifying the record's checksum (and decrypting it), without copying the
-/// bytes out of the segment map. A record that fails verification is an
+/// verifying the record's checksum (and decrypting it), read with one
+/// `pread` (see `Segment::with_read`). A record that fails verification is an
 /// error and `f` never sees it; an error from `f` means the verified bytes
 /// are not the JSON they should be, and is reported as corruption too.
 pub(crate) fn with_doc_bytes<R>(
@@ -391,7 +391,7 @@ pub(crate) fn with_doc_bytes<R>(
         offset: loc.offset,
         reason,
     };
-    segment.with_bytes(loc.offset, u64::from(loc.len), |bytes| {
+    segment.with_read(loc.offset, u64::from(loc.len), |bytes| {
         let (body, _) = decode_frame(bytes).map_err(|e| corrupt(e.to_string()))?;
         with_doc_in_body(cipher, segment, loc, body, key, f)
     })?
@@ -679,7 +679,7 @@ impl<'a> Builder<'a> {
         indexing: &Indexing,
     ) -> Result<()> {
         let c = Self::collection(state, &coll)?;
-        let existing = c.docs.get(&doc.id).copied();
+        let existing = c.docs.get(&doc.id)?;
         match (must, existing) {
             (Existence::MustNotExist, Some(_)) => {
                 return Err(Error::DocumentExists {
@@ -706,7 +706,7 @@ impl<'a> Builder<'a> {
             )
         };
         if let Some(indexed) = &indexed {
-            if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed) {
+            if let Some((path, existing_id)) = c.unique_conflict(&doc.id, indexed)? {
                 return Err(Error::UniqueViolation {
                     collection: coll,
                     path,
@@ -729,13 +729,13 @@ impl<'a> Builder<'a> {
         let created = existing.is_none();
         let id = Arc::clone(&doc.id);
         let c = Self::collection(state, &coll)?;
-        c.reindex(&indexing.paths, &id, old.as_ref(), indexed.as_ref());
+        c.reindex(&indexing.paths, &id, old.as_ref(), indexed.as_ref())?;
         let loc = self.log(Logged::Put {
             coll,
             id: Arc::clone(&id),
             bytes: doc.bytes,
         });
-        c.put_entry(Arc::clone(&id), DocEntry { loc, size_bytes });
+        c.put_entry(Arc::clone(&id), DocEntry { loc, size_bytes })?;
         let old_size = existing.map_or(0, |e| i64::from(e.size_bytes));
         self.outcome.live_bytes_delta += i64::from(size_bytes) - old_size;
         self.outcome.documents_delta += i64::from(created);
@@ -748,7 +748,7 @@ impl<'a> Builder<'a> {
 
     fn patch(&mut self, state: &mut State, coll: &str, id: &str, patch: &Value) -> Result<()> {
         let c = Self::collection(state, coll)?;
-        let Some((id, entry)) = c.docs.get_key_value(id).map(|(k, v)| (Arc::clone(k), *v)) else {
+        let Some((id, entry)) = c.docs.get_key_value(id)? else {
             return Err(Error::DocumentNotFound {
                 collection: coll.to_owned(),
                 id: id.to_owned(),
@@ -765,7 +765,7 @@ impl<'a> Builder<'a> {
 
     fn delete(&mut self, state: &mut State, coll: &str, id: &str) -> Result<()> {
         let c = Self::collection(state, coll)?;
-        let Some((id, entry)) = c.docs.get_key_value(id).map(|(k, v)| (Arc::clone(k), *v)) else {
+        let Some((id, entry)) = c.docs.get_key_value(id)? else {
             self.outcome.ops.push(OpOutcome::Deleted { existed: false });
             return Ok(());
         };
@@ -776,9 +776,9 @@ impl<'a> Builder<'a> {
         };
         let c = Self::collection(state, coll)?;
         let indexing = self.take_indexing(coll, c);
-        c.reindex(&indexing.paths, &id, old.as_ref(), None);
+        c.reindex(&indexing.paths, &id, old.as_ref(), None)?;
         self.indexing = Some(indexing);
-        c.remove_entry(&id);
+        c.remove_entry(&id)?;
         self.outcome.live_bytes_delta -= i64::from(entry.size_bytes);
         self.outcome.documents_delta -= 1;
         self.outcome.ops.push(OpOutcome::Deleted { existed: true });
@@ -803,14 +803,18 @@ impl<'a> Builder<'a> {
                 path: path.to_owned(),
             });
         }
-        let entries: Vec<(Arc<str>, DocEntry)> =
-            c.docs.iter().map(|(k, v)| (Arc::clone(k), *v)).collect();
+        let entries: Vec<(Arc<str>, DocEntry)> = c
+            .docs
+            .map()?
+            .iter()
+            .map(|(k, v)| (Arc::clone(k), *v))
+            .collect();
         let mut index = IndexState::new(unique);
         for (id, entry) in entries {
             let doc = self.current(state, DocKey { coll, id: &id }, entry)?;
             let keys = crate::query::index_keys(&doc, path);
             if unique {
-                if let Some(other) = index.conflict(&keys, &id) {
+                if let Some(other) = index.conflict(&keys, &id)? {
                     return Err(Error::UniqueViolation {
                         collection: coll.to_owned(),
                         path: path.to_owned(),
@@ -818,7 +822,7 @@ impl<'a> Builder<'a> {
                     });
                 }
             }
-            index.insert(&keys, &id);
+            index.insert(&keys, &id)?;
         }
         Self::collection(state, coll)?
             .indexes
@@ -844,6 +848,21 @@ impl<'a> Builder<'a> {
         if !writes_documents {
             // Collections and indexes may change: work the view out again.
             self.indexing = None;
+        }
+        // A collection still in the checkpoint is built before a write
+        // changes it, so that every fallible step comes first.
+        let changes = match &op {
+            BatchOp::Insert { coll, .. }
+            | BatchOp::Upsert { coll, .. }
+            | BatchOp::Replace { coll, .. }
+            | BatchOp::Patch { coll, .. }
+            | BatchOp::Delete { coll, .. }
+            | BatchOp::CreateIndex { coll, .. }
+            | BatchOp::DropIndex { coll, .. } => Some(coll.as_str()),
+            BatchOp::CreateCollection { .. } | BatchOp::DropCollection { .. } => None,
+        };
+        if let Some(c) = changes.and_then(|coll| state.collections.get_mut(coll)) {
+            c.materialize()?;
         }
         match op {
             BatchOp::Insert { coll, doc } => self.put(state, coll, doc, Existence::MustNotExist),

@@ -25,6 +25,7 @@
 //! for the bytes on disk.
 
 mod backup;
+mod base;
 mod batch;
 mod cache;
 mod checkpoint;
@@ -81,45 +82,109 @@ pub mod fuzzing {
     }
 
     /// Decodes the bytes as a whole checkpoint file of an unencrypted
-    /// database (header, blake3, body); never panics on any input.
+    /// database (header, hash, directory), then checks and decodes every
+    /// item it lists, as the first scan and index queries would; never
+    /// panics on any input.
     pub fn decode_checkpoint(bytes: &[u8]) -> bool {
-        crate::checkpoint::decode_file(bytes, None).is_ok()
-    }
-
-    /// Decodes the bytes as a plain checkpoint body. The encoding is
-    /// canonical, so a body that decodes must encode back to exactly the
-    /// same bytes; panics if it does not (a finding), never otherwise.
-    pub fn decode_checkpoint_body(bytes: &[u8]) -> bool {
-        let Ok(decoded) = crate::checkpoint::decode_body(bytes) else {
+        let Ok(opened) = crate::checkpoint::open_bytes(bytes.to_vec()) else {
             return false;
         };
-        let state = crate::state::State {
-            collections: decoded.collections.clone(),
-            segments: imbl::OrdMap::new(),
-        };
-        let file = crate::checkpoint::encode_file(
-            None,
-            &decoded.database_id,
-            decoded.next_txn,
-            &decoded.segments,
-            &state,
-        );
+        opened
+            .collections()
+            .values()
+            .all(|c| c.docs.map().is_ok() && c.indexes.values().all(|ix| ix.entries().is_ok()))
+    }
+
+    /// Decodes the bytes as a plain checkpoint directory and returns the
+    /// length of the item region it describes. The encoding is canonical,
+    /// so a directory that decodes must encode back to exactly the same
+    /// bytes; panics if it does not (a finding), never otherwise.
+    pub fn decode_checkpoint_directory(bytes: &[u8]) -> Option<u64> {
+        let directory = crate::checkpoint::decode_directory(bytes).ok()?;
         assert_eq!(
-            checkpoint_body_of_file(&file),
+            crate::checkpoint::encode_directory(&directory),
             bytes,
-            "a decoded checkpoint body re-encodes to the same bytes"
+            "a decoded checkpoint directory re-encodes to the same bytes"
         );
+        Some(directory.blocks_len())
+    }
+
+    /// Wraps a plain directory into an unencrypted checkpoint file with a
+    /// correct header and hash and an empty item region, so fuzzed
+    /// directories get past the checksum.
+    pub fn checkpoint_file_of_directory(directory: &[u8]) -> Vec<u8> {
+        crate::checkpoint::wrap_plain(directory, &[])
+    }
+
+    /// The directory of an unencrypted checkpoint file.
+    pub fn checkpoint_directory_of_file(file: &[u8]) -> &[u8] {
+        crate::checkpoint::directory_of(file)
+    }
+
+    /// Decodes the bytes as a plain block of an id table whose reference
+    /// (count, first id) is read from the block itself, with every location
+    /// in segment 1 allowed, then looks each decoded id up in place, which
+    /// must find exactly its entry (panics if not: a finding). Returns
+    /// whether the block decoded.
+    pub fn decode_checkpoint_block(bytes: &[u8]) -> bool {
+        use crate::checkpoint::{
+            check_block, decode_block, find_in_checked_block, BlockRef, Extents, Stored,
+        };
+        if bytes.len() < 6 {
+            return false;
+        }
+        let count = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        let len = usize::from(u16::from_le_bytes([bytes[4], bytes[5]]));
+        let Some(Ok(first)) = bytes.get(6..6 + len).map(std::str::from_utf8) else {
+            return false;
+        };
+        let at = BlockRef {
+            stored: Stored {
+                offset: 0,
+                len: 0,
+                checksum: [0; 16],
+            },
+            count,
+            first: first.into(),
+        };
+        let extents = Extents::new(vec![(1, u64::MAX)]);
+        let decoded = decode_block(bytes, &at, None, &extents);
+        let checked = check_block(bytes, &at, None, &extents);
+        assert_eq!(
+            decoded.is_ok(),
+            checked.is_ok(),
+            "decoding and checking agree"
+        );
+        let (Ok(entries), Ok(starts)) = (decoded, checked) else {
+            return false;
+        };
+        for (id, entry) in &entries {
+            assert_eq!(
+                find_in_checked_block(bytes, &starts, id),
+                Some(*entry),
+                "a decoded id is found in place"
+            );
+        }
+        let mut absent = first.to_owned();
+        absent.push('\u{0}');
+        if entries.iter().all(|(id, _)| **id != *absent) {
+            assert_eq!(find_in_checked_block(bytes, &starts, &absent), None);
+        }
         true
     }
 
-    /// Wraps a plain body into an unencrypted checkpoint file with a correct
-    /// header and hash, so fuzzed bodies get past the checksum.
-    pub fn checkpoint_file_of_body(body: &[u8]) -> Vec<u8> {
-        crate::checkpoint::wrap_plain_body(body)
-    }
-
-    /// The body of an unencrypted checkpoint file (without header and hash).
-    pub fn checkpoint_body_of_file(file: &[u8]) -> &[u8] {
-        crate::checkpoint::plain_body_of(file)
+    /// Decodes the bytes as the entries of an index: the first byte gives
+    /// the collection's size (up to 255 documents with ids in order), the
+    /// next four the key count, the rest the entries. Never panics.
+    pub fn decode_checkpoint_index(bytes: &[u8]) -> bool {
+        if bytes.len() < 5 {
+            return false;
+        }
+        let ids: Vec<std::sync::Arc<str>> = (0..bytes[0])
+            .map(|i| std::sync::Arc::from(format!("{i:03}")))
+            .collect();
+        let refs: Vec<&std::sync::Arc<str>> = ids.iter().collect();
+        let keys = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes"));
+        crate::checkpoint::decode_index(&bytes[5..], keys, &refs).is_ok()
     }
 }

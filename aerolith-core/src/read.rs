@@ -395,7 +395,7 @@ impl Database {
         // The published state alone, without a whole `Snapshot`.
         let state = self.inner.snapshot_state();
         let c = collection_in(&state, collection)?;
-        match c.docs.get(id) {
+        match c.docs.get(id)? {
             Some(entry) => {
                 let key = DocKey {
                     coll: collection,
@@ -415,7 +415,7 @@ impl Database {
     pub fn get_json_bytes(&self, collection: &str, id: &str) -> Result<Option<Vec<u8>>> {
         let state = self.inner.snapshot_state();
         let c = collection_in(&state, collection)?;
-        let Some(entry) = c.docs.get(id) else {
+        let Some(entry) = c.docs.get(id)? else {
             return Ok(None);
         };
         let key = DocKey {
@@ -481,7 +481,7 @@ impl Snapshot {
     /// Reads one document.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>> {
         let c = self.collection(collection)?;
-        match c.docs.get(id) {
+        match c.docs.get(id)? {
             Some(entry) => {
                 let key = DocKey {
                     coll: collection,
@@ -516,6 +516,7 @@ impl Snapshot {
             None => Bound::Unbounded,
         };
         Ok(c.docs
+            .map()?
             .range((lower, Bound::Unbounded))
             .take(limit)
             .map(|(id, _)| id.to_string())
@@ -561,7 +562,7 @@ impl Snapshot {
             .map(|(path, ix)| IndexInfo {
                 path: path.clone(),
                 unique: ix.unique,
-                keys: ix.entries.len() as u64,
+                keys: ix.key_count() as u64,
             })
             .collect())
     }
@@ -641,7 +642,7 @@ impl Snapshot {
             Plan::FullScan => (
                 "full_scan",
                 None,
-                Box::new(c.docs.iter().map(|(id, entry)| (id, *entry))),
+                Box::new(c.docs.map()?.iter().map(|(id, entry)| (id, *entry))),
                 true,
             ),
             Plan::Index { path, scan } => {
@@ -652,12 +653,14 @@ impl Snapshot {
                 // One key's set holds each id once; only several keys (or
                 // a range) can name a document twice.
                 let single_key = matches!(scan, IndexScan::Keys(keys) if keys.len() == 1);
+                let index_entries = index.entries()?;
+                let docs = c.docs.map()?;
                 let mut seen: HashSet<&Arc<str>> = HashSet::new();
                 let mut entries: Vec<(&Arc<str>, DocEntry)> = Vec::new();
                 let mut take = |set: &'s imbl::OrdSet<Arc<str>>| {
                     for id in set.iter() {
                         if single_key || seen.insert(id) {
-                            let entry = c.docs.get(id).expect("indexes only hold live ids");
+                            let entry = docs.get(id).expect("indexes only hold live ids");
                             entries.push((id, *entry));
                         }
                     }
@@ -665,14 +668,14 @@ impl Snapshot {
                 let name = match scan {
                     IndexScan::Keys(keys) => {
                         for key in keys {
-                            if let Some(set) = index.entries.get(key) {
+                            if let Some(set) = index_entries.get(key) {
                                 take(set);
                             }
                         }
                         "index_keys"
                     }
                     IndexScan::Range { lower, upper } => {
-                        for (_, set) in index.entries.range((lower.clone(), upper.clone())) {
+                        for (_, set) in index_entries.range((lower.clone(), upper.clone())) {
                             take(set);
                         }
                         "index_range"
@@ -790,9 +793,10 @@ mod tests {
                 .docs
                 .get("x")
                 .unwrap()
+                .unwrap()
                 .loc;
             let ours = state.collections.get_mut("t1.c").unwrap();
-            ours.docs.get_mut("x").unwrap().loc = theirs;
+            ours.docs.map_mut().unwrap().get_mut("x").unwrap().loc = theirs;
             *published = Arc::new(state);
         }
         let corrupt = |r: &Result<_>| matches!(r, Err(Error::Corrupt { .. }));

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use imbl::OrdMap;
 use rand::RngCore;
 use serde_json::Value;
 
@@ -27,7 +28,7 @@ use crate::options::{Options, RecoveryMode};
 use crate::query::{index_keys, parse_members, IndexKey};
 use crate::record::{decode_frame, decode_op, Op, FRAME_MAGIC};
 use crate::segment::{parse_segment_file_name, Segment, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
-use crate::state::{DocEntry, IndexState, Loc, State};
+use crate::state::{CollectionState, DocEntry, IndexState, Loc, State};
 
 const META_FORMAT: &str = "aerolith-core";
 const CIPHER_NAME: &str = "xchacha20poly1305-blake3kdf";
@@ -285,7 +286,7 @@ fn apply_replayed(
             })?;
             if !c.indexes.is_empty() {
                 let paths: Vec<String> = c.indexes.keys().cloned().collect();
-                let old = match c.docs.get(&id) {
+                let old = match c.docs.get(&id)? {
                     Some(old) => {
                         let key = DocKey {
                             coll: &coll,
@@ -314,12 +315,12 @@ fn apply_replayed(
                 let c = state.collections.get_mut(&coll).expect("checked above");
                 for (path, old_keys) in &old {
                     if let Some(index) = c.indexes.get_mut(path) {
-                        index.remove(old_keys, &id);
+                        index.remove(old_keys, &id)?;
                     }
                 }
                 for (path, new_keys) in keys.iter().chain(more.iter()) {
                     if let Some(index) = c.indexes.get_mut(path) {
-                        index.insert(new_keys, &id);
+                        index.insert(new_keys, &id)?;
                     }
                 }
             }
@@ -327,13 +328,13 @@ fn apply_replayed(
                 .collections
                 .get_mut(&coll)
                 .expect("checked above")
-                .put_entry(id, entry);
+                .put_entry(id, entry)?;
         }
         Replayed::Delete { coll, id } => {
             let Some(c) = state.collections.get(&coll) else {
                 return Ok(());
             };
-            let old = match c.docs.get(id.as_str()) {
+            let old = match c.docs.get(id.as_str())? {
                 Some(old) if !c.indexes.is_empty() => {
                     let paths: Vec<String> = c.indexes.keys().cloned().collect();
                     let key = DocKey {
@@ -347,10 +348,10 @@ fn apply_replayed(
             let c = state.collections.get_mut(&coll).expect("checked above");
             for (path, old_keys) in &old {
                 if let Some(index) = c.indexes.get_mut(path) {
-                    index.remove(old_keys, &id);
+                    index.remove(old_keys, &id)?;
                 }
             }
-            c.remove_entry(&id);
+            c.remove_entry(&id)?;
         }
         Replayed::CreateCollection { coll } => {
             state.collections.entry(coll).or_default();
@@ -370,10 +371,10 @@ fn apply_replayed(
             // each document back once.
             let mut index = IndexState::new(unique);
             let paths = vec![path.clone()];
-            for (id, entry) in c.docs.iter() {
+            for (id, entry) in c.docs.map()?.iter() {
                 let key = DocKey { coll: &coll, id };
                 for (_, keys) in keys_at(cipher, state, entry.loc, key, &paths)? {
-                    index.insert(&keys, id);
+                    index.insert(&keys, id)?;
                 }
             }
             state
@@ -576,7 +577,7 @@ impl Replayer<'_> {
 }
 
 /// A checkpoint that matches the log, with the segments it covers opened.
-type UsableCheckpoint = (checkpoint::Decoded, Vec<Arc<Segment>>);
+type UsableCheckpoint = (checkpoint::Opened, Vec<Arc<Segment>>);
 
 /// The checkpoint of `dir`, if one is present and still matches the log,
 /// with its covered segments opened. `Err` says why one present was not used.
@@ -587,15 +588,47 @@ fn load_checkpoint(
     manifest: &Manifest,
     faults: &crate::fault::Faults,
 ) -> std::result::Result<Option<UsableCheckpoint>, Rejected> {
-    let Some(bytes) = checkpoint::read_file(dir)? else {
+    let Some(opened) = checkpoint::open_file(dir, cipher, true)? else {
         return Ok(None);
     };
-    let decoded = checkpoint::decode_file(&bytes, cipher)?;
-    drop(bytes);
-    let opened = checkpoint::match_log(&decoded, &meta.database_id, manifest, |id| {
+    let segments = checkpoint::match_log(&opened.directory, &meta.database_id, manifest, |id| {
         Segment::open(dir, id, faults)
     })?;
-    Ok(Some((decoded, opened)))
+    Ok(Some((opened, segments)))
+}
+
+/// True if records may follow the part of the log a checkpoint covers: a
+/// segment after the covered ones, or bytes other than the zero tail after
+/// the covered length of the last covered one.
+fn log_after(
+    covered: &[checkpoint::CoveredSegment],
+    opened: &[Arc<Segment>],
+    manifest: &Manifest,
+) -> Result<bool> {
+    if manifest.segments.len() > covered.len() {
+        return Ok(true);
+    }
+    let (Some(c), Some(segment)) = (covered.last(), opened.last()) else {
+        return Ok(false);
+    };
+    if segment.len()? <= c.len {
+        return Ok(false);
+    }
+    segment.with_bytes(c.len, 1, |first| first[0] != 0)
+}
+
+/// Builds every collection still in the checkpoint (replaying records
+/// after it changes them). `Err` is damage found in the checkpoint.
+fn materialize_all(
+    collections: OrdMap<String, CollectionState>,
+) -> Result<OrdMap<String, CollectionState>> {
+    collections
+        .into_iter()
+        .map(|(name, mut c)| {
+            c.materialize()?;
+            Ok((name, c))
+        })
+        .collect()
 }
 
 pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
@@ -622,11 +655,28 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let mut max_txn = 0;
     let (covered, covered_segments) =
         match load_checkpoint(dir, &meta, cipher.as_ref(), &manifest, &options.fault_plan) {
-            Ok(Some((decoded, opened))) => {
-                state.collections = decoded.collections;
-                max_txn = decoded.next_txn - 1;
-                report.checkpoint_used = true;
-                (decoded.segments, opened)
+            Ok(Some((opened, segments))) => {
+                let covered = opened.directory.segments.clone();
+                let collections = opened.collections();
+                // Records after the checkpoint change its collections: build
+                // them now, and replay everything if the checkpoint is damaged.
+                let built = if log_after(&covered, &segments, &manifest)? {
+                    materialize_all(collections)
+                } else {
+                    Ok(collections)
+                };
+                match built {
+                    Ok(collections) => {
+                        state.collections = collections;
+                        max_txn = opened.directory.next_txn - 1;
+                        report.checkpoint_used = true;
+                        (covered, segments)
+                    }
+                    Err(e) => {
+                        report.checkpoint_rejected = Some(e.to_string());
+                        (Vec::new(), Vec::new())
+                    }
+                }
             }
             Ok(None) => (Vec::new(), Vec::new()),
             Err(Rejected(reason)) => {

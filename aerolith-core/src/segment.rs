@@ -222,6 +222,31 @@ impl Segment {
         Ok(f(&map[start..end]))
     }
 
+    /// Calls `f` with `len` bytes at `offset`, read with one `pread` into a
+    /// buffer of their own rather than through the map. For point reads: a
+    /// first touch of a mapped page costs a page fault that maps its
+    /// neighbours too (fault-around), several times the cost of the read,
+    /// and every page mapped is unmapped again at close.
+    pub(crate) fn with_read<R>(
+        &self,
+        offset: u64,
+        len: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        offset
+            .checked_add(len)
+            .ok_or_else(|| self.out_of_range(offset))?;
+        let len = usize::try_from(len).map_err(|_| self.out_of_range(offset))?;
+        let mut buf = vec![0u8; len];
+        match self.file.read_exact_at(&mut buf, offset) {
+            Ok(()) => Ok(f(&buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(self.out_of_range(offset))
+            }
+            Err(e) => Err(Error::io("read segment", &self.path, e)),
+        }
+    }
+
     /// The map of this segment, covering at least `..end` (remapped if the
     /// current map is too short: the active segment grows); `offset` is
     /// the record's, for the error.

@@ -143,15 +143,24 @@ fn check_checkpoint(
     cipher: Option<&crate::crypto::RecordCipher>,
 ) -> CheckpointStatus {
     let checked = || -> std::result::Result<bool, Rejected> {
-        let Some(bytes) = checkpoint::read_file(dir)? else {
+        let Some(opened) = checkpoint::open_file(dir, cipher, false)? else {
             return Ok(false);
         };
-        let decoded = checkpoint::decode_file(&bytes, cipher)?;
-        let segments = checkpoint::match_log(&decoded, database_id, manifest, |id| {
+        let segments = checkpoint::match_log(&opened.directory, database_id, manifest, |id| {
             Segment::open(dir, id, &None)
         })?;
-        for (name, coll) in decoded.collections.iter() {
-            for (id, entry) in coll.docs.iter() {
+        for (name, coll) in opened.collections().iter() {
+            let docs = coll
+                .docs
+                .map()
+                .and_then(|docs| {
+                    for index in coll.indexes.values() {
+                        index.entries()?;
+                    }
+                    Ok(docs)
+                })
+                .map_err(|e| Rejected(e.to_string()))?;
+            for (id, entry) in docs.iter() {
                 let segment = segments
                     .iter()
                     .find(|s| s.id == entry.loc.segment)

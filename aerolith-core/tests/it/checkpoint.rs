@@ -33,23 +33,26 @@ struct Observed {
 }
 
 fn observe(db: &Database) -> Observed {
+    try_observe(db).unwrap()
+}
+
+/// [`observe`], with the first error instead of a panic.
+fn try_observe(db: &Database) -> aerolith_core::Result<Observed> {
     let collections = db.list_collections();
     let mut docs = BTreeMap::new();
     let mut stats = Vec::new();
     let mut indexes = BTreeMap::new();
     let mut index_queries = Vec::new();
     for name in &collections {
-        let ids = db.snapshot().list_ids(name, None, 10_000).unwrap();
-        let found: Vec<(String, Value)> = ids
-            .into_iter()
-            .map(|id| {
-                let doc = db.get(name, &id).unwrap().expect("listed id reads");
-                (id, doc)
-            })
-            .collect();
+        let ids = db.snapshot().list_ids(name, None, 10_000)?;
+        let mut found: Vec<(String, Value)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let doc = db.get(name, &id)?.expect("listed id reads");
+            found.push((id, doc));
+        }
         docs.insert(name.clone(), found);
-        stats.push((name.clone(), db.collection_stats(name).unwrap()));
-        let infos = db.list_indexes(name).unwrap();
+        stats.push((name.clone(), db.collection_stats(name)?));
+        let infos = db.list_indexes(name)?;
         for info in &infos {
             let mut filters = vec![json!({ info.path.clone(): {"$gte": 2} })];
             for v in 0..4 {
@@ -58,15 +61,15 @@ fn observe(db: &Database) -> Observed {
             filters.push(json!({ info.path.clone(): "s1" }));
             for filter in filters {
                 let query = Query::filter(&filter).unwrap();
-                let mut got = db.find(name, &query).unwrap();
+                let mut got = db.find(name, &query)?;
                 got.sort_by_key(|d| d["_id"].as_str().unwrap_or_default().to_owned());
                 index_queries.push((name.clone(), filter.to_string(), got));
             }
         }
         indexes.insert(name.clone(), infos);
     }
-    let total = db.stats().unwrap();
-    Observed {
+    let total = db.stats()?;
+    Ok(Observed {
         collections,
         docs,
         stats,
@@ -75,7 +78,7 @@ fn observe(db: &Database) -> Observed {
         documents: total.documents,
         live_bytes: total.live_bytes,
         collection_count: total.collections,
-    }
+    })
 }
 
 /// Opens a copy of `dir` without its checkpoint (a full replay) and `dir`
@@ -207,11 +210,22 @@ fn compaction_writes_a_checkpoint_of_the_new_segments() {
     drop(db);
 }
 
+/// Bytes of the checkpoint's header, and of the hash after its directory.
+const HEADER_BYTES: usize = 24;
+const HASH_BYTES: usize = 32;
+
+/// Where a checkpoint file's item region starts (after header, directory, hash).
+fn region_start(file: &[u8]) -> usize {
+    let dir_len = u64::from_le_bytes(file[16..24].try_into().unwrap()) as usize;
+    HEADER_BYTES + dir_len + HASH_BYTES
+}
+
 #[test]
-fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
+fn every_damaged_or_truncated_checkpoint_byte_is_found_and_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), fast()).unwrap();
-    populate(&db, 6);
+    // Enough documents for several blocks per id table.
+    populate(&db, 400);
     db.close().unwrap();
     let good = std::fs::read(dir.path().join(CHECKPOINT)).unwrap();
     let expected = {
@@ -219,49 +233,47 @@ fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
         assert!(db.recovery_report().checkpoint_used);
         observe(&db)
     };
-    let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
-    // Each class of byte position, flipped: every header byte (magic,
-    // version, flags, body length), body bytes throughout (names, counts,
-    // locations, index keys and entries), every byte of the hash.
-    let body = 24..good.len() - 32;
-    let positions: Vec<usize> = (0..24)
-        .chain(body.clone().step_by(17))
-        .chain(good.len() - 32..good.len())
+    let region = region_start(&good);
+    assert!(good.len() - region > 3 * 4096, "several blocks");
+
+    // Damage the open checks (header, directory, its hash, the length):
+    // the checkpoint is not used and the whole log is replayed.
+    let mut rejected: Vec<(String, Vec<u8>)> = Vec::new();
+    let head_positions: Vec<usize> = (0..HEADER_BYTES)
+        .chain((HEADER_BYTES..region - HASH_BYTES).step_by(13))
+        .chain(region - HASH_BYTES..region)
         .collect();
-    for &at in &positions {
+    for &at in &head_positions {
         let mut bytes = good.clone();
         bytes[at] ^= 0x41;
-        variants.push((format!("flip at {at}"), bytes));
+        rejected.push((format!("flip at {at}"), bytes));
     }
-    // Cut inside each part, and extended.
     let cuts = [
         0,
         4,
         8,
-        10,
         12,
         16,
         20,
         24,
         25,
-        body.end - 1,
-        body.end,
+        region - 1,
+        region,
         good.len() - 1,
     ];
-    for len in cuts.into_iter().chain(body.step_by(41)) {
-        variants.push((format!("cut to {len}"), good[..len].to_vec()));
+    for len in cuts.into_iter().chain((region..good.len()).step_by(997)) {
+        rejected.push((format!("cut to {len}"), good[..len].to_vec()));
     }
     let mut longer = good.clone();
     longer.push(0);
-    variants.push(("one byte more".into(), longer));
+    rejected.push(("one byte more".into(), longer));
     // Another format version with a correct hash: ignored, not misread.
     let mut version = good.clone();
-    version[8] = 2;
-    let n = version.len() - 32;
-    let hash = *blake3::hash(&version[..n]).as_bytes();
-    version[n..].copy_from_slice(&hash);
-    variants.push(("version 2".into(), version));
-    for (what, bytes) in variants {
+    version[8] = 3;
+    let hash = *blake3::hash(&version[..region - HASH_BYTES]).as_bytes();
+    version[region - HASH_BYTES..region].copy_from_slice(&hash);
+    rejected.push(("version 3".into(), version));
+    for (what, bytes) in rejected {
         let case = crate::crash_image(dir.path());
         std::fs::write(case.path().join(CHECKPOINT), &bytes).unwrap();
         let db = Database::open(case.path(), fast()).unwrap();
@@ -270,6 +282,129 @@ fn every_damaged_or_truncated_checkpoint_byte_falls_back_to_a_full_replay() {
         assert!(report.checkpoint_rejected.is_some(), "{what}");
         assert_eq!(observe(&db), expected, "{what}");
     }
+
+    // Damage an item (a block of an id table, an index's entries): the open
+    // checks only the directory, so it is found when the item is first read.
+    // That read fails as corruption of the checkpoint, never serves what
+    // it read, and drops the file; the next open replays the log.
+    let item_positions: Vec<usize> = std::iter::once(region)
+        .chain((region..good.len()).step_by(211))
+        .chain(std::iter::once(good.len() - 1))
+        .collect();
+    for at in item_positions {
+        let case = crate::crash_image(dir.path());
+        let path = case.path().join(CHECKPOINT);
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x41;
+        std::fs::write(&path, &bytes).unwrap();
+        let db = Database::open(case.path(), fast()).unwrap();
+        assert!(db.recovery_report().checkpoint_used, "flip at {at}");
+        match try_observe(&db) {
+            Err(Error::Corrupt { path: found, .. }) => assert_eq!(found, path, "flip at {at}"),
+            other => panic!("flip at {at}: expected corruption, got {other:?}"),
+        }
+        assert!(
+            !path.exists(),
+            "flip at {at}: the damaged checkpoint is dropped"
+        );
+        drop(db);
+        let db = Database::open(case.path(), fast()).unwrap();
+        assert!(!db.recovery_report().checkpoint_used, "flip at {at}");
+        assert_eq!(observe(&db), expected, "flip at {at}");
+    }
+}
+
+#[test]
+fn a_point_read_after_open_reads_one_block_and_damage_elsewhere_is_not_in_its_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    // Items are stored in collection name order, each collection's index
+    // entries after its id table: the last byte belongs to the index of "z".
+    db.create_collection("a").unwrap();
+    db.create_collection("z").unwrap();
+    db.create_index("z", "k", false).unwrap();
+    let mut batch = WriteBatch::new();
+    for i in 0..400 {
+        batch
+            .insert("a", json!({"_id": format!("a{i:04}"), "i": i}))
+            .unwrap();
+        batch
+            .insert("z", json!({"_id": format!("z{i:04}"), "k": i % 5}))
+            .unwrap();
+    }
+    db.write(batch).unwrap();
+    db.close().unwrap();
+    let path = dir.path().join(CHECKPOINT);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    assert!(db.recovery_report().checkpoint_used);
+    // Point reads, counts and the id table of "z" never read the index.
+    for i in [0, 17, 399] {
+        let id = format!("z{i:04}");
+        assert_eq!(db.get("z", &id).unwrap().unwrap()["k"], i % 5);
+        let id = format!("a{i:04}");
+        assert_eq!(db.get("a", &id).unwrap().unwrap()["i"], i);
+    }
+    assert_eq!(db.get("z", "z9999").unwrap(), None);
+    assert_eq!(db.get("z", "a").unwrap(), None);
+    assert_eq!(db.collection_stats("z").unwrap().documents, 400);
+    assert_eq!(db.snapshot().list_ids("z", None, 3).unwrap().len(), 3);
+    // A query through the index reads it.
+    let query = Query::filter(&json!({"k": 1})).unwrap();
+    assert!(matches!(db.find("z", &query), Err(Error::Corrupt { .. })));
+    assert!(!path.exists());
+    // Other collections still work, and a write to the damaged collection
+    // fails before it changes anything.
+    db.insert("a", json!({"_id": "a-new"})).unwrap();
+    assert!(matches!(
+        db.insert("z", json!({"_id": "z-new", "k": 1})),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(db.get("z", "z-new").unwrap(), None);
+    drop(db);
+    let db = Database::open(dir.path(), fast()).unwrap();
+    assert!(!db.recovery_report().checkpoint_used);
+    assert_eq!(db.find("z", &query).unwrap().len(), 80);
+    assert!(db.get("a", "a-new").unwrap().is_some());
+    assert_eq!(db.get("z", "z-new").unwrap(), None);
+}
+
+#[test]
+fn damage_in_the_checkpoint_with_records_after_it_falls_back_to_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    populate(&db, 400);
+    db.close().unwrap();
+    // Writes after the checkpoint, then a kill: the open replays them over
+    // the checkpoint's collections, so it builds those first.
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.upsert("c", json!({"_id": "c0003", "k": 4})).unwrap();
+    db.delete("d", "d0007").unwrap();
+    let image = crate::crash_image(dir.path());
+    drop(db);
+    let expected = {
+        let twin = crate::crash_image(image.path());
+        std::fs::remove_file(twin.path().join(CHECKPOINT)).unwrap();
+        observe(&Database::open(twin.path(), fast()).unwrap())
+    };
+    let intact = crate::crash_image(image.path());
+    let db = Database::open(intact.path(), fast()).unwrap();
+    assert!(db.recovery_report().checkpoint_used);
+    assert_eq!(observe(&db), expected);
+    drop(db);
+    let path = image.path().join(CHECKPOINT);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = region_start(&bytes) + 100;
+    bytes[at] ^= 0x41;
+    std::fs::write(&path, &bytes).unwrap();
+    let db = Database::open(image.path(), fast()).unwrap();
+    let report = db.recovery_report().clone();
+    assert!(!report.checkpoint_used);
+    assert!(report.checkpoint_rejected.is_some());
+    assert_eq!(observe(&db), expected);
 }
 
 #[test]
