@@ -180,7 +180,7 @@ fn seeds_are_regenerated_on_request() {
 /// Checkpoint seeds: the file an engine writes at close for a database with
 /// indexed keys of every JSON type, its plain body, and damaged variants.
 fn write_checkpoint_seeds(write: &dyn Fn(&str, &str, &[u8])) {
-    use aerolith_core::fuzzing::checkpoint_body_of_file;
+    use aerolith_core::fuzzing::{checkpoint_directory_of_file, checkpoint_item_seeds_of_file};
     let dir = tempfile::tempdir().expect("temp dir");
     let db = aerolith_core::Database::open(dir.path(), aerolith_core::Options::default())
         .expect("opens");
@@ -208,12 +208,29 @@ fn write_checkpoint_seeds(write: &dyn Fn(&str, &str, &[u8])) {
     }
     db.close().expect("close");
     let file = std::fs::read(dir.path().join("CHECKPOINT")).expect("checkpoint written");
-    let body = checkpoint_body_of_file(&file);
+    let directory = checkpoint_directory_of_file(&file);
     write("checkpoint_decode", "valid-engine-file", &file);
-    write("checkpoint_decode", "valid-engine-body", body);
-    write("checkpoint_decode", "cut-body", &body[..body.len() / 2]);
+    write("checkpoint_decode", "valid-engine-directory", directory);
+    write(
+        "checkpoint_decode",
+        "cut-directory",
+        &directory[..directory.len() / 2],
+    );
     write("checkpoint_decode", "cut-file", &file[..file.len() - 1]);
     write("checkpoint_decode", "empty", b"");
+    let (blocks, indexes) = checkpoint_item_seeds_of_file(&file);
+    assert!(
+        !blocks.is_empty() && indexes.len() == 2,
+        "the seed database has items"
+    );
+    write("checkpoint_decode", "valid-engine-block", &blocks[0]);
+    for (i, index) in indexes.iter().enumerate() {
+        write(
+            "checkpoint_decode",
+            &format!("valid-engine-index-{i}"),
+            index,
+        );
+    }
 }
 
 /// The seeds that need a signature or a serialiser: a session token signed

@@ -116,6 +116,36 @@ pub mod fuzzing {
         crate::checkpoint::wrap_plain(directory, &[])
     }
 
+    /// Seeds for [`decode_checkpoint_block`] and [`decode_checkpoint_index`]
+    /// from a valid unencrypted checkpoint file: its blocks as they are, and
+    /// its indexes with the prefix that function expects (empty if the file
+    /// does not decode or a collection has more than 255 documents).
+    pub fn checkpoint_item_seeds_of_file(file: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let Ok(opened) = crate::checkpoint::open_bytes(file.to_vec()) else {
+            return (Vec::new(), Vec::new());
+        };
+        let start = file.len() as u64 - opened.directory.blocks_len();
+        let item = |s: &crate::checkpoint::Stored| {
+            let at = (start + s.offset) as usize;
+            file[at..at + s.len as usize].to_vec()
+        };
+        let mut blocks = Vec::new();
+        let mut indexes = Vec::new();
+        for c in &opened.directory.collections {
+            blocks.extend(c.blocks.iter().map(|b| item(&b.stored)));
+            let Ok(docs) = u8::try_from(c.docs) else {
+                continue;
+            };
+            for ix in &c.indexes {
+                let mut seed = vec![docs];
+                seed.extend_from_slice(&ix.keys.to_le_bytes());
+                seed.extend(item(&ix.stored));
+                indexes.push(seed);
+            }
+        }
+        (blocks, indexes)
+    }
+
     /// The directory of an unencrypted checkpoint file.
     pub fn checkpoint_directory_of_file(file: &[u8]) -> &[u8] {
         crate::checkpoint::directory_of(file)

@@ -60,22 +60,28 @@ pub fn record_decode(data: &[u8]) -> bool {
     as_frame
 }
 
-/// Decodes the bytes as a whole checkpoint file, then as a plain checkpoint
-/// body (which must re-encode to the same bytes if it decodes), then as that
-/// body wrapped in a file with a correct hash, which must agree with the
-/// body alone (`checkpoint_decode`). Returns whether either decoded.
+/// Decodes the bytes as a whole checkpoint file (and every item it lists);
+/// as a plain checkpoint directory (which must re-encode to the same bytes
+/// if it decodes); as that directory in a file with a correct hash and no
+/// items, which may decode only if the directory does and lists no item
+/// bytes; as a block of an id table (every entry it decodes must be found
+/// by the in-place search); and as an index's entries
+/// (`checkpoint_decode`). Returns whether any decoded.
 pub fn checkpoint_decode(data: &[u8]) -> bool {
     use aerolith_core::fuzzing::{
-        checkpoint_file_of_body, decode_checkpoint, decode_checkpoint_body,
+        checkpoint_file_of_directory, decode_checkpoint, decode_checkpoint_block,
+        decode_checkpoint_directory, decode_checkpoint_index,
     };
     let as_file = decode_checkpoint(data);
-    let as_body = decode_checkpoint_body(data);
-    assert_eq!(
-        decode_checkpoint(&checkpoint_file_of_body(data)),
-        as_body,
-        "a body decodes alone exactly when it decodes inside a file"
+    let as_directory = decode_checkpoint_directory(data);
+    let in_file = decode_checkpoint(&checkpoint_file_of_directory(data));
+    assert!(
+        !in_file || as_directory == Some(0),
+        "a directory decodes inside a file only if it decodes alone and lists no item bytes"
     );
-    as_file || as_body
+    let as_block = decode_checkpoint_block(data);
+    let as_index = decode_checkpoint_index(data);
+    as_file || as_directory.is_some() || as_block || as_index
 }
 
 /// Parses the bytes as JSON and validates them as a document
