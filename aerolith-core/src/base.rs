@@ -237,9 +237,9 @@ impl BaseCollection {
             Some(checked) => checked,
             None => {
                 let plain = self.file.plain(&at.stored)?;
-                let next_first = self.dir.blocks.get(i + 1).map(|b| &*b.first);
-                let starts = checkpoint::check_block(&plain, at, next_first, &self.file.extents)
-                    .map_err(|e| self.rejected(&at.stored, e))?;
+                let starts =
+                    checkpoint::check_block(&plain, self.dir.bounds(i), &self.file.extents)
+                        .map_err(|e| self.rejected(&at.stored, e))?;
                 let plain = match plain {
                     Cow::Borrowed(_) => None,
                     Cow::Owned(plain) => Some(plain.into_boxed_slice()),
@@ -267,7 +267,7 @@ impl BaseCollection {
         if let Some(map) = self.docs.get() {
             return Ok(map.get(id).copied());
         }
-        let i = self.dir.blocks.partition_point(|b| &*b.first <= id);
+        let i = self.dir.blocks.partition_point(|b| self.dir.first(b) <= id);
         if i == 0 {
             return Ok(None);
         }
@@ -296,9 +296,8 @@ impl BaseCollection {
         let mut map = OrdMap::new();
         let mut bytes = 0u64;
         for (i, at) in self.dir.blocks.iter().enumerate() {
-            let next_first = self.dir.blocks.get(i + 1).map(|b| &*b.first);
             let (plain, _) = self.block(i)?;
-            let entries = checkpoint::decode_block(plain, at, next_first, &self.file.extents)
+            let entries = checkpoint::decode_block(plain, self.dir.bounds(i), &self.file.extents)
                 .map_err(|e| self.rejected(&at.stored, e))?;
             for (id, entry) in entries {
                 bytes += u64::from(entry.size_bytes);

@@ -61,7 +61,7 @@ const ITEM_CHECKSUM_BYTES: usize = 16;
 /// A block of an id table is cut once its plain bytes reach this: a point
 /// read checks and decodes one block, so blocks are small; the directory
 /// holds one first id per block, so they are not tiny.
-const BLOCK_BYTES_TARGET: usize = 4096;
+const BLOCK_BYTES_TARGET: usize = 2048;
 /// A checkpoint larger than this is not read (the id map of a database near
 /// the limits of one process is far smaller).
 const CHECKPOINT_BYTES_MAX: u64 = 1 << 34;
@@ -113,8 +113,20 @@ pub(crate) struct BlockRef {
     pub(crate) stored: Stored,
     /// Entries in the block (at least one).
     pub(crate) count: u32,
-    /// The block's first id: point reads find their block by it.
-    pub(crate) first: Box<str>,
+    /// Where the block's first id is in the collection's `fences`: point
+    /// reads find their block by it. (One string for all of them, so that
+    /// an open allocates per collection, not per block.)
+    pub(crate) first_start: u32,
+    pub(crate) first_len: u16,
+}
+
+/// What a block of an id table is checked against besides its checksum:
+/// its entry count, its first id, and the next block's first id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockBounds<'a> {
+    pub(crate) count: u32,
+    pub(crate) first: &'a str,
+    pub(crate) next_first: Option<&'a str>,
 }
 
 /// One index of a collection, as the directory lists it.
@@ -135,8 +147,39 @@ pub(crate) struct DirCollection {
     pub(crate) docs: u64,
     /// In id order; their counts add up to `docs`.
     pub(crate) blocks: Vec<BlockRef>,
+    /// The blocks' first ids, one after another.
+    pub(crate) fences: String,
     /// In path order.
     pub(crate) indexes: Vec<DirIndex>,
+}
+
+impl DirCollection {
+    /// The first id of a block of this collection.
+    pub(crate) fn first(&self, b: &BlockRef) -> &str {
+        let start = b.first_start as usize;
+        &self.fences[start..start + usize::from(b.first_len)]
+    }
+
+    /// What block `i` is checked against.
+    pub(crate) fn bounds(&self, i: usize) -> BlockBounds<'_> {
+        let b = &self.blocks[i];
+        BlockBounds {
+            count: b.count,
+            first: self.first(b),
+            next_first: self.blocks.get(i + 1).map(|next| self.first(next)),
+        }
+    }
+
+    fn push_block(&mut self, stored: Stored, count: u32, first: &str) {
+        let first_start = u32::try_from(self.fences.len()).expect("fences fit in u32 bytes");
+        self.fences.push_str(first);
+        self.blocks.push(BlockRef {
+            stored,
+            count,
+            first_start,
+            first_len: u16::try_from(first.len()).expect("ids are bounded by the limits"),
+        });
+    }
 }
 
 /// The checkpoint's directory: the log it covers and where everything is.
@@ -251,7 +294,7 @@ pub(crate) fn encode_directory(d: &Directory) -> Vec<u8> {
         for b in &c.blocks {
             put_stored(&mut out, &b.stored);
             out.extend_from_slice(&b.count.to_le_bytes());
-            put_str(&mut out, &b.first);
+            put_str(&mut out, c.first(b));
         }
         put_u32(&mut out, c.indexes.len());
         for ix in &c.indexes {
@@ -373,18 +416,22 @@ fn encode_collection(
         });
     }
     let docs = coll.docs.map()?;
-    let mut blocks = Vec::new();
+    let mut out = DirCollection {
+        name: name.to_owned(),
+        live_bytes: coll.live_bytes,
+        docs: docs.len() as u64,
+        blocks: Vec::new(),
+        fences: String::new(),
+        indexes: Vec::with_capacity(coll.indexes.len()),
+    };
     let mut pending: Vec<(&str, DocEntry)> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut flush = |pending: &mut Vec<(&str, DocEntry)>, region: &mut Vec<u8>| {
-        let first: Box<str> = pending[0].0.into();
+        let first = pending[0].0;
         let count = u32::try_from(pending.len()).expect("a block holds few entries");
-        let plain = encode_block(pending.drain(..));
-        blocks.push(BlockRef {
-            stored: store(region, cipher, &plain),
-            count,
-            first,
-        });
+        let plain = encode_block(pending.iter().copied());
+        out.push_block(store(region, cipher, &plain), count, first);
+        pending.clear();
     };
     for (id, entry) in docs.iter() {
         pending.push((id, *entry));
@@ -397,14 +444,13 @@ fn encode_collection(
     if !pending.is_empty() {
         flush(&mut pending, region);
     }
-    let mut indexes = Vec::with_capacity(coll.indexes.len());
     if !coll.indexes.is_empty() {
         let ordinals: HashMap<&str, usize> =
             docs.keys().enumerate().map(|(i, id)| (&**id, i)).collect();
         for (path, index) in coll.indexes.iter() {
             let entries = index.entries()?;
             let plain = encode_index(entries, &ordinals, docs.len());
-            indexes.push(DirIndex {
+            out.indexes.push(DirIndex {
                 path: path.clone(),
                 unique: index.unique,
                 keys: u32::try_from(entries.len()).expect("keys are counted in u32"),
@@ -412,13 +458,7 @@ fn encode_collection(
             });
         }
     }
-    Ok(DirCollection {
-        name: name.to_owned(),
-        live_bytes: coll.live_bytes,
-        docs: docs.len() as u64,
-        blocks,
-        indexes,
-    })
+    Ok(out)
 }
 
 /// The whole file: header, directory (sealed if `cipher`), the blake3 of
@@ -592,8 +632,16 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
         let live_bytes = r.u64()?;
         let docs = r.u64()?;
         let block_count = r.count(STORED_BYTES + 4 + 2)?;
-        let mut blocks: Vec<BlockRef> = Vec::with_capacity(block_count);
+        let mut coll = DirCollection {
+            name: name.to_owned(),
+            live_bytes,
+            docs,
+            blocks: Vec::with_capacity(block_count),
+            fences: String::new(),
+            indexes: Vec::new(),
+        };
         let mut counted = 0u64;
+        let mut previous: Option<&str> = None;
         for _ in 0..block_count {
             let stored = r.stored(&mut next)?;
             let count = r.u32()?;
@@ -601,24 +649,21 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
             if count == 0 || first.is_empty() {
                 return reject("an empty block or an empty first id");
             }
-            if blocks.last().is_some_and(|p| &*p.first >= first) {
+            if previous.is_some_and(|p| p >= first) {
                 return reject("blocks out of order");
             }
+            previous = Some(first);
             counted += u64::from(count);
-            blocks.push(BlockRef {
-                stored,
-                count,
-                first: first.into(),
-            });
+            coll.push_block(stored, count, first);
         }
         if counted != docs {
             return reject("the blocks' counts differ from the documents");
         }
         let index_count = r.count(2 + 1 + 4 + STORED_BYTES)?;
-        let mut indexes: Vec<DirIndex> = Vec::with_capacity(index_count);
+        coll.indexes.reserve(index_count);
         for _ in 0..index_count {
             let path = r.str()?;
-            if indexes.last().is_some_and(|p| p.path.as_str() >= path) {
+            if coll.indexes.last().is_some_and(|p| p.path.as_str() >= path) {
                 return reject("indexes out of order");
             }
             let unique = match r.u8()? {
@@ -628,20 +673,14 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
             };
             let keys = r.u32()?;
             let stored = r.stored(&mut next)?;
-            indexes.push(DirIndex {
+            coll.indexes.push(DirIndex {
                 path: path.to_owned(),
                 unique,
                 keys,
                 stored,
             });
         }
-        collections.push(DirCollection {
-            name: name.to_owned(),
-            live_bytes,
-            docs,
-            blocks,
-            indexes,
-        });
+        collections.push(coll);
     }
     if !r.buf.is_empty() {
         return reject("bytes after the last collection");
@@ -660,8 +699,7 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
 /// location inside a covered segment, nothing after the last entry.
 struct BlockEntries<'a> {
     r: Reader<'a>,
-    at: &'a BlockRef,
-    next_first: Option<&'a str>,
+    bounds: BlockBounds<'a>,
     extents: &'a Extents,
     left: usize,
     previous: Option<&'a str>,
@@ -670,19 +708,17 @@ struct BlockEntries<'a> {
 impl<'a> BlockEntries<'a> {
     fn new(
         plain: &'a [u8],
-        at: &'a BlockRef,
-        next_first: Option<&'a str>,
+        bounds: BlockBounds<'a>,
         extents: &'a Extents,
     ) -> std::result::Result<Self, Rejected> {
         let mut r = Reader { buf: plain };
         let count = r.count(2 + DOC_ENTRY_BYTES)?;
-        if count != at.count as usize {
+        if count != bounds.count as usize {
             return reject("a block's count differs from the directory");
         }
         Ok(BlockEntries {
             r,
-            at,
-            next_first,
+            bounds,
             extents,
             left: count,
             previous: None,
@@ -701,12 +737,12 @@ impl<'a> BlockEntries<'a> {
         let id = self.r.str()?;
         let in_order = match self.previous {
             Some(p) => p < id,
-            None => id == &*self.at.first,
+            None => id == self.bounds.first,
         };
         if !in_order {
             return reject("a block's ids are out of order or not its first id");
         }
-        if self.left == 0 && self.next_first.is_some_and(|next| id >= next) {
+        if self.left == 0 && self.bounds.next_first.is_some_and(|next| id >= next) {
             return reject("a block's last id is not below the next block's first");
         }
         self.previous = Some(id);
@@ -726,12 +762,11 @@ impl<'a> BlockEntries<'a> {
 /// Decodes a whole plain block of an id table (see [`BlockEntries`]).
 pub(crate) fn decode_block(
     plain: &[u8],
-    at: &BlockRef,
-    next_first: Option<&str>,
+    bounds: BlockBounds<'_>,
     extents: &Extents,
 ) -> std::result::Result<Vec<(Arc<str>, DocEntry)>, Rejected> {
-    let mut entries = BlockEntries::new(plain, at, next_first, extents)?;
-    let mut out = Vec::with_capacity(at.count as usize);
+    let mut entries = BlockEntries::new(plain, bounds, extents)?;
+    let mut out = Vec::with_capacity(bounds.count as usize);
     while let Some((id, entry)) = entries.next_entry()? {
         out.push((Arc::from(id), entry));
     }
@@ -742,12 +777,11 @@ pub(crate) fn decode_block(
 /// returns where each of its entries starts, for [`find_in_checked_block`].
 pub(crate) fn check_block(
     plain: &[u8],
-    at: &BlockRef,
-    next_first: Option<&str>,
+    bounds: BlockBounds<'_>,
     extents: &Extents,
 ) -> std::result::Result<Box<[u32]>, Rejected> {
-    let mut entries = BlockEntries::new(plain, at, next_first, extents)?;
-    let mut starts = Vec::with_capacity(at.count as usize);
+    let mut entries = BlockEntries::new(plain, bounds, extents)?;
+    let mut starts = Vec::with_capacity(bounds.count as usize);
     loop {
         let start = plain.len() - entries.r.buf.len();
         if entries.next_entry()?.is_none() {

@@ -158,7 +158,7 @@ pub mod fuzzing {
     /// whether the block decoded.
     pub fn decode_checkpoint_block(bytes: &[u8]) -> bool {
         use crate::checkpoint::{
-            check_block, decode_block, find_in_checked_block, BlockRef, Extents, Stored,
+            check_block, decode_block, find_in_checked_block, BlockBounds, Extents,
         };
         if bytes.len() < 6 {
             return false;
@@ -168,18 +168,14 @@ pub mod fuzzing {
         let Some(Ok(first)) = bytes.get(6..6 + len).map(std::str::from_utf8) else {
             return false;
         };
-        let at = BlockRef {
-            stored: Stored {
-                offset: 0,
-                len: 0,
-                checksum: [0; 16],
-            },
+        let at = BlockBounds {
             count,
-            first: first.into(),
+            first,
+            next_first: None,
         };
         let extents = Extents::new(vec![(1, u64::MAX)]);
-        let decoded = decode_block(bytes, &at, None, &extents);
-        let checked = check_block(bytes, &at, None, &extents);
+        let decoded = decode_block(bytes, at, &extents);
+        let checked = check_block(bytes, at, &extents);
         assert_eq!(
             decoded.is_ok(),
             checked.is_ok(),
