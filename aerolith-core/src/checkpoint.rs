@@ -6,7 +6,7 @@
 //!
 //! The file is a small directory, checked whole at open, and a region of
 //! items it points at: each collection's id table cut into blocks of about
-//! 4 KiB (with each block's first id in the directory) and each index's
+//! 2 KiB (with each block's first id in the directory) and each index's
 //! entries, every item with its own checksum. An open checks the directory
 //! and maps the file; the items are checked and decoded when first needed
 //! (`base`), so opening a large database costs about as much as opening an
@@ -930,14 +930,15 @@ pub(crate) struct Opened {
 }
 
 impl Opened {
-    /// The collections, still in the file, as state.
-    pub(crate) fn collections(&self) -> OrdMap<String, CollectionState> {
-        self.directory
-            .collections
-            .iter()
+    /// The collections, still in the file, as state (taken out of the
+    /// directory, which keeps the rest).
+    pub(crate) fn take_collections(&mut self) -> OrdMap<String, CollectionState> {
+        std::mem::take(&mut self.directory.collections)
+            .into_iter()
             .map(|c| {
-                let base = BaseCollection::new(Arc::clone(&self.file), c.clone());
-                (c.name.clone(), CollectionState::in_base(Arc::new(base)))
+                let name = c.name.clone();
+                let base = BaseCollection::new(Arc::clone(&self.file), c);
+                (name, CollectionState::in_base(Arc::new(base)))
             })
             .collect()
     }

@@ -86,11 +86,11 @@ pub mod fuzzing {
     /// item it lists, as the first scan and index queries would; never
     /// panics on any input.
     pub fn decode_checkpoint(bytes: &[u8]) -> bool {
-        let Ok(opened) = crate::checkpoint::open_bytes(bytes.to_vec()) else {
+        let Ok(mut opened) = crate::checkpoint::open_bytes(bytes.to_vec()) else {
             return false;
         };
         opened
-            .collections()
+            .take_collections()
             .values()
             .all(|c| c.docs.map().is_ok() && c.indexes.values().all(|ix| ix.entries().is_ok()))
     }

@@ -655,9 +655,9 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let mut max_txn = 0;
     let (covered, covered_segments) =
         match load_checkpoint(dir, &meta, cipher.as_ref(), &manifest, &options.fault_plan) {
-            Ok(Some((opened, segments))) => {
+            Ok(Some((mut opened, segments))) => {
                 let covered = opened.directory.segments.clone();
-                let collections = opened.collections();
+                let collections = opened.take_collections();
                 // Records after the checkpoint change its collections: build
                 // them now, and replay everything if the checkpoint is damaged.
                 let built = if log_after(&covered, &segments, &manifest)? {

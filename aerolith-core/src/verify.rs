@@ -143,13 +143,13 @@ fn check_checkpoint(
     cipher: Option<&crate::crypto::RecordCipher>,
 ) -> CheckpointStatus {
     let checked = || -> std::result::Result<bool, Rejected> {
-        let Some(opened) = checkpoint::open_file(dir, cipher, false)? else {
+        let Some(mut opened) = checkpoint::open_file(dir, cipher, false)? else {
             return Ok(false);
         };
         let segments = checkpoint::match_log(&opened.directory, database_id, manifest, |id| {
             Segment::open(dir, id, &None)
         })?;
-        for (name, coll) in opened.collections().iter() {
+        for (name, coll) in opened.take_collections().iter() {
             let docs = coll
                 .docs
                 .map()
