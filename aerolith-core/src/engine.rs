@@ -1141,7 +1141,8 @@ impl Inner {
             return Ok(builder.outcome);
         }
         let (buf, outcome, last_start) = builder.finish();
-        w.active.set_last_frame(unwritten.offset + last_start as u64);
+        w.active
+            .set_last_frame(unwritten.offset + last_start as u64);
         w.active_len = unwritten.offset + buf.len() as u64;
         unwritten.bytes = buf;
         w.next_txn += 1;
