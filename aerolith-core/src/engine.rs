@@ -1,8 +1,9 @@
 //! The database handle and its write path. Writers hand a [`WriteBatch`] to
 //! the commit queue (`group_commit`); the leader of a group validates every
-//! batch of the group against the newest state in turn, appends each one's
-//! records to the active segment, then issues one fsync for the whole group
-//! and publishes the new state to readers. Readers never take the commit
+//! batch of the group against the newest state in turn and encodes its
+//! records, appends the whole group's records to the active segment with
+//! one write, then issues one fsync for the whole group and publishes the
+//! new state to readers. Readers never take the commit
 //! lock: they clone the published `Arc<State>`.
 //!
 //! Boundary: this module owns committing a group and the segment roll-over;
