@@ -3,8 +3,8 @@
 //! batch of the group against the newest state in turn and encodes its
 //! records, appends the whole group's records to the active segment with
 //! one write, then issues one fsync for the whole group and publishes the
-//! new state to readers. Readers never take the commit
-//! lock: they clone the published `Arc<State>`.
+//! new state to readers. Readers never take the commit lock: they clone the
+//! published `Arc<State>`.
 //!
 //! Boundary: this module owns committing a group and the segment roll-over;
 //! the queue and who leads live in `group_commit`, replay in `recovery`,
