@@ -503,6 +503,11 @@ struct Unwritten {
     offset: u64,
 }
 
+/// Most bytes a group keeps unwritten ([`Unwritten`]): past it they are
+/// written before the next batch. Large enough that a write per this many
+/// bytes costs nothing worth measuring.
+const GROUP_UNWRITTEN_BYTES_MAX: usize = 1 << 20;
+
 impl Unwritten {
     fn at(offset: u64) -> Unwritten {
         Unwritten {
@@ -1075,8 +1080,8 @@ impl Inner {
     /// Validates `batch` against the writer's state and encodes its records
     /// after the group's `unwritten` ones; on success the writer's state,
     /// append position and transaction number move past it (its bytes are
-    /// written by `write_out`). A failed batch leaves all of them as they
-    /// were.
+    /// written by `write_out`). A batch that fails validation leaves all of
+    /// them as they were; a failed write poisons the database.
     fn commit_one(
         &self,
         w: &mut WriteSide,
@@ -1149,6 +1154,11 @@ impl Inner {
         w.next_txn += 1;
         if let Some(copy) = copy {
             w.state = copy;
+        }
+        if unwritten.bytes.len() >= GROUP_UNWRITTEN_BYTES_MAX {
+            // A group of large batches does not hold all of its bytes twice
+            // (the batches and their encoding) until it ends.
+            self.write_out(w, unwritten)?;
         }
         Ok(outcome)
     }

@@ -451,3 +451,50 @@ fn writes_in_one_group_read_what_the_earlier_ones_wrote() {
     drop(db);
     check(&Database::open(dir.path(), options).unwrap());
 }
+
+/// A group of large batches is written out in parts (past the most bytes a
+/// group keeps unwritten) instead of all at its end; the batches after a
+/// part read what the batches before it wrote from the segment, and the
+/// outcome is the same as one by one.
+#[test]
+fn a_group_of_large_batches_reads_back_across_its_partial_writes() {
+    const BATCHES: usize = 12;
+    const DOCS: usize = 60;
+    let (dir, db) = fresh();
+    db.create_collection("c").unwrap();
+    let pad = "p".repeat(4096);
+    let queued: Vec<_> = (0..BATCHES)
+        .map(|b| {
+            let mut batch = WriteBatch::new();
+            for d in 0..DOCS {
+                batch
+                    .insert("c", json!({"_id": format!("b{b}-{d}"), "pad": pad}))
+                    .unwrap();
+                if b > 0 {
+                    // Reads the document the batch before wrote.
+                    batch
+                        .patch("c", &format!("b{}-{d}", b - 1), json!({"next": b}))
+                        .unwrap();
+                }
+            }
+            db.write_pending(batch)
+        })
+        .collect();
+    for pending in queued {
+        pending.wait().unwrap();
+    }
+    let check = |db: &Database| {
+        for b in 0..BATCHES {
+            for d in 0..DOCS {
+                let doc = db.get("c", &format!("b{b}-{d}")).unwrap().unwrap();
+                assert_eq!(doc["pad"].as_str().map(str::len), Some(4096));
+                let next = (b + 1 < BATCHES).then_some(b + 1);
+                assert_eq!(doc["next"].as_u64(), next.map(|n| n as u64), "b{b}-{d}");
+            }
+        }
+    };
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    check(&Database::open(dir.path(), crate::fast()).unwrap());
+}
