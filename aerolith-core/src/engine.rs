@@ -496,8 +496,8 @@ impl Logged {
 /// The records a group has encoded and not yet written: the segment gets
 /// them in one write when the group ends, instead of one per batch
 /// (profiled under 64 concurrent HTTP inserts: the per-batch writes took
-/// about a fifth of the commit thread's time). They start at `offset` of the active segment and end at the
-/// writer's append position.
+/// about a fifth of the commit thread's time). They start at `offset` of
+/// the active segment and end at the writer's append position.
 struct Unwritten {
     bytes: Vec<u8>,
     offset: u64,
@@ -1100,8 +1100,8 @@ impl Inner {
         // group's later batches change the nodes this one copied instead of
         // copying the paths again (profiled under 64 concurrent HTTP inserts:
         // copying and freeing them per batch took about a sixth of the
-        // commit thread's time). A longer batch works on
-        // a copy, kept only if every operation succeeds.
+        // commit thread's time). A longer batch works on a copy, kept only
+        // if every operation succeeds.
         let in_place = batch.ops.len() == 1;
         let mut copy = if in_place {
             None
