@@ -33,21 +33,10 @@ pub struct JsonTooDeep {
 /// malformed input can only make the count larger, never bypass it.
 pub fn check_json_depth(bytes: &[u8], depth_max: u32) -> Result<(), JsonTooDeep> {
     let mut depth: u32 = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (offset, &byte) in bytes.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut offset = 0;
+    while let Some(&byte) = bytes.get(offset) {
         match byte {
-            b'"' => in_string = true,
+            b'"' => offset = string_end(bytes, offset + 1),
             b'[' | b'{' => {
                 depth += 1;
                 if depth > depth_max {
@@ -57,8 +46,39 @@ pub fn check_json_depth(bytes: &[u8], depth_max: u32) -> Result<(), JsonTooDeep>
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        offset += 1;
     }
     Ok(())
+}
+
+/// Bytes of a string's contents [`string_end`] looks at together.
+const STRING_CHUNK_BYTES: usize = 16;
+
+/// The offset of the quote that closes a string whose contents start at
+/// `from` (`bytes.len()` if none does). Runs without a quote or a backslash
+/// are skipped [`STRING_CHUNK_BYTES`] at a time, without a branch per byte:
+/// most of a document's bytes are inside strings (measured: the byte-wise
+/// scan of a 1 KiB insert was about as long as parsing it).
+fn string_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    loop {
+        while let Some(chunk) = bytes.get(at..at + STRING_CHUNK_BYTES) {
+            let special = chunk
+                .iter()
+                .fold(false, |found, &b| found | (b == b'"') | (b == b'\\'));
+            if special {
+                break;
+            }
+            at += STRING_CHUNK_BYTES;
+        }
+        match bytes.get(at) {
+            None => return bytes.len(),
+            Some(b'"') => return at,
+            // The escaped byte is skipped, whatever it is.
+            Some(b'\\') => at += 2,
+            Some(_) => at += 1,
+        }
+    }
 }
 
 /// Whether the request declares a JSON body (`application/json` or any
@@ -180,7 +200,59 @@ mod tests {
         })
     }
 
+    /// The scan as first written, a byte at a time: the reference the
+    /// chunked scan must agree with on any input, JSON or not.
+    fn depth_bytewise(bytes: &[u8], depth_max: u32) -> Result<(), JsonTooDeep> {
+        let mut depth: u32 = 0;
+        let mut in_string = false;
+        let mut escaped = false;
+        for (offset, &byte) in bytes.iter().enumerate() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if byte == b'\\' {
+                    escaped = true;
+                } else if byte == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > depth_max {
+                        return Err(JsonTooDeep { depth_max, offset });
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
+        #[test]
+        fn chunked_scan_agrees_with_the_bytewise_one(
+            text in prop::collection::vec(
+                prop::sample::select(b"[]{}\"\\\\ax".to_vec()),
+                0..300,
+            ),
+            plain_run in 0usize..40,
+            limit in 0u32..6,
+        ) {
+            // Long plain runs inside strings, where chunks are skipped.
+            let mut bytes = Vec::new();
+            for (i, &b) in text.iter().enumerate() {
+                bytes.push(b);
+                if i % 7 == 0 {
+                    bytes.extend(std::iter::repeat_n(b'x', plain_run));
+                }
+            }
+            prop_assert_eq!(check_json_depth(&bytes, limit), depth_bytewise(&bytes, limit));
+        }
+
         #[test]
         fn scan_accepts_exactly_the_documents_within_the_limit(value in arb_json(), limit in 0u32..10) {
             let text = serde_json::to_vec(&value).expect("serialises");

@@ -348,3 +348,153 @@ fn a_committer_that_ends_when_idle_is_started_again() {
     });
     assert_eq!(db.stats().unwrap().documents, 140);
 }
+
+/// Writes queued back to back share groups, and each reads what the ones
+/// before it wrote although a group's records reach the segment only when
+/// the group ends (one write per group): a patch, a replace or an upsert of
+/// a document inserted earlier in the same group reads it back (a unique
+/// index makes every write read the old version), a failing batch in the
+/// middle of a group leaves no trace, and small segments roll over inside
+/// groups. The outcomes are those of the writes one by one, whatever the
+/// grouping, and a reopen replays the same state from the log.
+#[test]
+fn writes_in_one_group_read_what_the_earlier_ones_wrote() {
+    const DOCS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = crate::fast();
+    options.segment_size_bytes_max = 4096;
+    let db = Database::open(dir.path(), options.clone()).unwrap();
+    db.create_collection("c").unwrap();
+    db.create_index("c", "u", true).unwrap();
+    let batch = |f: &dyn Fn(&mut WriteBatch) -> Result<(), Error>| {
+        let mut b = WriteBatch::new();
+        f(&mut b).unwrap();
+        b
+    };
+    let mut queued = Vec::new();
+    for k in 0..DOCS {
+        let id = format!("d{k}");
+        let steps = [
+            batch(&|b| {
+                b.insert("c", json!({"_id": id, "v": 0, "u": format!("a{k}")}))
+                    .map(drop)
+            }),
+            batch(&|b| b.patch("c", &id, json!({"v": 1}))),
+            batch(&|b| b.replace("c", &id, json!({"v": 2, "u": format!("b{k}")}))),
+            // Fails: the id is taken.
+            batch(&|b| b.insert("c", json!({"_id": id, "v": 9})).map(drop)),
+            // Fails as a whole: its second document takes `u` of the first.
+            batch(&|b| {
+                b.patch("c", &id, json!({"v": 9}))?;
+                b.insert("c", json!({"_id": format!("e{k}"), "u": format!("b{k}")}))
+                    .map(drop)
+            }),
+            batch(&|b| {
+                b.upsert("c", json!({"_id": id, "v": 4, "u": format!("c{k}")}))
+                    .map(drop)
+            }),
+            batch(&|b| {
+                if k % 2 == 1 {
+                    b.delete("c", &id)
+                } else {
+                    b.patch("c", &id, json!({"w": k}))
+                }
+            }),
+        ];
+        queued.extend(steps.into_iter().map(|b| db.write_pending(b)));
+    }
+    for (i, pending) in queued.into_iter().enumerate() {
+        let result = pending.wait();
+        match i % 7 {
+            3 => assert!(
+                matches!(result, Err(Error::DocumentExists { .. })),
+                "{i}: {result:?}"
+            ),
+            4 => assert!(
+                matches!(result, Err(Error::UniqueViolation { .. })),
+                "{i}: {result:?}"
+            ),
+            _ => assert!(result.is_ok(), "{i}: {result:?}"),
+        }
+    }
+    let check = |db: &Database| {
+        for k in 0..DOCS {
+            let got = db.get("c", &format!("d{k}")).unwrap();
+            let by_u = |u: String| {
+                db.find(
+                    "c",
+                    &aerolith_core::Query::filter(&json!({"u": u})).unwrap(),
+                )
+                .unwrap()
+                .len()
+            };
+            assert_eq!(by_u(format!("a{k}")) + by_u(format!("b{k}")), 0, "d{k}");
+            assert!(db.get("c", &format!("e{k}")).unwrap().is_none());
+            if k % 2 == 1 {
+                assert!(got.is_none(), "d{k} was deleted");
+                assert_eq!(by_u(format!("c{k}")), 0);
+            } else {
+                let expected =
+                    json!({"_id": format!("d{k}"), "v": 4, "u": format!("c{k}"), "w": k});
+                assert_eq!(got, Some(expected));
+                assert_eq!(by_u(format!("c{k}")), 1);
+            }
+        }
+        assert_eq!(db.stats().unwrap().documents, (DOCS / 2) as u64);
+    };
+    check(&db);
+    assert!(
+        crate::segment_files(dir.path()).len() > 2,
+        "segments rolled over"
+    );
+    db.close().unwrap();
+    drop(db);
+    check(&Database::open(dir.path(), options).unwrap());
+}
+
+/// A group of large batches is written out in parts (past the most bytes a
+/// group keeps unwritten) instead of all at its end; the batches after a
+/// part read what the batches before it wrote from the segment, and the
+/// outcome is the same as one by one.
+#[test]
+fn a_group_of_large_batches_reads_back_across_its_partial_writes() {
+    const BATCHES: usize = 12;
+    const DOCS: usize = 60;
+    let (dir, db) = fresh();
+    db.create_collection("c").unwrap();
+    let pad = "p".repeat(4096);
+    let queued: Vec<_> = (0..BATCHES)
+        .map(|b| {
+            let mut batch = WriteBatch::new();
+            for d in 0..DOCS {
+                batch
+                    .insert("c", json!({"_id": format!("b{b}-{d}"), "pad": pad}))
+                    .unwrap();
+                if b > 0 {
+                    // Reads the document the batch before wrote.
+                    batch
+                        .patch("c", &format!("b{}-{d}", b - 1), json!({"next": b}))
+                        .unwrap();
+                }
+            }
+            db.write_pending(batch)
+        })
+        .collect();
+    for pending in queued {
+        pending.wait().unwrap();
+    }
+    let check = |db: &Database| {
+        for b in 0..BATCHES {
+            for d in 0..DOCS {
+                let doc = db.get("c", &format!("b{b}-{d}")).unwrap().unwrap();
+                assert_eq!(doc["pad"].as_str().map(str::len), Some(4096));
+                let next = (b + 1 < BATCHES).then_some(b + 1);
+                assert_eq!(doc["next"].as_u64(), next.map(|n| n as u64), "b{b}-{d}");
+            }
+        }
+    };
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    check(&Database::open(dir.path(), crate::fast()).unwrap());
+}
