@@ -266,12 +266,17 @@ impl CollectionState {
     /// checkpoint fails the write before it changes anything).
     pub(crate) fn materialize(&mut self) -> Result<()> {
         if matches!(self.docs, DocMap::Base(_)) {
-            self.docs.map_mut()?;
+            // Built on copies (O(1) clones) and kept only if all of it
+            // builds: a failure leaves this collection exactly as it was.
+            let mut docs = self.docs.clone();
+            docs.map_mut()?;
             let mut indexes = OrdMap::new();
-            for (path, mut index) in std::mem::take(&mut self.indexes) {
+            for (path, index) in self.indexes.iter() {
+                let mut index = index.clone();
                 index.entries_mut()?;
-                indexes.insert(path, index);
+                indexes.insert(path.clone(), index);
             }
+            self.docs = docs;
             self.indexes = indexes;
         }
         Ok(())
