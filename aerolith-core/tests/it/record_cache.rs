@@ -151,3 +151,39 @@ fn json_byte_reads_share_the_cache_and_never_serve_damage() {
     ));
     assert_eq!(db.get_json_bytes("c", "missing").unwrap(), None);
 }
+
+#[test]
+fn repeated_reads_are_exact_and_unshared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    db.create_collection("c").unwrap();
+    let stored = json!({"_id": "d", "z": 1, "a": [1, {"y": null, "b": true}], "m": {"k": "v"}});
+    db.insert("c", stored.clone()).unwrap();
+    // The first read verifies and caches the bytes, the later ones parse
+    // the cached bytes: all the same, key order included (serde_json keeps
+    // insertion order).
+    let text = serde_json::to_string(&stored).unwrap();
+    for _ in 0..4 {
+        let mut doc = db.get("c", "d").unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&doc).unwrap(), text);
+        // A caller's changes to its copy never reach the next read.
+        doc["z"] = json!("changed");
+        doc["a"][1]["b"] = json!(false);
+    }
+    let snapshot = db.snapshot();
+    assert_eq!(snapshot.get("c", "d").unwrap().unwrap(), stored);
+    assert_eq!(
+        db.get_json_bytes("c", "d").unwrap().unwrap(),
+        text.as_bytes()
+    );
+    // A new version is a new record: its reads never see the cached one.
+    db.replace("c", "d", json!({"z": 2})).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            db.get("c", "d").unwrap().unwrap(),
+            json!({"_id": "d", "z": 2})
+        );
+    }
+    // The snapshot taken before still reads the old version.
+    assert_eq!(snapshot.get("c", "d").unwrap().unwrap(), stored);
+}
