@@ -71,7 +71,7 @@ pub(crate) struct Inner {
     pub(crate) group: Arc<GroupCommit>,
     /// See [`Options::committer_idle`].
     pub(crate) committer_idle: Duration,
-    poisoned: AtomicBool,
+    poisoned: Arc<AtomicBool>,
     closed: AtomicBool,
     dirty: AtomicBool,
     pub(crate) compaction: Mutex<()>,
@@ -120,7 +120,7 @@ impl Database {
             writer: Mutex::new(recovered.write_side),
             group: Arc::default(),
             committer_idle: options.committer_idle,
-            poisoned: AtomicBool::new(false),
+            poisoned: Arc::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             compaction: Mutex::new(()),
@@ -1055,7 +1055,12 @@ impl Inner {
                 Durability::Never => {}
             }
         }
-        if !self.poisoned.load(Ordering::SeqCst) {
+        // Published exactly when something of the group is acknowledged:
+        // every failure above (an append, a poisoning before the fsync, the
+        // fsync) turned all its results into errors. Not `!poisoned`: a
+        // background zero-fill may poison after this group's own fsync
+        // succeeded, and what that fsync made durable is acknowledged.
+        if results.iter().any(Result::is_ok) {
             *self.published.write() = Arc::new(w.state.clone());
         }
         drop(w);
@@ -1090,6 +1095,17 @@ impl Inner {
             w.active
                 .write_at(&unwritten.bytes, unwritten.offset)
                 .inspect_err(|_| self.poison())?;
+            if matches!(self.durability, Durability::Always) {
+                // The next step of zeros, off the commit path. A failure
+                // there poisons: its fdatasync may have consumed errors of
+                // appends not yet synced (they are reported to this
+                // writer's own fdatasync too, see `Segment::fill_ahead`).
+                let poisoned = Arc::clone(&self.poisoned);
+                w.active
+                    .fill_ahead(w.active_len, self.segment_size_bytes_max, move |_| {
+                        poisoned.store(true, Ordering::SeqCst);
+                    });
+            }
         }
         unwritten.bytes.clear();
         unwritten.offset = w.active_len;
