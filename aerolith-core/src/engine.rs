@@ -328,6 +328,10 @@ impl Drop for Inner {
                 self.write_checkpoint(&w);
             }
         }
+        // No background zero-fill may write once the directory is released
+        // (a trim above already retired the segment; a poisoned or failed
+        // close did not).
+        self.writer.lock().active.retire();
     }
 }
 

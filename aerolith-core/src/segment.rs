@@ -96,6 +96,9 @@ pub(crate) struct Segment {
     fill: Mutex<()>,
     /// A background fill is scheduled or running.
     fill_scheduled: AtomicBool,
+    /// Moved on by [`Segment::retire`]: a fill scheduled before it never
+    /// writes.
+    fill_epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for Segment {
@@ -144,6 +147,7 @@ impl Segment {
             faults: faults.clone(),
             fill: Mutex::new(()),
             fill_scheduled: AtomicBool::new(false),
+            fill_epoch: AtomicU64::new(0),
         })
     }
 
@@ -183,6 +187,7 @@ impl Segment {
             faults: faults.clone(),
             fill: Mutex::new(()),
             fill_scheduled: AtomicBool::new(false),
+            fill_epoch: AtomicU64::new(0),
         })
     }
 
@@ -366,13 +371,17 @@ impl Segment {
         {
             return None;
         }
+        let epoch = self.fill_epoch.load(Ordering::SeqCst);
         let segment = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("aerolith-fill".into())
             .spawn(move || {
                 let _filling = segment.fill.lock();
-                // Trimmed, or filled inline, since: nothing to do.
-                if segment.allocated_len.load(Ordering::SeqCst) == allocated {
+                // Retired (sealed, closed, dropped), or filled inline, since:
+                // nothing to do.
+                if segment.fill_epoch.load(Ordering::SeqCst) == epoch
+                    && segment.allocated_len.load(Ordering::SeqCst) == allocated
+                {
                     if let Err(e) = segment.fill_step(allocated, limit_bytes) {
                         on_failure(&e);
                     }
@@ -410,6 +419,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Ends background fills: waits for one in progress and makes any
+    /// scheduled one do nothing. Called when the segment stops being the
+    /// active one (sealed, closed, the database dropped), so that no fill
+    /// ever writes to a file another writer may own next.
+    pub(crate) fn retire(&self) {
+        let _filling = self.fill.lock();
+        self.fill_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// fdatasync: the data written so far survives a crash.
     pub(crate) fn sync(&self) -> Result<()> {
         let written = self.written_len.load(Ordering::SeqCst);
@@ -433,6 +451,7 @@ impl Segment {
     /// Cuts the zero-filled tail off at `len`, the end of the last record
     /// (sealing a segment, closing the database). No-op if there is none.
     pub(crate) fn trim(&self, len: u64) -> Result<()> {
+        self.retire();
         if self.len()? > len {
             self.truncate(len)?;
         }
@@ -579,5 +598,32 @@ mod tests {
         seg.reserve(SEGMENT_HEADER_BYTES + 10, 1 << 20).unwrap();
         let end = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN - 100;
         assert!(seg.fill_ahead(end, 1 << 20, |_| {}).is_none());
+    }
+
+    #[test]
+    fn a_fill_scheduled_before_the_segment_retires_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Arc::new(Segment::create(dir.path(), 1, &None).unwrap());
+        let limit = 1 << 20;
+        seg.reserve(SEGMENT_HEADER_BYTES + 10, limit).unwrap();
+        let allocated = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN;
+        // The fill is scheduled and waits for the lock; the segment retires
+        // (what `retire` does under the lock) before the fill gets it.
+        let filling = seg.fill.lock();
+        let fill = seg
+            .fill_ahead(allocated - 100, limit, |_| {})
+            .expect("a fill starts");
+        seg.fill_epoch.fetch_add(1, Ordering::SeqCst);
+        drop(filling);
+        fill.join().unwrap();
+        assert_eq!(seg.len().unwrap(), allocated, "the retired fill wrote");
+        // A fill scheduled after the retire works again (a trimmed segment
+        // that stays active in this test), and `retire` waits for it.
+        let fill = seg
+            .fill_ahead(allocated - 100, limit, |_| {})
+            .expect("a fill starts");
+        fill.join().unwrap();
+        seg.retire();
+        assert_eq!(seg.len().unwrap(), 2 * allocated);
     }
 }
