@@ -3,7 +3,9 @@
 //! after a random number of acknowledgements (while another thread compacts
 //! in a loop), reopens, and checks that every acknowledged write is present
 //! and intact. `AEROLITH_CRASH_CYCLES` raises
-//! the number of cycles for a soak run (default 50).
+//! the number of cycles for a soak run (default 50). A second run uses
+//! larger segments and documents, so kills land while the active segment's
+//! zero-fill runs on its background thread.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,6 +15,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 const CHILD_ENV: &str = "AEROLITH_CRASH_CHILD_DIR";
+/// The child's segment size and payload bytes per document.
+const SHAPE_ENV: &str = "AEROLITH_CRASH_SHAPE";
 const WRITER_THREADS: usize = 4;
 
 /// The child's body: runs only when the parent re-executes this test binary.
@@ -26,8 +30,20 @@ fn crash_child_writer() {
         .parse()
         .unwrap();
     // Small segments and a thread compacting in a loop, so kills also land
-    // in the middle of roll-overs and compactions.
-    let db = Database::open(&dir, Options::default().segment_size_bytes_max(16 * 1024)).unwrap();
+    // in the middle of roll-overs and compactions; or (the shape) larger
+    // segments and documents, so they land during background zero-fills.
+    let (segment_bytes, payload_bytes): (u64, u64) = match std::env::var(SHAPE_ENV) {
+        Ok(shape) => {
+            let (a, b) = shape.split_once(',').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        }
+        Err(_) => (16 * 1024, 50),
+    };
+    let db = Database::open(
+        &dir,
+        Options::default().segment_size_bytes_max(segment_bytes),
+    )
+    .unwrap();
     if !db.list_collections().contains(&"acked".to_string()) {
         db.create_collection("acked").unwrap();
     }
@@ -43,7 +59,12 @@ fn crash_child_writer() {
             s.spawn(move || {
                 for i in 0u64.. {
                     let id = format!("c{cycle}-t{t}-{i}");
-                    db.insert("acked", json!({"_id": id, "cycle": cycle, "payload": "p".repeat((i % 50) as usize)})).unwrap();
+                    let payload = "p".repeat((i % payload_bytes) as usize);
+                    db.insert(
+                        "acked",
+                        json!({"_id": id, "cycle": cycle, "payload": payload}),
+                    )
+                    .unwrap();
                     use std::io::Write;
                     let mut out = stdout.lock().unwrap();
                     writeln!(out, "{id}").unwrap();
@@ -56,10 +77,24 @@ fn crash_child_writer() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
+    sigkill_cycles(50, 120, None);
+}
+
+/// 1 MiB segments and documents up to 4 KiB: the zero-fill steps grow to
+/// 512 KiB and run on the background thread while the writers append.
+#[test]
+fn acknowledged_writes_survive_sigkill_during_background_zero_fills() {
+    sigkill_cycles(20, 600, Some("1048576,4096"));
+}
+
+/// `cycles` (or `AEROLITH_CRASH_CYCLES`) rounds of: start the child writer
+/// (of the given shape), kill it after up to `acks_max` acknowledgements,
+/// reopen and check every acknowledged write.
+fn sigkill_cycles(cycles: u64, acks_max: usize, shape: Option<&str>) {
     let cycles: u64 = std::env::var("AEROLITH_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(cycles);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
@@ -67,8 +102,12 @@ fn acknowledged_writes_survive_sigkill() {
     let mut truncations = 0;
     let mut orphans_removed = 0;
     for cycle in 0..cycles {
-        let kill_after: usize = rng.random_range(1..120);
-        let mut child = Command::new(&exe)
+        let kill_after: usize = rng.random_range(1..acks_max);
+        let mut command = Command::new(&exe);
+        if let Some(shape) = shape {
+            command.env(SHAPE_ENV, shape);
+        }
+        let mut child = command
             .args([
                 "--exact",
                 "crash::crash_child_writer",
