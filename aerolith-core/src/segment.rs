@@ -338,11 +338,18 @@ impl Segment {
         Ok(())
     }
 
-    /// Where a zero-fill from `allocated` ends: one step further, the step
-    /// as large as the file (64 KiB to 4 MiB), never past `limit_bytes`.
+    /// The zero-fill step of a file of `allocated` bytes: as large as the
+    /// file, 64 KiB to 4 MiB.
+    fn fill_step_bytes(allocated: u64) -> u64 {
+        allocated.clamp(PREALLOC_STEP_BYTES_MIN, PREALLOC_STEP_BYTES)
+    }
+
+    /// Where a zero-fill from `allocated` ends: one step further, never
+    /// past `limit_bytes`.
     fn fill_target(allocated: u64, limit_bytes: u64) -> u64 {
-        let step = allocated.clamp(PREALLOC_STEP_BYTES_MIN, PREALLOC_STEP_BYTES);
-        (allocated + step).min(limit_bytes).max(allocated)
+        (allocated + Self::fill_step_bytes(allocated))
+            .min(limit_bytes)
+            .max(allocated)
     }
 
     /// After an append ending at `end`: once less than half a step of
@@ -363,10 +370,9 @@ impl Segment {
         on_failure: impl FnOnce(&Error) + Send + 'static,
     ) -> Option<std::thread::JoinHandle<()>> {
         let allocated = self.allocated_len.load(Ordering::SeqCst);
-        let step = allocated.clamp(PREALLOC_STEP_BYTES_MIN, PREALLOC_STEP_BYTES);
         if self.faults.is_some()
             || allocated >= limit_bytes
-            || allocated.saturating_sub(end) > step / 2
+            || allocated.saturating_sub(end) > Self::fill_step_bytes(allocated) / 2
             || self.fill_scheduled.swap(true, Ordering::SeqCst)
         {
             return None;
@@ -528,12 +534,21 @@ mod tests {
         assert!(seg.with_bytes(SEGMENT_HEADER_BYTES, 6, |_| ()).is_err());
     }
 
+    /// A new segment with its first zero-fill step done (1 MiB limit).
+    fn filled_segment(dir: &Path, faults: &Faults) -> Arc<Segment> {
+        let seg = Arc::new(Segment::create(dir, 1, faults).unwrap());
+        seg.reserve(SEGMENT_HEADER_BYTES + 10, FILL_TEST_LIMIT)
+            .unwrap();
+        seg
+    }
+
+    const FILL_TEST_LIMIT: u64 = 1 << 20;
+
     #[test]
     fn background_fills_extend_ahead_of_the_appends_with_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Arc::new(Segment::create(dir.path(), 1, &None).unwrap());
-        let limit = 1 << 20;
-        seg.reserve(SEGMENT_HEADER_BYTES + 10, limit).unwrap();
+        let seg = filled_segment(dir.path(), &None);
+        let limit = FILL_TEST_LIMIT;
         let first = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN;
         seg.write_at(&[7; 10], SEGMENT_HEADER_BYTES).unwrap();
         let failed = Arc::new(AtomicBool::new(false));
@@ -571,9 +586,8 @@ mod tests {
     #[test]
     fn a_background_fill_of_a_segment_trimmed_meanwhile_does_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Arc::new(Segment::create(dir.path(), 1, &None).unwrap());
-        let limit = 1 << 20;
-        seg.reserve(SEGMENT_HEADER_BYTES + 10, limit).unwrap();
+        let seg = filled_segment(dir.path(), &None);
+        let limit = FILL_TEST_LIMIT;
         seg.write_at(&[7; 10], SEGMENT_HEADER_BYTES).unwrap();
         let end = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN - 100;
         // The fill waits for the lock; meanwhile the segment is cut back.
@@ -594,18 +608,16 @@ mod tests {
     fn fills_stay_inline_under_a_fault_plan() {
         let dir = tempfile::tempdir().unwrap();
         let faults: Faults = Some(Arc::new(crate::fault::FaultPlan::default()));
-        let seg = Arc::new(Segment::create(dir.path(), 1, &faults).unwrap());
-        seg.reserve(SEGMENT_HEADER_BYTES + 10, 1 << 20).unwrap();
+        let seg = filled_segment(dir.path(), &faults);
         let end = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN - 100;
-        assert!(seg.fill_ahead(end, 1 << 20, |_| {}).is_none());
+        assert!(seg.fill_ahead(end, FILL_TEST_LIMIT, |_| {}).is_none());
     }
 
     #[test]
     fn a_fill_scheduled_before_the_segment_retires_never_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let seg = Arc::new(Segment::create(dir.path(), 1, &None).unwrap());
-        let limit = 1 << 20;
-        seg.reserve(SEGMENT_HEADER_BYTES + 10, limit).unwrap();
+        let seg = filled_segment(dir.path(), &None);
+        let limit = FILL_TEST_LIMIT;
         let allocated = SEGMENT_HEADER_BYTES + PREALLOC_STEP_BYTES_MIN;
         // The fill is scheduled and waits for the lock; the segment retires
         // (what `retire` does under the lock) before the fill gets it.

@@ -36,11 +36,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The allocator of the `aerolith` binary (`src/main.rs`), so the bench
-/// measures what the server runs; the bare handler and the client share it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use aerolith_billing::Catalog;
 use aerolith_core::{Durability, MasterKey};
 use aerolith_server::config::METER_FLUSH_INTERVAL_MS_DEFAULT;
@@ -62,6 +57,11 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// The allocator of the `aerolith` binary (`src/main.rs`), so the bench
+/// measures what the server runs; the bare handler and the client share it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const COLLECTION: &str = "docs";
 const DOCS_DEFAULT: usize = 10_000;
