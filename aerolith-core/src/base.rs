@@ -27,7 +27,7 @@ use imbl::{OrdMap, OrdSet};
 use memmap2::Mmap;
 use parking_lot::Mutex;
 
-use crate::checkpoint::{self, DirCollection, Extents, Rejected, Stored};
+use crate::checkpoint::{self, BlockRef, DirCollection, Extents, Rejected, Stored};
 use crate::crypto::RecordCipher;
 use crate::error::{Error, Result};
 use crate::query::IndexKey;
@@ -171,8 +171,67 @@ struct CheckedBlock {
     /// `None` if the file's bytes are the plain block (no encryption), else
     /// the opened plain bytes.
     plain: Option<Box<[u8]>>,
-    /// Offset of each entry in the plain bytes, in id order.
-    starts: Box<[u32]>,
+    /// Where each entry starts in the plain bytes, with its id's tag, in
+    /// id order.
+    entries: Box<[checkpoint::EntryAt]>,
+}
+
+/// The first ids of a collection's blocks as numbers, so that a point read
+/// finds its block by a binary search over one small array instead of over
+/// the directory's entries and strings (a cache miss or two at every step).
+/// Every first id starts with the same `common` bytes (often all but the
+/// last few); a block's key is the eight bytes after them, big-endian and
+/// zero-padded. Keys order like the ids they come from, except that ids
+/// with equal keys need their strings compared.
+struct FenceKeys {
+    common: usize,
+    keys: Box<[u64]>,
+}
+
+impl FenceKeys {
+    fn new(dir: &DirCollection) -> Self {
+        let (Some(first), Some(last)) = (dir.blocks.first(), dir.blocks.last()) else {
+            return FenceKeys {
+                common: 0,
+                keys: Box::new([]),
+            };
+        };
+        // The ids are in order: what the first and last share, all share.
+        let (first, last) = (dir.first(first).as_bytes(), dir.first(last).as_bytes());
+        let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+        let keys = dir
+            .blocks
+            .iter()
+            .map(|b| Self::key(dir.first(b).as_bytes(), common))
+            .collect();
+        FenceKeys { common, keys }
+    }
+
+    fn key(id: &[u8], common: usize) -> u64 {
+        let rest = id.get(common..).unwrap_or_default();
+        let mut word = [0u8; 8];
+        let n = rest.len().min(8);
+        word[..n].copy_from_slice(&rest[..n]);
+        u64::from_be_bytes(word)
+    }
+
+    /// How many blocks have a first id at or below `id` (`dir`'s blocks'
+    /// `partition_point(first <= id)`).
+    fn blocks_from(&self, dir: &DirCollection, id: &str) -> usize {
+        let at_or_below = |b: &BlockRef| dir.first(b) <= id;
+        let shares_prefix = dir.blocks.first().is_some_and(|b| {
+            id.as_bytes()
+                .starts_with(&dir.first(b).as_bytes()[..self.common])
+        });
+        if !shares_prefix {
+            return dir.blocks.partition_point(at_or_below);
+        }
+        // A smaller key is a smaller id, a larger key a larger one.
+        let key = Self::key(id.as_bytes(), self.common);
+        let below = self.keys.partition_point(|&k| k < key);
+        let equal = self.keys[below..].partition_point(|&k| k == key);
+        below + dir.blocks[below..below + equal].partition_point(at_or_below)
+    }
 }
 
 /// One collection as the checkpoint holds it, decoded as far as it has been
@@ -183,6 +242,8 @@ pub(crate) struct BaseCollection {
     /// Per block, once checked whole: its plain bytes and where each entry
     /// starts (point reads then search it in place).
     checked: Box<[OnceLock<CheckedBlock>]>,
+    /// The blocks' first ids as numbers, built on the first point read.
+    fences: OnceLock<FenceKeys>,
     docs: OnceLock<OrdMap<Arc<str>, DocEntry>>,
     indexes: Box<[OnceLock<IndexMap>]>,
     /// Serializes the whole-map builds (two threads never build one twice).
@@ -204,6 +265,7 @@ impl BaseCollection {
     pub(crate) fn new(file: Arc<CheckpointFile>, dir: DirCollection) -> Self {
         BaseCollection {
             checked: (0..dir.blocks.len()).map(|_| OnceLock::new()).collect(),
+            fences: OnceLock::new(),
             indexes: (0..dir.indexes.len()).map(|_| OnceLock::new()).collect(),
             docs: OnceLock::new(),
             building: Mutex::new(()),
@@ -231,13 +293,13 @@ impl BaseCollection {
     }
 
     /// Block `i`, checked whole once: its plain bytes and entry starts.
-    fn block(&self, i: usize) -> Result<(&[u8], &[u32])> {
+    fn block(&self, i: usize) -> Result<(&[u8], &[checkpoint::EntryAt])> {
         let at = &self.dir.blocks[i];
         let checked = match self.checked[i].get() {
             Some(checked) => checked,
             None => {
                 let plain = self.file.plain(&at.stored)?;
-                let starts =
+                let entries =
                     checkpoint::check_block(&plain, self.dir.bounds(i), &self.file.extents)
                         .map_err(|e| self.rejected(&at.stored, e))?;
                 let plain = match plain {
@@ -246,7 +308,7 @@ impl BaseCollection {
                 };
                 // Two readers may check the same block at once; either
                 // result is the same, and the first stored is kept.
-                let _ = self.checked[i].set(CheckedBlock { plain, starts });
+                let _ = self.checked[i].set(CheckedBlock { plain, entries });
                 self.checked[i].get().expect("set above")
             }
         };
@@ -254,7 +316,7 @@ impl BaseCollection {
             Some(plain) => plain,
             None => self.file.stored_bytes(&at.stored),
         };
-        Ok((plain, &checked.starts))
+        Ok((plain, &checked.entries))
     }
 
     fn rejected(&self, at: &Stored, Rejected(reason): Rejected) -> Error {
@@ -267,12 +329,13 @@ impl BaseCollection {
         if let Some(map) = self.docs.get() {
             return Ok(map.get(id).copied());
         }
-        let i = self.dir.blocks.partition_point(|b| self.dir.first(b) <= id);
+        let fences = self.fences.get_or_init(|| FenceKeys::new(&self.dir));
+        let i = fences.blocks_from(&self.dir, id);
         if i == 0 {
             return Ok(None);
         }
-        let (plain, starts) = self.block(i - 1)?;
-        Ok(checkpoint::find_in_checked_block(plain, starts, id))
+        let (plain, entries) = self.block(i - 1)?;
+        Ok(checkpoint::find_in_checked_block(plain, entries, id))
     }
 
     /// The entry of document `id` with the id as the map holds it (builds
@@ -339,5 +402,117 @@ impl BaseCollection {
             .map_err(|e| self.rejected(&at.stored, e))?;
         let _ = self.indexes[i].set(map);
         Ok(self.indexes[i].get().expect("set above"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::checkpoint::{
+        check_block, encode_block, find_in_checked_block, id_tag, BlockBounds,
+    };
+    use crate::state::Loc;
+
+    fn directory(firsts: &BTreeSet<String>) -> DirCollection {
+        let mut dir = DirCollection {
+            name: "c".into(),
+            live_bytes: 0,
+            docs: 0,
+            blocks: Vec::new(),
+            fences: String::new(),
+            indexes: Vec::new(),
+        };
+        let stored = Stored {
+            offset: 0,
+            len: 0,
+            checksum: [0; 16],
+        };
+        for first in firsts {
+            dir.push_block(stored, 1, first);
+        }
+        dir
+    }
+
+    /// Ids that mostly share a long prefix, as generated and numbered ids
+    /// do, with short ones, NULs and non-ASCII among them.
+    fn id_strategy() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (0u32..5_000).prop_map(|n| format!("doc-{n:08}")),
+            2 => "doc-0000[0-9a\u{0}\u{e9}]{0,12}",
+            1 => "[a-e\u{0}]{0,4}",
+            1 => "doc-[0-9]{0,10}",
+        ]
+    }
+
+    proptest! {
+        /// The fence keys find every id's block exactly as a search over
+        /// the first ids' strings does.
+        #[test]
+        fn fence_keys_find_the_block_a_string_search_finds(
+            firsts in proptest::collection::btree_set(id_strategy(), 0..60),
+            probes in proptest::collection::vec(id_strategy(), 1..40),
+        ) {
+            let dir = directory(&firsts);
+            let keys = FenceKeys::new(&dir);
+            let probes = probes.iter().map(String::as_str).chain(firsts.iter().map(String::as_str));
+            for id in probes {
+                prop_assert_eq!(
+                    keys.blocks_from(&dir, id),
+                    dir.blocks.partition_point(|b| dir.first(b) <= id),
+                    "id {:?}", id
+                );
+            }
+        }
+    }
+
+    /// Two ids with the same tag in one block are both found, each with
+    /// its own entry (a tag only narrows the search; the id decides).
+    #[test]
+    fn ids_with_equal_tags_in_one_block_are_told_apart() {
+        let mut seen = std::collections::HashMap::new();
+        let (a, b) = (0u64..)
+            .find_map(|n| {
+                let id = format!("id-{n}");
+                match seen.insert(id_tag(id.as_bytes()), id.clone()) {
+                    Some(other) => Some((other, id)),
+                    None => None,
+                }
+            })
+            .expect("32-bit tags collide within a few hundred thousand ids");
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        let entry = |segment: u64| DocEntry {
+            loc: Loc {
+                segment,
+                offset: 64,
+                len: 100,
+            },
+            size_bytes: 70,
+        };
+        let ids = [
+            "a-first".to_owned(),
+            a.clone(),
+            b.clone(),
+            "z-last".to_owned(),
+        ];
+        let plain = encode_block(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), entry(i as u64 + 1))),
+        );
+        let bounds = BlockBounds {
+            count: 4,
+            first: "a-first",
+            next_first: None,
+        };
+        let extents = Extents::new((1..=4).map(|s| (s, 4096)).collect());
+        let at = check_block(&plain, bounds, &extents).expect("a good block");
+        assert_eq!(find_in_checked_block(&plain, &at, &a), Some(entry(2)));
+        assert_eq!(find_in_checked_block(&plain, &at, &b), Some(entry(3)));
+        assert_eq!(find_in_checked_block(&plain, &at, "z-last"), Some(entry(4)));
+        assert_eq!(find_in_checked_block(&plain, &at, "id-x"), None);
     }
 }

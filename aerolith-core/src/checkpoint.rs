@@ -170,7 +170,7 @@ impl DirCollection {
         }
     }
 
-    fn push_block(&mut self, stored: Stored, count: u32, first: &str) {
+    pub(crate) fn push_block(&mut self, stored: Stored, count: u32, first: &str) {
         let first_start = u32::try_from(self.fences.len()).expect("fences fit in u32 bytes");
         self.fences.push_str(first);
         self.blocks.push(BlockRef {
@@ -778,38 +778,77 @@ pub(crate) fn decode_block(
     Ok(out)
 }
 
+/// Where one entry of a checked block starts in the plain bytes, with a
+/// hash of its id ([`id_tag`]) beside it: a point look-up scans the tags,
+/// which lie together in a few cache lines, and compares ids only where a
+/// tag matches. (A binary search over the block instead waited, at every
+/// step, on one cache miss for the entry's start and one for its id: three
+/// quarters of the engine's part of a hot point read.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryAt {
+    tag: u32,
+    start: u32,
+}
+
+/// A 32-bit hash of an id for [`EntryAt`]: a multiply-rotate mix of its
+/// bytes eight at a time. Not a defence against chosen ids: equal tags only
+/// cost an id comparison each, never a wrong answer.
+pub(crate) fn id_tag(id: &[u8]) -> u32 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut h = id.len() as u64;
+    let mut chunks = id.chunks_exact(8);
+    for chunk in &mut chunks {
+        h = mix(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    // The high half is the best mixed.
+    (h >> 32) as u32
+}
+
 /// Checks a whole plain block of an id table (see [`BlockEntries`]) and
-/// returns where each of its entries starts, for [`find_in_checked_block`].
+/// returns where each of its entries starts, with its id's tag, in id
+/// order, for [`find_in_checked_block`].
 pub(crate) fn check_block(
     plain: &[u8],
     bounds: BlockBounds<'_>,
     extents: &Extents,
-) -> std::result::Result<Box<[u32]>, Rejected> {
+) -> std::result::Result<Box<[EntryAt]>, Rejected> {
     let mut entries = BlockEntries::new(plain, bounds, extents)?;
-    let mut starts = Vec::with_capacity(bounds.count as usize);
+    let mut at = Vec::with_capacity(bounds.count as usize);
     loop {
         let start = plain.len() - entries.r.buf.len();
-        if entries.next_entry()?.is_none() {
+        let Some((id, _)) = entries.next_entry()? else {
             break;
-        }
-        starts.push(u32::try_from(start).expect("a block is far below 4 GiB"));
+        };
+        at.push(EntryAt {
+            tag: id_tag(id.as_bytes()),
+            start: u32::try_from(start).expect("a block is far below 4 GiB"),
+        });
     }
-    Ok(starts.into_boxed_slice())
+    Ok(at.into_boxed_slice())
 }
 
-/// The entry of `id` in a block checked by [`check_block`] (`starts` are
-/// its entries' starts): a binary search over the block in place.
-pub(crate) fn find_in_checked_block(plain: &[u8], starts: &[u32], id: &str) -> Option<DocEntry> {
-    let id_at = |start: u32| -> &[u8] {
-        let start = start as usize;
+/// The entry of `id` in a block checked by [`check_block`] (`entries` is
+/// what it returned): the entries whose tag is `id`'s, compared in place.
+pub(crate) fn find_in_checked_block(
+    plain: &[u8],
+    entries: &[EntryAt],
+    id: &str,
+) -> Option<DocEntry> {
+    let tag = id_tag(id.as_bytes());
+    let found = entries.iter().filter(|e| e.tag == tag).find_map(|e| {
+        let start = e.start as usize;
         let len = usize::from(u16::from_le_bytes([plain[start], plain[start + 1]]));
-        &plain[start + 2..start + 2 + len]
-    };
-    let i = starts
-        .binary_search_by(|&start| id_at(start).cmp(id.as_bytes()))
-        .ok()?;
-    let start = starts[i] as usize;
-    let rest = &plain[start + 2 + id_at(starts[i]).len()..];
+        let end = start + 2 + len;
+        (&plain[start + 2..end] == id.as_bytes()).then_some(end)
+    })?;
+    let rest = &plain[found..];
     let u64_at = |k: usize| u64::from_le_bytes(rest[k..k + 8].try_into().expect("8 bytes"));
     let u32_at = |k: usize| u32::from_le_bytes(rest[k..k + 4].try_into().expect("4 bytes"));
     Some(DocEntry {

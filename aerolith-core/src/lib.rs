@@ -181,12 +181,12 @@ pub mod fuzzing {
             checked.is_ok(),
             "decoding and checking agree"
         );
-        let (Ok(entries), Ok(starts)) = (decoded, checked) else {
+        let (Ok(entries), Ok(at)) = (decoded, checked) else {
             return false;
         };
         for (id, entry) in &entries {
             assert_eq!(
-                find_in_checked_block(bytes, &starts, id),
+                find_in_checked_block(bytes, &at, id),
                 Some(*entry),
                 "a decoded id is found in place"
             );
@@ -194,7 +194,7 @@ pub mod fuzzing {
         let mut absent = first.to_owned();
         absent.push('\u{0}');
         if entries.iter().all(|(id, _)| **id != *absent) {
-            assert_eq!(find_in_checked_block(bytes, &starts, &absent), None);
+            assert_eq!(find_in_checked_block(bytes, &at, &absent), None);
         }
         true
     }
