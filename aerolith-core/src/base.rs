@@ -166,7 +166,7 @@ impl CheckpointFile {
     }
 }
 
-/// A block of an id table once checked whole.
+/// A block of an id table once checked for point reads.
 struct CheckedBlock {
     /// `None` if the file's bytes are the plain block (no encryption), else
     /// the opened plain bytes.
@@ -239,8 +239,8 @@ impl FenceKeys {
 pub(crate) struct BaseCollection {
     file: Arc<CheckpointFile>,
     dir: DirCollection,
-    /// Per block, once checked whole: its plain bytes and where each entry
-    /// starts (point reads then search it in place).
+    /// Per block, once checked for point reads: its plain bytes and where
+    /// each entry starts (point reads then search it in place).
     checked: Box<[OnceLock<CheckedBlock>]>,
     /// The blocks' first ids as numbers, built on the first point read.
     fences: OnceLock<FenceKeys>,
@@ -292,16 +292,16 @@ impl BaseCollection {
         self.dir.indexes[i].keys as usize
     }
 
-    /// Block `i`, checked whole once: its plain bytes and entry starts.
+    /// Block `i`, checked for point reads once: its plain bytes and where
+    /// its entries start, with their ids' tags.
     fn block(&self, i: usize) -> Result<(&[u8], &[checkpoint::EntryAt])> {
         let at = &self.dir.blocks[i];
         let checked = match self.checked[i].get() {
             Some(checked) => checked,
             None => {
                 let plain = self.file.plain(&at.stored)?;
-                let entries =
-                    checkpoint::check_block(&plain, self.dir.bounds(i), &self.file.extents)
-                        .map_err(|e| self.rejected(&at.stored, e))?;
+                let entries = checkpoint::check_block(&plain, self.dir.bounds(i))
+                    .map_err(|e| self.rejected(&at.stored, e))?;
                 let plain = match plain {
                     Cow::Borrowed(_) => None,
                     Cow::Owned(plain) => Some(plain.into_boxed_slice()),
@@ -323,8 +323,8 @@ impl BaseCollection {
         self.file.damaged(at, &reason)
     }
 
-    /// The entry of document `id`, reading one block at most (checked
-    /// whole the first time, then searched in place).
+    /// The entry of document `id`, reading one block at most (checked the
+    /// first time, then searched in place).
     pub(crate) fn entry(&self, id: &str) -> Result<Option<DocEntry>> {
         if let Some(map) = self.docs.get() {
             return Ok(map.get(id).copied());
@@ -335,7 +335,15 @@ impl BaseCollection {
             return Ok(None);
         }
         let (plain, entries) = self.block(i - 1)?;
-        Ok(checkpoint::find_in_checked_block(plain, entries, id))
+        match checkpoint::find_in_checked_block(plain, entries, id) {
+            // Checking a block for point reads leaves the locations to the
+            // look-up (`checkpoint::check_block`).
+            Some(entry) if !self.file.extents.contain(&entry.loc) => Err(self.rejected(
+                &self.dir.blocks[i - 1].stored,
+                Rejected("a document's location is outside the covered log".into()),
+            )),
+            found => Ok(found),
+        }
     }
 
     /// The entry of document `id` with the id as the map holds it (builds
@@ -477,10 +485,8 @@ mod tests {
         let (a, b) = (0u64..)
             .find_map(|n| {
                 let id = format!("id-{n}");
-                match seen.insert(id_tag(id.as_bytes()), id.clone()) {
-                    Some(other) => Some((other, id)),
-                    None => None,
-                }
+                seen.insert(id_tag(id.as_bytes()), id.clone())
+                    .map(|other| (other, id))
             })
             .expect("32-bit tags collide within a few hundred thousand ids");
         let (a, b) = if a < b { (a, b) } else { (b, a) };
@@ -508,8 +514,7 @@ mod tests {
             first: "a-first",
             next_first: None,
         };
-        let extents = Extents::new((1..=4).map(|s| (s, 4096)).collect());
-        let at = check_block(&plain, bounds, &extents).expect("a good block");
+        let at = check_block(&plain, bounds).expect("a good block");
         assert_eq!(find_in_checked_block(&plain, &at, &a), Some(entry(2)));
         assert_eq!(find_in_checked_block(&plain, &at, &b), Some(entry(3)));
         assert_eq!(find_in_checked_block(&plain, &at, "z-last"), Some(entry(4)));
