@@ -319,6 +319,67 @@ fn every_damaged_or_truncated_checkpoint_byte_is_found_and_never_served() {
     }
 }
 
+/// A block rewritten with a valid checksum (as only someone writing the
+/// file on purpose could) whose first entry points outside the log the
+/// checkpoint covers: the point read checks the location before using it,
+/// answers corruption, never a document, and the next open replays the log.
+#[test]
+fn a_forged_block_location_outside_the_covered_log_is_refused_by_a_point_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), fast()).unwrap();
+    populate(&db, 400);
+    db.close().unwrap();
+    let good = std::fs::read(dir.path().join(CHECKPOINT)).unwrap();
+    let region = region_start(&good);
+    // The first item is collection "c"'s first id block: u32 entries, then
+    // per entry `str id, u64 segment, u64 offset, u32 len, u32 size`.
+    let id_len = usize::from(u16::from_le_bytes([good[region + 4], good[region + 5]]));
+    assert_eq!(&good[region + 6..region + 6 + id_len], b"c0000");
+    let block_len = {
+        // The block ends where the next item starts: find its length from
+        // the directory entry holding its checksum.
+        let mut end = region + 6 + id_len + 24;
+        let count = u32::from_le_bytes(good[region..region + 4].try_into().unwrap());
+        for _ in 1..count {
+            let len = usize::from(u16::from_le_bytes([good[end], good[end + 1]]));
+            end += 2 + len + 24;
+        }
+        end - region
+    };
+    let old_sum = xxhash_rust::xxh3::xxh3_128(&good[region..region + block_len]).to_le_bytes();
+    let mut forged = good.clone();
+    let segment_at = region + 6 + id_len;
+    forged[segment_at..segment_at + 8].copy_from_slice(&99u64.to_le_bytes());
+    let new_sum = xxhash_rust::xxh3::xxh3_128(&forged[region..region + block_len]).to_le_bytes();
+    let directory = HEADER_BYTES..region - HASH_BYTES;
+    let at = forged[directory.clone()]
+        .windows(16)
+        .position(|w| w == old_sum)
+        .expect("the directory holds the block's checksum")
+        + HEADER_BYTES;
+    forged[at..at + 16].copy_from_slice(&new_sum);
+    let head = xxhash_rust::xxh3::xxh3_128(&forged[..region - HASH_BYTES]).to_le_bytes();
+    forged[region - HASH_BYTES..region].copy_from_slice(&head);
+
+    let case = crate::crash_image(dir.path());
+    let path = case.path().join(CHECKPOINT);
+    std::fs::write(&path, &forged).unwrap();
+    let db = Database::open(case.path(), fast()).unwrap();
+    assert!(db.recovery_report().checkpoint_used, "the head is valid");
+    match db.get("c", "c0000") {
+        Err(Error::Corrupt { path: found, .. }) => assert_eq!(found, path),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(!path.exists(), "the forged checkpoint is dropped");
+    drop(db);
+    let db = Database::open(case.path(), fast()).unwrap();
+    assert!(!db.recovery_report().checkpoint_used);
+    assert_eq!(
+        db.get("c", "c0000").unwrap().unwrap()["_id"],
+        json!("c0000")
+    );
+}
+
 #[test]
 fn a_point_read_after_open_reads_one_block_and_damage_elsewhere_is_not_in_its_way() {
     let dir = tempfile::tempdir().unwrap();
