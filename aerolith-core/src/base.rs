@@ -172,7 +172,7 @@ struct CheckedBlock {
     /// the opened plain bytes.
     plain: Option<Box<[u8]>>,
     /// Where each entry starts in the plain bytes, with its id's tag, in
-    /// id order.
+    /// stored order.
     entries: Box<[checkpoint::EntryAt]>,
 }
 
@@ -240,7 +240,8 @@ pub(crate) struct BaseCollection {
     file: Arc<CheckpointFile>,
     dir: DirCollection,
     /// Per block, once checked for point reads: its plain bytes and where
-    /// each entry starts (point reads then search it in place).
+    /// each entry starts, with its id's tag (point reads then search it in
+    /// place).
     checked: Box<[OnceLock<CheckedBlock>]>,
     /// The blocks' first ids as numbers, built on the first point read.
     fences: OnceLock<FenceKeys>,
