@@ -478,6 +478,41 @@ mod tests {
         }
     }
 
+    /// The directory checks its blocks' first ids as UTF-8 all at once:
+    /// first ids that are UTF-8 only when run together (one ends inside a
+    /// character the next one finishes) are still refused, and the same
+    /// directory with whole characters decodes.
+    #[test]
+    fn first_ids_split_inside_a_character_are_refused() {
+        use crate::checkpoint::{decode_directory, encode_directory, CoveredSegment, Directory};
+        use crate::segment::SEGMENT_HEADER_BYTES;
+        let firsts: BTreeSet<String> = ["zz".to_owned(), "zzz".to_owned()].into();
+        let mut coll = directory(&firsts);
+        coll.docs = 2;
+        let encoded = encode_directory(&Directory {
+            database_id: "db".into(),
+            next_txn: 1,
+            segments: vec![CoveredSegment {
+                id: 1,
+                len: SEGMENT_HEADER_BYTES,
+                boundary: None,
+            }],
+            collections: vec![coll],
+        });
+        assert!(decode_directory(&encoded).is_ok());
+        let find = |pattern: &[u8]| {
+            encoded
+                .windows(pattern.len())
+                .position(|w| w == pattern)
+                .expect("the first id is encoded")
+        };
+        let mut split = encoded.clone();
+        // "z\xC3" then "\xA9zz": together "zézz", apart neither is UTF-8.
+        split[find(&[2, 0, b'z', b'z']) + 3] = 0xC3;
+        split[find(&[3, 0, b'z', b'z', b'z']) + 2] = 0xA9;
+        assert!(decode_directory(&split).is_err());
+    }
+
     /// Two ids with the same tag in one block are both found, each with
     /// its own entry (a tag only narrows the search; the id decides).
     #[test]
