@@ -650,8 +650,11 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
         // The first ids are gathered as bytes and checked to be UTF-8 all
         // at once (one pass over one buffer instead of a call per block,
         // which was a tenth of opening a large checkpoint); each must also
-        // start on a character boundary, so that each is UTF-8 alone.
-        let mut fences: Vec<u8> = Vec::with_capacity(r.buf.len().min(block_count * 16));
+        // start on a character boundary, so that each is UTF-8 alone. Not
+        // reserved ahead: an estimate too large (twice the need) cost an
+        // open of 1,000,000 documents 40% more in fresh pages, where
+        // growing by doubling reuses what the allocator already holds.
+        let mut fences: Vec<u8> = Vec::new();
         let mut counted = 0u64;
         let mut previous: Option<&[u8]> = None;
         for _ in 0..block_count {
