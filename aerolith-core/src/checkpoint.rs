@@ -732,6 +732,19 @@ pub(crate) fn decode_directory(plain: &[u8]) -> std::result::Result<Directory, R
     })
 }
 
+/// A block's entry count, read from its start, which must be the
+/// directory's count and fit in the bytes that follow.
+fn block_count(
+    r: &mut Reader<'_>,
+    bounds: BlockBounds<'_>,
+) -> std::result::Result<usize, Rejected> {
+    let count = r.count(2 + DOC_ENTRY_BYTES)?;
+    if count != bounds.count as usize {
+        return reject("a block's count differs from the directory");
+    }
+    Ok(count)
+}
+
 /// The entries of a plain block of an id table, read in place and checked
 /// against the block's reference as they are read: the count, the first id,
 /// ids strictly ascending and below the next block's first id, every
@@ -751,10 +764,7 @@ impl<'a> BlockEntries<'a> {
         extents: &'a Extents,
     ) -> std::result::Result<Self, Rejected> {
         let mut r = Reader { buf: plain };
-        let count = r.count(2 + DOC_ENTRY_BYTES)?;
-        if count != bounds.count as usize {
-            return reject("a block's count differs from the directory");
-        }
+        let count = block_count(&mut r, bounds)?;
         Ok(BlockEntries {
             r,
             bounds,
@@ -862,16 +872,12 @@ pub(crate) fn check_block(
     bounds: BlockBounds<'_>,
 ) -> std::result::Result<Box<[EntryAt]>, Rejected> {
     let mut r = Reader { buf: plain };
-    let count = r.count(2 + DOC_ENTRY_BYTES)?;
-    if count != bounds.count as usize {
-        return reject("a block's count differs from the directory");
-    }
+    let count = block_count(&mut r, bounds)?;
     let mut at = Vec::with_capacity(count);
     let mut last: &[u8] = &[];
     for i in 0..count {
         let start = plain.len() - r.buf.len();
-        let len = usize::from(u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes")));
-        let id = r.take(len)?;
+        let id = r.str_bytes()?;
         r.take(DOC_ENTRY_BYTES)?;
         if i == 0 && id != bounds.first.as_bytes() {
             return reject("a block's ids are out of order or not its first id");
